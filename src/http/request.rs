@@ -1,0 +1,563 @@
+//! Reading requests off a connection: the head with one deadline and size limits (408, 431,
+//! 400), then the body by `Content-Length` or strict chunked decoding with a cap (413) and a
+//! deadline, and `Expect: 100-continue`. Bytes read past the end of one request stay in the
+//! connection's buffer for the next (pipelining). Nothing here allocates by what a client
+//! declares: buffers grow only with bytes actually received.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The most bytes a request head (request line plus headers) may take.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The most header fields a request may carry.
+pub const MAX_HEADERS: usize = 100;
+/// The longest chunk-size line (with extensions) and the most trailer bytes accepted.
+const MAX_CHUNK_LINE: usize = 4096;
+const MAX_TRAILER_BYTES: usize = 16 * 1024;
+/// How often a worker waiting for the next request on an idle connection checks whether the
+/// server is shutting down.
+const IDLE_SLICE: Duration = Duration::from_millis(200);
+
+/// The protocol version of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+/// One parsed request, with its whole body.
+#[derive(Debug)]
+pub struct Request {
+    pub method: String,
+    /// The request target as sent (path and query, not percent-decoded).
+    pub target: String,
+    pub version: Version,
+    /// Header fields in the order received; names as sent.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub peer: SocketAddr,
+    /// When the head was complete: the start of this request's own time.
+    pub received_at: Instant,
+}
+
+impl Request {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The target's path, without the query string.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    /// The query string after `?`, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+
+    /// Whether the client allows the connection to stay open after this request.
+    pub(crate) fn wants_keep_alive(&self) -> bool {
+        let connection = self.header("connection").unwrap_or("");
+        let has = |token: &str| {
+            connection
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
+        };
+        match self.version {
+            Version::Http11 => !has("close"),
+            Version::Http10 => has("keep-alive"),
+        }
+    }
+}
+
+/// Limits and deadlines for reading one request.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadLimits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub keepalive_idle: Duration,
+    pub max_body_bytes: u64,
+}
+
+/// Why no request could be read. `Reject` carries a status to answer before closing.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The client closed, went idle past its deadline, or the socket failed: close quietly.
+    Closed,
+    /// Answer with this status and message, then close the connection.
+    Reject(u16, &'static str),
+}
+
+/// A client connection: the socket and the bytes received but not yet consumed.
+pub(crate) struct Connection {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    buf: Vec<u8>,
+    /// Requests answered on this connection so far.
+    pub served: u64,
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream, peer: SocketAddr) -> Self {
+        Connection {
+            stream,
+            peer,
+            buf: Vec::new(),
+            served: 0,
+        }
+    }
+
+    /// Reads the next request. On a kept-alive connection it first waits up to the idle
+    /// deadline for a first byte (closing early when `stopping` is set); from then on the
+    /// whole head must arrive within the header deadline, and the body within its own.
+    pub fn read_request(
+        &mut self,
+        limits: &ReadLimits,
+        stopping: &AtomicBool,
+    ) -> Result<Request, ReadError> {
+        if self.served > 0 && self.buf.is_empty() {
+            self.wait_for_first_byte(limits.keepalive_idle, stopping)?;
+        }
+        // The head deadline runs from when a worker takes the connection up, so time spent
+        // waiting in the accept queue is not held against the client.
+        let head_deadline = Instant::now() + limits.header_timeout;
+        let head_len = self.read_head(head_deadline)?;
+        let (mut request, framing) = parse_head(&self.buf[..head_len], self.peer)?;
+        self.buf.drain(..head_len);
+
+        if let Some(expect) = request.header("expect") {
+            if !expect.eq_ignore_ascii_case("100-continue") {
+                return Err(ReadError::Reject(417, "unsupported Expect header"));
+            }
+        }
+        let wants_continue = request.version == Version::Http11
+            && request.header("expect").is_some()
+            && self.buf.is_empty();
+        let body_deadline = Instant::now() + limits.body_timeout;
+        match framing {
+            Framing::None => {}
+            Framing::Length(len) => {
+                if len > limits.max_body_bytes {
+                    return Err(ReadError::Reject(413, "request body too large"));
+                }
+                if wants_continue && len > 0 {
+                    self.send_continue()?;
+                }
+                request.body = self.read_exact_body(len as usize, body_deadline)?;
+            }
+            Framing::Chunked => {
+                if wants_continue {
+                    self.send_continue()?;
+                }
+                request.body = self.read_chunked_body(limits.max_body_bytes, body_deadline)?;
+            }
+        }
+        request.received_at = Instant::now();
+        Ok(request)
+    }
+
+    fn send_continue(&mut self) -> Result<(), ReadError> {
+        self.stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .map_err(|_| ReadError::Closed)
+    }
+
+    /// Waits for the first byte of a kept-alive connection's next request, in short slices so
+    /// that a shutdown closes idle connections promptly.
+    fn wait_for_first_byte(
+        &mut self,
+        idle: Duration,
+        stopping: &AtomicBool,
+    ) -> Result<(), ReadError> {
+        let deadline = Instant::now() + idle;
+        loop {
+            if stopping.load(Ordering::Relaxed) {
+                return Err(ReadError::Closed);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ReadError::Closed);
+            }
+            match self.fill((deadline - now).min(IDLE_SLICE)) {
+                Ok(0) => return Err(ReadError::Closed),
+                Ok(_) => return Ok(()),
+                Err(e) if is_timeout(&e) => continue,
+                Err(_) => return Err(ReadError::Closed),
+            }
+        }
+    }
+
+    /// Reads until the buffer holds a complete head and returns its length. Searches only the
+    /// newly received bytes for the blank line, so a client sending one byte at a time costs
+    /// linear, not quadratic, work.
+    fn read_head(&mut self, deadline: Instant) -> Result<usize, ReadError> {
+        let mut searched = 0;
+        loop {
+            if let Some(end) = find_head_end(&self.buf, searched) {
+                return Ok(end);
+            }
+            if self.buf.len() >= MAX_HEAD_BYTES {
+                return Err(ReadError::Reject(431, "request head too large"));
+            }
+            searched = self.buf.len().saturating_sub(3);
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(self.head_timeout());
+            }
+            match self.fill(deadline - now) {
+                Ok(0) => return Err(ReadError::Closed),
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => return Err(self.head_timeout()),
+                Err(_) => return Err(ReadError::Closed),
+            }
+        }
+    }
+
+    fn head_timeout(&self) -> ReadError {
+        if self.buf.is_empty() {
+            // Nothing of a request arrived: an idle connection, not a slow client.
+            ReadError::Closed
+        } else {
+            ReadError::Reject(408, "request head not received in time")
+        }
+    }
+
+    /// Reads once from the socket into the buffer, waiting at most `timeout`.
+    fn fill(&mut self, timeout: Duration) -> io::Result<usize> {
+        let timeout = timeout.max(Duration::from_millis(1));
+        self.stream.set_read_timeout(Some(timeout))?;
+        let mut chunk = [0u8; 16 * 1024];
+        let room = if self.buf.len() < MAX_HEAD_BYTES {
+            (MAX_HEAD_BYTES + 1 - self.buf.len()).min(chunk.len())
+        } else {
+            chunk.len()
+        };
+        let n = self.stream.read(&mut chunk[..room])?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    /// Makes sure at least `want` bytes are buffered, reading before `deadline`.
+    fn fill_to(&mut self, want: usize, deadline: Instant) -> Result<(), ReadError> {
+        while self.buf.len() < want {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ReadError::Reject(408, "request body not received in time"));
+            }
+            match self.fill(deadline - now) {
+                Ok(0) => return Err(ReadError::Closed),
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => {
+                    return Err(ReadError::Reject(408, "request body not received in time"))
+                }
+                Err(_) => return Err(ReadError::Closed),
+            }
+        }
+        Ok(())
+    }
+
+    fn read_exact_body(&mut self, len: usize, deadline: Instant) -> Result<Vec<u8>, ReadError> {
+        let take = len.min(self.buf.len());
+        let mut body = Vec::with_capacity(take);
+        body.extend(self.buf.drain(..take));
+        self.read_into(&mut body, len, deadline)?;
+        Ok(body)
+    }
+
+    /// Reads straight from the socket into `body` until it holds `len` bytes. The vector
+    /// grows with what arrives, never by what was declared.
+    fn read_into(
+        &mut self,
+        body: &mut Vec<u8>,
+        len: usize,
+        deadline: Instant,
+    ) -> Result<(), ReadError> {
+        let mut chunk = [0u8; 16 * 1024];
+        while body.len() < len {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ReadError::Reject(408, "request body not received in time"));
+            }
+            self.stream
+                .set_read_timeout(Some(deadline - now))
+                .map_err(|_| ReadError::Closed)?;
+            let want = (len - body.len()).min(chunk.len());
+            match self.stream.read(&mut chunk[..want]) {
+                Ok(0) => return Err(ReadError::Closed),
+                Ok(n) => body.extend_from_slice(&chunk[..n]),
+                Err(e) if is_timeout(&e) => {
+                    return Err(ReadError::Reject(408, "request body not received in time"))
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(ReadError::Closed),
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes a chunked body strictly: hex sizes, CRLF after every chunk, trailers bounded.
+    fn read_chunked_body(&mut self, cap: u64, deadline: Instant) -> Result<Vec<u8>, ReadError> {
+        let mut body = Vec::new();
+        loop {
+            let line_end = self.read_line(MAX_CHUNK_LINE, deadline)?;
+            if !self.buf[0].is_ascii_hexdigit() {
+                return Err(ReadError::Reject(400, "malformed chunk size"));
+            }
+            let size = match httparse::parse_chunk_size(&self.buf[..line_end]) {
+                Ok(httparse::Status::Complete((used, size))) if used == line_end => size,
+                _ => return Err(ReadError::Reject(400, "malformed chunk size")),
+            };
+            self.buf.drain(..line_end);
+            if size == 0 {
+                return self.skip_trailers(deadline).map(|()| body);
+            }
+            if body.len() as u64 + size > cap {
+                return Err(ReadError::Reject(413, "request body too large"));
+            }
+            let size = size as usize;
+            let take = size.min(self.buf.len());
+            body.extend(self.buf.drain(..take));
+            let target = body.len() + (size - take);
+            self.read_into(&mut body, target, deadline)?;
+            self.fill_to(2, deadline)?;
+            if &self.buf[..2] != b"\r\n" {
+                return Err(ReadError::Reject(400, "chunk data not followed by CRLF"));
+            }
+            self.buf.drain(..2);
+        }
+    }
+
+    /// Skips trailer fields up to the blank line that ends a chunked body.
+    fn skip_trailers(&mut self, deadline: Instant) -> Result<(), ReadError> {
+        let mut total = 0;
+        loop {
+            let line_end = self.read_line(MAX_CHUNK_LINE, deadline)?;
+            self.buf.drain(..line_end);
+            if line_end == 2 {
+                return Ok(());
+            }
+            total += line_end;
+            if total > MAX_TRAILER_BYTES {
+                return Err(ReadError::Reject(431, "request trailers too large"));
+            }
+        }
+    }
+
+    /// Waits until the buffer starts with a CRLF-terminated line of at most `max` bytes and
+    /// returns its length including the CRLF.
+    fn read_line(&mut self, max: usize, deadline: Instant) -> Result<usize, ReadError> {
+        let mut searched = 0;
+        loop {
+            if let Some(i) = self.buf[searched..].iter().position(|&b| b == b'\n') {
+                let end = searched + i;
+                if end == 0 || self.buf[end - 1] != b'\r' {
+                    return Err(ReadError::Reject(400, "bare LF in chunked body"));
+                }
+                return Ok(end + 1);
+            }
+            if self.buf.len() > max {
+                return Err(ReadError::Reject(400, "chunk line too long"));
+            }
+            searched = self.buf.len();
+            self.fill_to(self.buf.len() + 1, deadline)?;
+        }
+    }
+}
+
+/// How a request's body is delimited.
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// Finds the end of the head (just past the blank line), looking from `from` on.
+fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < buf.len() {
+        if buf[i] == b'\n' {
+            if buf[..i].ends_with(b"\r\n\r") {
+                return Some(i + 1);
+            }
+            if i >= 1 && buf[i - 1] == b'\n' {
+                return Some(i + 1);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Parses a complete head and decides the body framing (RFC 9112 section 6).
+fn parse_head(head: &[u8], peer: SocketAddr) -> Result<(Request, Framing), ReadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    match parsed.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => {
+            return Err(ReadError::Reject(400, "malformed request head"))
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(ReadError::Reject(431, "too many request headers"))
+        }
+        Err(_) => return Err(ReadError::Reject(400, "malformed request head")),
+    }
+    let version = match parsed.version {
+        Some(0) => Version::Http10,
+        Some(1) => Version::Http11,
+        _ => return Err(ReadError::Reject(505, "HTTP version not supported")),
+    };
+    let method = parsed.method.unwrap_or("").to_string();
+    let target = parsed.path.unwrap_or("").to_string();
+    if !(target.starts_with('/') || (target == "*" && method == "OPTIONS")) {
+        return Err(ReadError::Reject(
+            400,
+            "request target must be an absolute path",
+        ));
+    }
+    let mut fields = Vec::with_capacity(parsed.headers.len());
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut has_host = false;
+    for h in parsed.headers.iter() {
+        let value = String::from_utf8_lossy(h.value).trim().to_string();
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = parse_content_length(&value)
+                .ok_or(ReadError::Reject(400, "invalid Content-Length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(ReadError::Reject(400, "conflicting Content-Length headers"));
+            }
+            length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if chunked || !value.eq_ignore_ascii_case("chunked") {
+                return Err(ReadError::Reject(
+                    501,
+                    "only chunked transfer coding is supported",
+                ));
+            }
+            chunked = true;
+        } else if h.name.eq_ignore_ascii_case("host") {
+            has_host = true;
+        }
+        fields.push((h.name.to_string(), value));
+    }
+    if chunked && length.is_some() {
+        return Err(ReadError::Reject(
+            400,
+            "Content-Length together with Transfer-Encoding",
+        ));
+    }
+    if chunked && version == Version::Http10 {
+        return Err(ReadError::Reject(
+            400,
+            "Transfer-Encoding in an HTTP/1.0 request",
+        ));
+    }
+    if version == Version::Http11 && !has_host {
+        return Err(ReadError::Reject(400, "missing Host header"));
+    }
+    let framing = match (chunked, length) {
+        (true, _) => Framing::Chunked,
+        (false, Some(0)) | (false, None) => Framing::None,
+        (false, Some(n)) => Framing::Length(n),
+    };
+    let request = Request {
+        method,
+        target,
+        version,
+        headers: fields,
+        body: Vec::new(),
+        peer,
+        received_at: Instant::now(),
+    };
+    Ok((request, framing))
+}
+
+/// `Content-Length` is 1*DIGIT: no sign, no spaces, no hex, and it must fit a u64.
+fn parse_content_length(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:1".parse().unwrap()
+    }
+
+    #[test]
+    fn head_end_is_found_across_reads_and_with_bare_lf() {
+        assert_eq!(
+            find_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest", 0),
+            Some(27)
+        );
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\nHost: a\n\n", 0), Some(24));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0), None);
+    }
+
+    #[test]
+    fn content_length_must_be_plain_digits() {
+        assert_eq!(parse_content_length("42"), Some(42));
+        assert_eq!(parse_content_length("+42"), None);
+        assert_eq!(parse_content_length("0x10"), None);
+        assert_eq!(parse_content_length(""), None);
+        assert_eq!(parse_content_length("99999999999999999999999"), None);
+    }
+
+    #[test]
+    fn conflicting_framing_is_rejected() {
+        let head = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(matches!(
+            parse_head(head, peer()),
+            Err(ReadError::Reject(400, _))
+        ));
+        let head = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n";
+        assert!(matches!(
+            parse_head(head, peer()),
+            Err(ReadError::Reject(400, _))
+        ));
+        let head = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+        assert!(matches!(
+            parse_head(head, peer()),
+            Err(ReadError::Reject(501, _))
+        ));
+    }
+
+    #[test]
+    fn keep_alive_follows_version_and_connection_header() {
+        let (r, _) = parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", peer())
+            .ok()
+            .unwrap();
+        assert!(r.wants_keep_alive());
+        let (r, _) = parse_head(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            peer(),
+        )
+        .ok()
+        .unwrap();
+        assert!(!r.wants_keep_alive());
+        let (r, _) = parse_head(b"GET / HTTP/1.0\r\n\r\n", peer()).ok().unwrap();
+        assert!(!r.wants_keep_alive());
+        let (r, _) = parse_head(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", peer())
+            .ok()
+            .unwrap();
+        assert!(r.wants_keep_alive());
+    }
+}

@@ -1,0 +1,407 @@
+//! The listener, the acceptor thread, the worker pool and graceful shutdown.
+//!
+//! One acceptor thread accepts connections and hands them over a bounded queue to worker
+//! threads (`worker-1..N`, started on demand up to `workers`), each serving one connection
+//! at a time, request after request. The acceptor never dies: `accept()` errors are logged
+//! and retried after a short pause. Past `max_connections` it answers 503 itself and closes,
+//! without taking a worker. Connections closed with unread input (413 answers, overload 503s)
+//! are handed to a closer thread that drains them briefly, so the client reads the answer
+//! instead of a reset.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+use super::request::{Connection, ReadError, ReadLimits, Version};
+use super::response::{Responder, State};
+use super::Handler;
+
+/// The layer's limits, deadlines and sizes. Every figure is configurable by the application.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Most worker threads (each serves one connection at a time).
+    pub workers: usize,
+    /// Most open connections; past it new ones get a quick 503.
+    pub max_connections: usize,
+    pub keepalive_idle: Duration,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    /// A write to a client that stalls this long fails (the client counts as gone).
+    pub send_timeout: Duration,
+    pub max_body_bytes: u64,
+    pub shutdown_grace: Duration,
+    pub backlog: i32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            workers: 1024,
+            max_connections: 4096,
+            keepalive_idle: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            max_body_bytes: 32 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(30),
+            backlog: 1024,
+        }
+    }
+}
+
+/// Binds a listening socket with address reuse, `TCP_NODELAY` (inherited by accepted sockets)
+/// and the given backlog.
+pub fn bind(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// State shared by the acceptor, the workers and the shutdown handle.
+struct Shared {
+    config: ServerConfig,
+    limits: ReadLimits,
+    handler: Arc<dyn Handler>,
+    stopping: AtomicBool,
+    open_connections: AtomicUsize,
+    idle_workers: AtomicUsize,
+    started_workers: AtomicUsize,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    closer: Sender<(TcpStream, Instant)>,
+}
+
+/// A running server. Dropping it does not stop it; call [`Server::shutdown`].
+pub struct Server {
+    addr: SocketAddr,
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+/// How long the closer keeps draining a socket it was handed, at most.
+const LINGER: Duration = Duration::from_secs(1);
+
+impl Server {
+    /// Starts serving `listener` with `handler`. Raises the open-file limit to its hard limit
+    /// first, since every connection and every upstream call takes a descriptor.
+    pub fn start(
+        listener: TcpListener,
+        config: ServerConfig,
+        handler: Arc<dyn Handler>,
+    ) -> io::Result<Server> {
+        if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+            log::warn!("could not raise the open-file limit: {e}");
+        }
+        let addr = listener.local_addr()?;
+        let (conn_tx, conn_rx) = crossbeam_channel::bounded(config.max_connections.max(1));
+        let (closer_tx, closer_rx) = crossbeam_channel::bounded(1024);
+        thread::Builder::new()
+            .name("closer".into())
+            .spawn(move || run_closer(closer_rx))?;
+        let shared = Arc::new(Shared {
+            limits: ReadLimits {
+                header_timeout: config.header_timeout,
+                body_timeout: config.body_timeout,
+                keepalive_idle: config.keepalive_idle,
+                max_body_bytes: config.max_body_bytes,
+            },
+            config,
+            handler,
+            stopping: AtomicBool::new(false),
+            open_connections: AtomicUsize::new(0),
+            idle_workers: AtomicUsize::new(0),
+            started_workers: AtomicUsize::new(0),
+            workers: Mutex::new(Vec::new()),
+            closer: closer_tx,
+        });
+        let initial = shared.config.workers.clamp(1, 4);
+        for _ in 0..initial {
+            spawn_worker(&shared, &conn_rx)?;
+        }
+        let accept_listener = listener.try_clone()?;
+        let acceptor_shared = shared.clone();
+        let acceptor = thread::Builder::new()
+            .name("acceptor".into())
+            .spawn(move || run_acceptor(accept_listener, acceptor_shared, conn_tx, conn_rx))?;
+        Ok(Server {
+            addr,
+            listener,
+            shared,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Connections currently open (being served or waiting for a worker).
+    pub fn open_connections(&self) -> usize {
+        self.shared.open_connections.load(Ordering::Relaxed)
+    }
+
+    /// Graceful shutdown: stop accepting (new connections are refused at once), close idle
+    /// keep-alive connections, let requests and streams in flight finish within the grace
+    /// period, then join the workers. Returns false when the grace period ran out first.
+    pub fn shutdown(mut self) -> bool {
+        let deadline = Instant::now() + self.shared.config.shutdown_grace;
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // shutdown(SHUT_RD) on a listening socket wakes the blocked accept() with an error
+        // and makes the kernel refuse new connections.
+        let _ = SockRef::from(&self.listener).shutdown(Shutdown::Read);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        // The acceptor has exited and dropped the queue's sender: workers finish what they
+        // hold, drain the queue, and exit.
+        loop {
+            {
+                let mut workers = self
+                    .shared
+                    .workers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if workers.iter().all(|h| h.is_finished()) {
+                    for handle in workers.drain(..) {
+                        let _ = handle.join();
+                    }
+                    return true;
+                }
+            }
+            if Instant::now() >= deadline {
+                log::warn!("shutdown grace period over with requests still in flight");
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn spawn_worker(shared: &Arc<Shared>, queue: &Receiver<Connection>) -> io::Result<()> {
+    let n = shared.started_workers.fetch_add(1, Ordering::SeqCst) + 1;
+    let worker_shared = shared.clone();
+    let queue = queue.clone();
+    let spawned = thread::Builder::new()
+        .name(format!("worker-{n}"))
+        .stack_size(512 * 1024)
+        .spawn(move || run_worker(worker_shared, queue));
+    match spawned {
+        Ok(handle) => {
+            shared
+                .workers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(handle);
+            Ok(())
+        }
+        Err(e) => {
+            shared.started_workers.fetch_sub(1, Ordering::SeqCst);
+            Err(e)
+        }
+    }
+}
+
+fn run_acceptor(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    queue: Sender<Connection>,
+    queue_rx: Receiver<Connection>,
+) {
+    let mut failures = 0u32;
+    loop {
+        let accepted = listener.accept();
+        if shared.stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        let (stream, peer) = match accepted {
+            Ok(pair) => {
+                failures = 0;
+                pair
+            }
+            Err(e) => {
+                failures += 1;
+                let pause = accept_backoff(&e, failures);
+                if failures == 1 || failures % 100 == 0 {
+                    log::error!("accept failed ({e}); retrying in {pause:?}");
+                }
+                thread::sleep(pause);
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let open = shared.open_connections.load(Ordering::SeqCst);
+        if open >= shared.config.max_connections {
+            reject_overload(&shared, stream);
+            continue;
+        }
+        shared.open_connections.fetch_add(1, Ordering::SeqCst);
+        if let Err(e) = stream.set_write_timeout(Some(shared.config.send_timeout)) {
+            log::debug!("set_write_timeout failed: {e}");
+        }
+        if queue.try_send(Connection::new(stream, peer)).is_err() {
+            shared.open_connections.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
+        let waiting = queue.len();
+        if waiting > shared.idle_workers.load(Ordering::SeqCst)
+            && shared.started_workers.load(Ordering::SeqCst) < shared.config.workers
+        {
+            if let Err(e) = spawn_worker(&shared, &queue_rx) {
+                log::error!("could not start a worker thread: {e}");
+            }
+        }
+    }
+}
+
+/// How long to pause after a failed accept: out of descriptors or memory needs time for
+/// connections to close; an aborted handshake needs none.
+fn accept_backoff(e: &io::Error, failures: u32) -> Duration {
+    match e.kind() {
+        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted => Duration::ZERO,
+        _ => Duration::from_millis((10 * failures as u64).min(200)),
+    }
+}
+
+/// Answers 503 on the acceptor itself and hands the socket to the closer.
+fn reject_overload(shared: &Shared, mut stream: TcpStream) {
+    let response = shared
+        .handler
+        .protocol_error(503, "the gateway is at its connection limit; retry shortly")
+        .with_header("retry-after", "1");
+    let mut out = String::from("HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n");
+    for (name, value) in &response.headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str(&format!("content-length: {}\r\n\r\n", response.body.len()));
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&response.body);
+    if stream.write_all(&bytes).is_ok() {
+        linger_close(shared, stream);
+    }
+}
+
+/// Sends our FIN and lets the closer drain what the client still sends, so that closing with
+/// unread input does not reset the connection before the client has read our answer.
+fn linger_close(shared: &Shared, stream: TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = shared.closer.try_send((stream, Instant::now() + LINGER));
+}
+
+fn run_closer(queue: Receiver<(TcpStream, Instant)>) {
+    let mut lingering: Vec<(TcpStream, Instant)> = Vec::new();
+    let mut sink = [0u8; 16 * 1024];
+    loop {
+        if lingering.is_empty() {
+            match queue.recv() {
+                Ok(item) => lingering.push(item),
+                Err(_) => return,
+            }
+        }
+        while let Ok(item) = queue.try_recv() {
+            lingering.push(item);
+        }
+        let now = Instant::now();
+        lingering.retain_mut(|(stream, deadline)| {
+            if now >= *deadline || stream.set_nonblocking(true).is_err() {
+                return false;
+            }
+            loop {
+                match stream.read(&mut sink) {
+                    Ok(0) => return false,
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                    Err(_) => return false,
+                }
+            }
+        });
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn run_worker(shared: Arc<Shared>, queue: Receiver<Connection>) {
+    loop {
+        shared.idle_workers.fetch_add(1, Ordering::SeqCst);
+        let next = queue.recv();
+        shared.idle_workers.fetch_sub(1, Ordering::SeqCst);
+        let Ok(conn) = next else { return };
+        serve_connection(&shared, conn);
+        shared.open_connections.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Serves requests on one connection until it closes, goes idle, or must be closed.
+fn serve_connection(shared: &Shared, mut conn: Connection) {
+    loop {
+        let request = match conn.read_request(&shared.limits, &shared.stopping) {
+            Ok(request) => request,
+            Err(ReadError::Closed) => return,
+            Err(ReadError::Reject(status, message)) => {
+                // Errors found before a request was understood are answered as HTTP/1.1.
+                let response = shared.handler.protocol_error(status, message);
+                let mut responder = Responder::new(&mut conn.stream, Version::Http11, false, false);
+                if responder.send(response).is_ok() {
+                    linger_close(shared, conn.stream);
+                }
+                return;
+            }
+        };
+        conn.served += 1;
+        let keep_alive = request.wants_keep_alive() && !shared.stopping.load(Ordering::SeqCst);
+        let head_only = request.method == "HEAD";
+        let (state, reusable, panicked) = {
+            let mut responder =
+                Responder::new(&mut conn.stream, request.version, head_only, keep_alive);
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                shared.handler.handle(&request, &mut responder);
+            }));
+            (responder.state, responder.keep_alive(), outcome.is_err())
+        };
+        if panicked {
+            log::error!(
+                "handler panicked on {} {} from {}",
+                request.method,
+                request.path(),
+                request.peer
+            );
+        }
+        if state == State::Pending {
+            let message = if panicked {
+                "internal error while handling the request"
+            } else {
+                "the handler produced no response"
+            };
+            let response = shared.handler.protocol_error(500, message);
+            let _ =
+                Responder::new(&mut conn.stream, request.version, head_only, false).send(response);
+            return;
+        }
+        if !reusable || panicked {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_backoff_waits_only_when_resources_ran_out() {
+        let aborted = io::Error::from(io::ErrorKind::ConnectionAborted);
+        assert_eq!(accept_backoff(&aborted, 3), Duration::ZERO);
+        let emfile = io::Error::from_raw_os_error(24);
+        assert_eq!(accept_backoff(&emfile, 1), Duration::from_millis(10));
+        assert_eq!(accept_backoff(&emfile, 1000), Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,4 @@
+//! LLMCallGateway: a single-binary LLM API gateway.
+#![forbid(unsafe_code)]
+
+pub mod http;
