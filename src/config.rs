@@ -417,4 +417,20 @@ mod tests {
         }
         assert!(read >= VARIABLES.len());
     }
+
+    #[test]
+    fn readme_and_env_example_document_every_variable() {
+        let readme = include_str!("../README.md");
+        let example = include_str!("../.env.example");
+        for (name, _, _) in VARIABLES {
+            assert!(
+                readme.contains(&format!("| `{name}` |")),
+                "{name} missing from README.md"
+            );
+            assert!(
+                example.contains(&format!("# {name}=")),
+                "{name} missing from .env.example"
+            );
+        }
+    }
 }
