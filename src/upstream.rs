@@ -174,9 +174,13 @@ impl EventReader {
         }
     }
 
-    /// Whether bytes already received wait in the buffer (the next event may be complete).
-    pub fn has_buffered(&self) -> bool {
-        !self.reader.buffer().is_empty()
+    /// Whether a whole further event has already been received (its blank line is in the
+    /// buffer), so reading it cannot wait on the network.
+    pub fn has_complete_event(&self) -> bool {
+        self.reader
+            .buffer()
+            .windows(2)
+            .any(|w| w == b"\n\n" || w == b"\n\r")
     }
 
     /// The next event, `Ok(None)` at the end of the body.
@@ -253,6 +257,16 @@ mod tests {
         assert_eq!(got[1].event.as_deref(), Some("ping"));
         assert_eq!(got[1].data, "x\ny");
         assert_eq!(got[2].data, "[DONE]");
+    }
+
+    #[test]
+    fn only_a_whole_buffered_event_counts_as_ready() {
+        let mut r = EventReader::new(io::Cursor::new(b"data: 1\n\ndata: 2".to_vec()));
+        r.next_event().unwrap();
+        assert!(!r.has_complete_event());
+        let mut r = EventReader::new(io::Cursor::new(b"data: 1\n\ndata: 2\r\n\r\n".to_vec()));
+        r.next_event().unwrap();
+        assert!(r.has_complete_event());
     }
 
     #[test]

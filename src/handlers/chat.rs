@@ -201,8 +201,8 @@ fn openai_chat(
 }
 
 /// Relays an OpenAI-dialect event stream until `[DONE]`, an error, or the client leaving.
-/// Events already received are written together; the first one not yet received is waited
-/// for with the stream idle timeout.
+/// Events that arrived together are written together; before waiting on the network for the
+/// next one, everything in hand is sent.
 fn relay_stream(
     x: &Exchange<'_>,
     mut sse: Stream<'_, '_>,
@@ -250,7 +250,7 @@ fn relay_stream(
             }
             Err(e) => break Some(e),
         }
-        if !events.has_buffered() && !out.is_empty() {
+        if !events.has_complete_event() && !out.is_empty() {
             if sse.send(&out).is_err() {
                 log::info!("request {}: client closed the stream", x.request_id);
                 return;
