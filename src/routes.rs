@@ -9,22 +9,25 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::handlers;
 use crate::http::{Handler, Request, Responder, Response};
+use crate::recorder::Recorder;
 use crate::reply::Exchange;
 
 /// Everything a request handler may use; shared by all workers.
 pub struct Gateway {
     pub config: Config,
     pub agent: ureq::Agent,
+    pub recorder: Recorder,
     pub started: Instant,
 }
 
 impl Gateway {
-    pub fn new(config: Config) -> Self {
-        Gateway {
+    pub fn new(config: Config) -> std::io::Result<Self> {
+        Ok(Gateway {
             agent: crate::upstream::agent(&config),
+            recorder: Recorder::start(&config)?,
             config,
             started: Instant::now(),
-        }
+        })
     }
 
     /// The value of `access-control-allow-origin` for a request's `Origin`, if it is allowed.

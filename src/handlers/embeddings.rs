@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
+use crate::events::Body;
 use crate::handlers::{json_object, model_name};
 use crate::http::Responder;
 use crate::providers::mock::EmbeddingInput;
@@ -26,8 +27,10 @@ pub fn create(x: &Exchange<'_>, res: &mut Responder<'_>) {
 fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
     let body = json_object(&x.req.body)?;
     let model = model_name(&body)?;
+    x.record().model_requested = Some(model.clone());
     let inputs = parse_inputs(&body)?;
     let target = providers::resolve(&x.gw.config, &model)?;
+    x.note_target(&target);
     match target.provider {
         Provider::Mock => {
             if target.model != "embed" {
@@ -37,12 +40,14 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
                 ));
             }
             let (data, tokens) = mock::embed(&inputs, &Value::Object(body))?;
-            let answer = json!({
-                "object": "list",
-                "data": data,
-                "model": model,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-            });
+            let usage = json!({"prompt_tokens": tokens, "total_tokens": tokens});
+            x.record().usage = Some(usage.clone());
+            let answer = json!({"object": "list", "data": data, "model": model, "usage": usage});
+            if x.keeps_bodies() {
+                let mut record = x.record();
+                record.request_body = Some(Body::Raw(x.req.body.clone()));
+                record.response_body = Some(Body::Value(answer.clone()));
+            }
             let _ = x.send_value(res, &answer, std::time::Duration::ZERO);
             Ok(())
         }
@@ -53,10 +58,20 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
             let bytes = openai::embeddings_body(body, &target.model);
             let call = openai::call(upstream_config, "/embeddings", &bytes, false);
             let started = Instant::now();
-            let mut answer = upstream::post(&x.gw.agent, call)?;
+            let sent = upstream::post(&x.gw.agent, call);
+            if x.keeps_bodies() {
+                x.record().request_body = Some(Body::Raw(bytes));
+            }
+            let mut answer = sent?;
             let status = answer.status();
             let reply = answer.read_body()?;
             let upstream_time = started.elapsed();
+            x.record().upstream_latency = Some(upstream_time);
+            if x.keeps_bodies() {
+                x.record().response_body = Some(Body::Raw(reply.clone()));
+            } else if let Ok(Value::Object(mut v)) = serde_json::from_slice::<Value>(&reply) {
+                x.record().usage = v.remove("usage");
+            }
             if !(200..300).contains(&status) {
                 let mut e = openai::parse_error(status, &reply);
                 e.headers = openai::FORWARDED_HEADERS
