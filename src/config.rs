@@ -6,8 +6,10 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::pricing::Prices;
 
 /// Every variable the gateway reads, with its default and meaning: the source of `--help`,
 /// `.env.example` and the README table.
@@ -36,6 +38,8 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("LOG_ROTATE_MB", "100", "a log file rotates daily and when it reaches this size (decimals allowed)"),
     ("LOG_RETENTION_DAYS", "14", "rotated log files older than this are deleted"),
     ("LOG_MAX_TOTAL_MB", "2048", "the oldest log files are deleted while all of them together exceed this"),
+    ("METRICS", "true", "keep live metrics and trends (false turns both off)"),
+    ("PRICES_FILE", "", "a JSON price table laid over the built-in one: {\"model\": {\"input\": 2.5, \"cached_input\": 1.25, \"output\": 10}} in USD per million tokens"),
     ("ENABLE_RELOAD", "false", "accepted for compatibility with the Python gateway; has no effect"),
 ];
 
@@ -65,6 +69,9 @@ pub struct Config {
     pub log_rotate_bytes: u64,
     pub log_retention_days: u32,
     pub log_max_total_bytes: u64,
+    pub metrics: bool,
+    pub prices: Prices,
+    pub prices_file: Option<PathBuf>,
 }
 
 /// How much of each request and response body the interactions log keeps.
@@ -185,6 +192,12 @@ impl Config {
             log_rotate_bytes: parse_megabytes(&get, "LOG_ROTATE_MB", 100.0)?,
             log_retention_days: parse(&get, "LOG_RETENTION_DAYS", 14, "a number of days")?,
             log_max_total_bytes: parse_megabytes(&get, "LOG_MAX_TOTAL_MB", 2048.0)?,
+            metrics: get("METRICS").is_none() || parse_bool(&get, "METRICS")?,
+            prices: match get("PRICES_FILE") {
+                None => Prices::default(),
+                Some(path) => Prices::with_file(Path::new(&path)).map_err(|e| invalid("PRICES_FILE", format!("{path}: {e}")))?,
+            },
+            prices_file: get("PRICES_FILE").map(PathBuf::from),
         })
         .and_then(|c| {
             parse_bool(&get, "ENABLE_RELOAD")?;

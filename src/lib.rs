@@ -18,10 +18,13 @@ pub mod events;
 pub mod handlers;
 pub mod http;
 pub mod logging;
+pub mod metrics;
+pub mod pricing;
 pub mod providers;
 pub mod recorder;
 pub mod reply;
 pub mod routes;
+pub mod trends;
 pub mod upstream;
 
 use std::io;
