@@ -65,6 +65,12 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
                     .collect();
                 return Err(e);
             }
+            if !serde_json::from_slice::<Value>(&reply).is_ok_and(|v| v.is_object()) {
+                return Err(ApiError::bad_gateway(
+                    "upstream_bad_response",
+                    "The provider's response is not a JSON object.",
+                ));
+            }
             let (name, ms) = x.overhead(upstream_time);
             let _ = x.send_json(res, status, reply, vec![(name.into(), ms)]);
             Ok(())
