@@ -413,3 +413,22 @@ fn errors_before_a_stream_starts_are_plain_json_not_sse() {
     assert_error(&reply, 429);
     assert!(reply.header("content-length").is_some());
 }
+
+#[test]
+#[ignore = "known bug: ureq's timeout_per_read (the stream idle timeout) also bounds the wait \
+            for the response head, so a stream gets 504 after STREAM_IDLE_TIMEOUT, not \
+            UPSTREAM_TIMEOUT; ureq 3 cannot change the per-read timeout after the head"]
+fn stream_idle_timeout_does_not_cut_the_wait_for_response_headers() {
+    // Time to first token: many providers send the head only with the first event. The wait
+    // for it is bounded by UPSTREAM_TIMEOUT, not by the (shorter) STREAM_IDLE_TIMEOUT.
+    let upstream = MockUpstream::always(
+        Script::sse_fixture("openai/chat_completion_stream.sse").hang(Duration::from_millis(1500)),
+    );
+    let gw = Gateway::in_front_of(
+        &upstream,
+        &[("STREAM_IDLE_TIMEOUT", "0.5"), ("UPSTREAM_TIMEOUT", "10")],
+    );
+    let reply = post_json(gw.addr, "/v1/chat/completions", &chat(true));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.events().last().map(String::as_str), Some("[DONE]"));
+}
