@@ -57,12 +57,13 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
             let status = answer.status();
             let reply = answer.read_body()?;
             let upstream_time = started.elapsed();
+            let mut forwarded: Vec<(String, String)> = openai::FORWARDED_HEADERS
+                .iter()
+                .filter_map(|n| answer.header(n).map(|v| (n.to_string(), v)))
+                .collect();
             if !(200..300).contains(&status) {
                 let mut e = openai::parse_error(status, &reply);
-                e.headers = openai::FORWARDED_HEADERS
-                    .iter()
-                    .filter_map(|n| answer.header(n).map(|v| (n.to_string(), v)))
-                    .collect();
+                e.headers = forwarded;
                 return Err(e);
             }
             if !serde_json::from_slice::<Value>(&reply).is_ok_and(|v| v.is_object()) {
@@ -72,7 +73,8 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
                 ));
             }
             let (name, ms) = x.overhead(upstream_time);
-            let _ = x.send_json(res, status, reply, vec![(name.into(), ms)]);
+            forwarded.push((name.into(), ms));
+            let _ = x.send_json(res, status, reply, forwarded);
             Ok(())
         }
     }
