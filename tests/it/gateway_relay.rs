@@ -236,7 +236,10 @@ fn events_split_across_reads_crlf_lines_and_comments_are_relayed_as_whole_events
 
 #[test]
 fn embeddings_are_relayed_for_strings_arrays_and_token_arrays() {
-    let upstream = MockUpstream::always(Script::fixture(200, "openai/embeddings.json"));
+    let upstream = MockUpstream::always(
+        Script::fixture(200, "openai/embeddings.json")
+            .with_header("x-ratelimit-remaining-tokens", "9990"),
+    );
     let gw = Gateway::in_front_of(&upstream, &[]);
     let inputs = [
         json!("The food was delicious and the waiter..."),
@@ -259,6 +262,7 @@ fn embeddings_are_relayed_for_strings_arrays_and_token_arrays() {
         let reply = post_json(gw.addr, path, &request);
         assert_eq!(reply.status, 200, "{}", reply.text());
         assert_eq!(reply.text(), client::fixture("openai/embeddings.json"));
+        assert_eq!(reply.header("x-ratelimit-remaining-tokens"), Some("9990"));
         assert!(overhead_ms(reply.header("x-gateway-overhead-ms")) >= 0.0);
         let sent = upstream.requests()[i].clone();
         assert_eq!(sent.path, "/v1/embeddings");
