@@ -312,3 +312,37 @@ fn a_second_request_on_a_kept_alive_connection_is_answered_too() {
         .len()
         == 2));
 }
+
+#[test]
+fn the_provider_gets_the_gateways_key_never_the_clients() {
+    let upstream = MockUpstream::always(Script::fixture(200, "openai/chat_completion.json"));
+    let gw = Gateway::in_front_of(&upstream, &[]);
+    let body = chat_request(false).to_string();
+    let reply = client::send(
+        gw.addr,
+        "POST",
+        "/v1/chat/completions",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", "Bearer sk-client-own-key"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(reply.status, 200);
+    let sent = upstream.only_request();
+    assert_eq!(
+        sent.header("authorization"),
+        Some("Bearer sk-test-fake-key")
+    );
+    assert!(!format!("{sent:?}").contains("sk-client-own-key"));
+
+    // No key configured: no authorization header at all.
+    let upstream = MockUpstream::always(Script::fixture(200, "openai/chat_completion.json"));
+    let base = upstream.base_url();
+    let gw = Gateway::start(&[("LITELLM_BASE_URL", base.as_str())]);
+    assert_eq!(
+        post_json(gw.addr, "/v1/chat/completions", &chat_request(false)).status,
+        200
+    );
+    assert_eq!(upstream.only_request().header("authorization"), None);
+}
