@@ -195,7 +195,8 @@ impl Config {
             metrics: get("METRICS").is_none() || parse_bool(&get, "METRICS")?,
             prices: match get("PRICES_FILE") {
                 None => Prices::default(),
-                Some(path) => Prices::with_file(Path::new(&path)).map_err(|e| invalid("PRICES_FILE", format!("{path}: {e}")))?,
+                Some(path) => Prices::with_file(Path::new(&path))
+                    .map_err(|e| invalid("PRICES_FILE", format!("{path}: {e}")))?,
             },
             prices_file: get("PRICES_FILE").map(PathBuf::from),
         })

@@ -46,7 +46,11 @@ impl Histogram {
     }
 
     pub fn observe(&mut self, value: f64) {
-        let i = self.bounds.iter().position(|b| value <= *b).unwrap_or(self.bounds.len());
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| value <= *b)
+            .unwrap_or(self.bounds.len());
         self.counts[i] += 1;
         self.sum += value;
         self.count += 1;
@@ -179,7 +183,9 @@ impl Stats {
                 Some(c) => self.cost_usd += c,
                 None => self.unpriced += 1,
             }
-            let generating = i.processing_time.saturating_sub(i.time_to_first_token.unwrap_or_default());
+            let generating = i
+                .processing_time
+                .saturating_sub(i.time_to_first_token.unwrap_or_default());
             if t.completion > 0 && !generating.is_zero() {
                 self.generated_tokens += t.completion;
                 self.generation_seconds += generating.as_secs_f64();
@@ -205,7 +211,8 @@ impl Stats {
     }
 
     pub fn output_tokens_per_second(&self) -> Option<f64> {
-        (self.generation_seconds > 0.0).then(|| self.generated_tokens as f64 / self.generation_seconds)
+        (self.generation_seconds > 0.0)
+            .then(|| self.generated_tokens as f64 / self.generation_seconds)
     }
 
     pub fn to_json(&self) -> Value {
@@ -253,13 +260,20 @@ impl Metrics {
         let i = o.interaction;
         self.total.observe(o);
         let model = match (&i.provider, &i.model_requested) {
-            (Some(_), Some(m)) if self.by_model.contains_key(m) || self.by_model.len() < MAX_MODELS => m.clone(),
+            (Some(_), Some(m))
+                if self.by_model.contains_key(m) || self.by_model.len() < MAX_MODELS =>
+            {
+                m.clone()
+            }
             (Some(_), Some(_)) => "(other)".to_string(),
             _ => "(unresolved)".to_string(),
         };
         self.by_model.entry(model).or_default().observe(o);
         let provider = i.provider.unwrap_or("(none)");
-        self.by_provider.entry(provider.to_string()).or_default().observe(o);
+        self.by_provider
+            .entry(provider.to_string())
+            .or_default()
+            .observe(o);
     }
 }
 

@@ -139,7 +139,14 @@ impl Default for Prices {
             .iter()
             .map(|&(model, input, cached, output)| {
                 let cached_input = (cached >= 0.0).then_some(cached);
-                (model.to_string(), Price { input, cached_input, output })
+                (
+                    model.to_string(),
+                    Price {
+                        input,
+                        cached_input,
+                        output,
+                    },
+                )
             })
             .collect();
         Prices { table }
@@ -157,7 +164,9 @@ impl Prices {
         for (model, p) in &extra {
             let values = [Some(p.input), p.cached_input, Some(p.output)];
             if values.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
-                return Err(format!("the price of {model:?} must be non-negative numbers"));
+                return Err(format!(
+                    "the price of {model:?} must be non-negative numbers"
+                ));
             }
         }
         let mut prices = Prices::default();
@@ -210,7 +219,11 @@ mod tests {
     #[test]
     fn known_usage_times_known_price_gives_the_exact_cost() {
         let prices = Prices::default();
-        let tokens = Tokens { prompt: 1_000_000, completion: 500_000, cached: 400_000 };
+        let tokens = Tokens {
+            prompt: 1_000_000,
+            completion: 500_000,
+            cached: 400_000,
+        };
         // gpt-4o: 600k fresh × $2.50 + 400k cached × $1.25 + 500k × $10 per million.
         let cost = prices.cost("gpt-4o", tokens).unwrap();
         assert!((cost - (1.5 + 0.5 + 5.0)).abs() < 1e-9, "{cost}");
@@ -228,10 +241,19 @@ mod tests {
     fn lookup_strips_provider_prefixes_and_version_suffixes() {
         let prices = Prices::default();
         let haiku = prices.lookup("claude-3-5-haiku").unwrap();
-        assert_eq!(prices.lookup("anthropic/claude-3-5-haiku-20241022"), Some(haiku));
+        assert_eq!(
+            prices.lookup("anthropic/claude-3-5-haiku-20241022"),
+            Some(haiku)
+        );
         assert_eq!(prices.lookup("gpt-4o-2024-08-06"), prices.lookup("gpt-4o"));
-        assert_eq!(prices.lookup("mistral/mistral-large-latest"), prices.lookup("mistral-large"));
-        assert_eq!(prices.lookup("gemini-1.5-flash-002"), prices.lookup("gemini-1.5-flash"));
+        assert_eq!(
+            prices.lookup("mistral/mistral-large-latest"),
+            prices.lookup("mistral-large")
+        );
+        assert_eq!(
+            prices.lookup("gemini-1.5-flash-002"),
+            prices.lookup("gemini-1.5-flash")
+        );
         assert_ne!(prices.lookup("gpt-4o-mini"), prices.lookup("gpt-4o"));
     }
 
@@ -243,7 +265,11 @@ mod tests {
         std::fs::write(&path, r#"{"gpt-4o": {"input": 1, "output": 2}, "my-model": {"input": 3, "cached_input": 1, "output": 4}}"#).unwrap();
         let prices = Prices::with_file(&path).unwrap();
         assert_eq!(prices.lookup("gpt-4o").unwrap().input, 1.0);
-        let t = Tokens { prompt: 2_000_000, completion: 1_000_000, cached: 1_000_000 };
+        let t = Tokens {
+            prompt: 2_000_000,
+            completion: 1_000_000,
+            cached: 1_000_000,
+        };
         assert_eq!(prices.cost("my-model", t), Some(3.0 + 1.0 + 4.0));
         std::fs::write(&path, r#"{"x": {"input": -1, "output": 2}}"#).unwrap();
         assert!(Prices::with_file(&path).is_err());

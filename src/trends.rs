@@ -116,7 +116,9 @@ impl Trends {
         };
         if let Ok(file) = File::open(&trends.path) {
             for line in BufReader::new(file).lines().map_while(Result::ok) {
-                let Ok(l) = serde_json::from_str::<Line>(&line) else { continue };
+                let Ok(l) = serde_json::from_str::<Line>(&line) else {
+                    continue;
+                };
                 if l.latency_counts.len() != LATENCY_BOUNDS.len() + 1 {
                     continue;
                 }
@@ -133,8 +135,17 @@ impl Trends {
                     unpriced: l.unpriced,
                     latency,
                 };
-                let slots = if l.g == "m" { &mut trends.minutes } else { &mut trends.hours };
-                slots.entry(l.t).or_default().entry(l.model).or_default().merge(&rollup);
+                let slots = if l.g == "m" {
+                    &mut trends.minutes
+                } else {
+                    &mut trends.hours
+                };
+                slots
+                    .entry(l.t)
+                    .or_default()
+                    .entry(l.model)
+                    .or_default()
+                    .merge(&rollup);
             }
         }
         trends.expire(now);
@@ -156,7 +167,12 @@ impl Trends {
         };
         one.latency.observe(s.latency_seconds);
         for slots in [&mut self.minutes, &mut self.pending] {
-            slots.entry(minute).or_default().entry(model.to_string()).or_default().merge(&one);
+            slots
+                .entry(minute)
+                .or_default()
+                .entry(model.to_string())
+                .or_default()
+                .merge(&one);
         }
     }
 
@@ -312,7 +328,7 @@ mod tests {
     #[test]
     fn requests_land_in_their_bucket_across_a_boundary() {
         let dir = temp_dir("boundary");
-        let t0 = 1_800_000_000 - 1_800_000_000 % 300; // a 5-minute boundary
+        let t0 = 1_800_000_000; // a multiple of 3600: a minute, 5-minute and hour boundary
         let mut trends = Trends::load(&dir, 14, t0);
         trends.observe(t0 - 1, "a", &sample(1, 0.1)); // last second of the previous slot
         trends.observe(t0, "a", &sample(2, 0.1));
@@ -326,16 +342,25 @@ mod tests {
         assert_eq!(at(t0)["tokens"]["prompt"], 6);
         assert_eq!(at(t0 + 300)["requests"], 1);
         let only_b = trends.query(now, 1, 300, Some("b"));
-        assert_eq!(only_b.iter().map(|s| s["requests"].as_u64().unwrap()).sum::<u64>(), 1);
+        assert_eq!(
+            only_b
+                .iter()
+                .map(|s| s["requests"].as_u64().unwrap())
+                .sum::<u64>(),
+            1
+        );
         let minutes = trends.query(now, 1, 60, None);
-        assert_eq!(minutes.iter().find(|s| s["start"] == t0 + 240).unwrap()["requests"], 1);
+        assert_eq!(
+            minutes.iter().find(|s| s["start"] == t0 + 240).unwrap()["requests"],
+            1
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn history_survives_a_restart_and_an_open_minute_is_not_counted_twice() {
         let dir = temp_dir("restart");
-        let t0 = 1_800_000_000 - 1_800_000_000 % 60;
+        let t0 = 1_800_000_000;
         let mut trends = Trends::load(&dir, 14, t0);
         trends.observe(t0 + 1, "a", &sample(1, 0.2));
         trends.observe(t0 + 61, "a", &sample(1, 0.2));
@@ -348,15 +373,21 @@ mod tests {
         let series = reloaded.query(t0 + 90, 1, 60, None);
         let total: u64 = series.iter().map(|s| s["requests"].as_u64().unwrap()).sum();
         assert_eq!(total, 4);
-        assert_eq!(series.iter().find(|s| s["start"] == t0).unwrap()["requests"], 2);
-        assert_eq!(series.iter().find(|s| s["start"] == t0 + 60).unwrap()["requests"], 2);
+        assert_eq!(
+            series.iter().find(|s| s["start"] == t0).unwrap()["requests"],
+            2
+        );
+        assert_eq!(
+            series.iter().find(|s| s["start"] == t0 + 60).unwrap()["requests"],
+            2
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn old_minutes_fold_into_hours_and_expire_with_retention() {
         let dir = temp_dir("expire");
-        let t0 = 1_800_000_000 - 1_800_000_000 % 3600;
+        let t0 = 1_800_000_000;
         let mut trends = Trends::load(&dir, 3, t0);
         trends.observe(t0 + 10, "a", &sample(1, 0.2));
         trends.observe(t0 + 130, "a", &sample(1, 0.2));
@@ -364,7 +395,12 @@ mod tests {
         assert!(trends.minutes.is_empty());
         assert_eq!(trends.hours[&t0]["a"].requests, 2);
         let day = trends.query(t0 + MINUTE_HORIZON + 3600, 72, 86_400, None);
-        assert_eq!(day.iter().map(|s| s["requests"].as_u64().unwrap()).sum::<u64>(), 2);
+        assert_eq!(
+            day.iter()
+                .map(|s| s["requests"].as_u64().unwrap())
+                .sum::<u64>(),
+            2
+        );
         trends.persist(t0 + 4 * 86_400, false);
         assert!(trends.hours.is_empty());
         fs::remove_dir_all(&dir).unwrap();

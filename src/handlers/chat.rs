@@ -187,7 +187,7 @@ fn openai_chat(
     let mut answer = sent?;
     x.record().upstream_latency = Some(answer.latency);
     let status = answer.status();
-    let forwarded = forwarded_headers(&answer);
+    let forwarded = openai::forwarded_headers(&answer);
     let is_sse = answer
         .header("content-type")
         .is_some_and(|t| t.starts_with("text/event-stream"));
@@ -319,11 +319,4 @@ fn relay_stream(
         log::info!("request {}: the client closed the stream", x.request_id);
         x.record().outcome = Some(Outcome::ClientClosed);
     }
-}
-
-fn forwarded_headers(answer: &upstream::Answer) -> Vec<(String, String)> {
-    openai::FORWARDED_HEADERS
-        .iter()
-        .filter_map(|name| answer.header(name).map(|v| (name.to_string(), v)))
-        .collect()
 }

@@ -69,19 +69,25 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
             x.record().upstream_latency = Some(upstream_time);
             if x.keeps_bodies() {
                 x.record().response_body = Some(Body::Raw(reply.clone()));
-            } else if let Ok(Value::Object(mut v)) = serde_json::from_slice::<Value>(&reply) {
-                x.record().usage = v.remove("usage");
             }
+            let mut forwarded = openai::forwarded_headers(&answer);
             if !(200..300).contains(&status) {
                 let mut e = openai::parse_error(status, &reply);
-                e.headers = openai::FORWARDED_HEADERS
-                    .iter()
-                    .filter_map(|n| answer.header(n).map(|v| (n.to_string(), v)))
-                    .collect();
+                e.headers = forwarded;
                 return Err(e);
             }
+            match serde_json::from_slice::<Value>(&reply) {
+                Ok(Value::Object(mut v)) => x.record().usage = v.remove("usage"),
+                _ => {
+                    return Err(ApiError::bad_gateway(
+                        "upstream_bad_response",
+                        "The provider's response is not a JSON object.",
+                    ))
+                }
+            }
             let (name, ms) = x.overhead(upstream_time);
-            let _ = x.send_json(res, status, reply, vec![(name.into(), ms)]);
+            forwarded.push((name.into(), ms));
+            let _ = x.send_json(res, status, reply, forwarded);
             Ok(())
         }
     }

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::assembler::Assembler;
 use crate::config::Upstream;
 use crate::error::ApiError;
-use crate::upstream::Call;
+use crate::upstream::{Answer, Call};
 
 /// Response headers of the provider that are passed on to the client.
 pub const FORWARDED_HEADERS: &[&str] = &[
@@ -25,6 +25,14 @@ pub const FORWARDED_HEADERS: &[&str] = &[
     "x-ratelimit-reset-requests",
     "x-ratelimit-reset-tokens",
 ];
+
+/// The provider's response headers that are passed on to the client.
+pub fn forwarded_headers(answer: &Answer) -> Vec<(String, String)> {
+    FORWARDED_HEADERS
+        .iter()
+        .filter_map(|name| answer.header(name).map(|v| (name.to_string(), v)))
+        .collect()
+}
 
 /// The request body as sent upstream: the client's, with the provider's model name, and for
 /// streams `stream_options.include_usage` forced on so usage is always known.

@@ -1,0 +1,72 @@
+//! Starting a gateway for a test: `Config::from_lookup` over a map of variables (port 0,
+//! small timeouts by default, the test's own values on top), and a guard that shuts it down
+//! gracefully when the test ends.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use llmcallgateway::{Config, Running};
+
+use super::upstream::MockUpstream;
+
+/// Defaults that keep tests fast and bounded; a test's own variables override them.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("HOST", "127.0.0.1"),
+    ("PORT", "0"),
+    ("WORKERS", "8"),
+    ("KEEPALIVE_IDLE_SECS", "1"),
+    ("CLIENT_HEADER_TIMEOUT", "5"),
+    ("CLIENT_BODY_TIMEOUT", "5"),
+    ("CLIENT_SEND_TIMEOUT", "5"),
+    ("SHUTDOWN_GRACE_SECS", "5"),
+    ("UPSTREAM_CONNECT_TIMEOUT", "2"),
+    ("UPSTREAM_TIMEOUT", "5"),
+    ("STREAM_IDLE_TIMEOUT", "5"),
+];
+
+/// A running gateway; shut down gracefully when dropped.
+pub struct Gateway {
+    running: Option<Running>,
+    pub addr: SocketAddr,
+}
+
+impl Gateway {
+    /// A gateway with only the built-in mock models (no provider configured).
+    pub fn start(vars: &[(&str, &str)]) -> Gateway {
+        let mut map: HashMap<String, String> = DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        map.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::from_lookup(|name| map.get(name).cloned()).expect("test config");
+        let running = llmcallgateway::start(config).expect("start gateway");
+        Gateway {
+            addr: running.addr(),
+            running: Some(running),
+        }
+    }
+
+    /// A gateway whose OpenAI-compatible provider is `upstream`.
+    pub fn in_front_of(upstream: &MockUpstream, vars: &[(&str, &str)]) -> Gateway {
+        let base = upstream.base_url();
+        let mut all = vec![
+            ("LITELLM_BASE_URL", base.as_str()),
+            ("LITELLM_API_KEY", "sk-test-fake-key"),
+        ];
+        all.extend_from_slice(vars);
+        Gateway::start(&all)
+    }
+
+    /// Graceful shutdown now; true when everything in flight finished within the grace.
+    pub fn shutdown(mut self) -> bool {
+        self.running.take().map(Running::shutdown).unwrap_or(true)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown();
+        }
+    }
+}
