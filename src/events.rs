@@ -67,6 +67,10 @@ pub struct Interaction {
     pub gateway_overhead: Option<Duration>,
     /// The provider's usage object (OpenAI shape) when it reported one.
     pub usage: Option<Value>,
+    /// USD, from the usage and the price table; `None` when unknown (no usage or no price).
+    pub cost: Option<f64>,
+    /// A chat or embeddings call: counted in the metrics.
+    pub api_call: bool,
     /// Set once the request is over (by the drop guard).
     pub processing_time: Duration,
 }
@@ -96,6 +100,8 @@ impl Interaction {
             time_to_first_token: None,
             gateway_overhead: None,
             usage: None,
+            cost: None,
+            api_call: false,
             processing_time: Duration::ZERO,
         }
     }

@@ -20,6 +20,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod pricing;
+pub mod prometheus;
 pub mod providers;
 pub mod recorder;
 pub mod reply;

@@ -15,8 +15,8 @@ use crate::pricing::Tokens;
 
 /// Upper bounds (seconds) of the latency histograms' buckets; the last bucket is +Inf.
 pub const LATENCY_BOUNDS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0,
-    100.0, 300.0, 600.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 25.0, 50.0, 100.0, 300.0, 600.0,
 ];
 /// Upper bounds (seconds) of the gateway-overhead histogram.
 pub const OVERHEAD_BOUNDS: &[f64] = &[
@@ -251,29 +251,34 @@ impl Stats {
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
     pub total: Stats,
-    pub by_model: BTreeMap<String, Stats>,
+    /// By (provider, model as requested).
+    pub by_model: BTreeMap<(String, String), Stats>,
     pub by_provider: BTreeMap<String, Stats>,
 }
 
 impl Metrics {
-    pub fn observe(&mut self, o: &Observation<'_>) {
+    /// Adds one API call; returns the model name it was counted under.
+    pub fn observe(&mut self, o: &Observation<'_>) -> String {
         let i = o.interaction;
         self.total.observe(o);
+        let provider = i.provider.unwrap_or("(none)").to_string();
         let model = match (&i.provider, &i.model_requested) {
-            (Some(_), Some(m))
-                if self.by_model.contains_key(m) || self.by_model.len() < MAX_MODELS =>
-            {
-                m.clone()
+            (Some(_), Some(m)) => {
+                let known = self.by_model.contains_key(&(provider.clone(), m.clone()));
+                if known || self.by_model.len() < MAX_MODELS {
+                    m.clone()
+                } else {
+                    "(other)".to_string()
+                }
             }
-            (Some(_), Some(_)) => "(other)".to_string(),
             _ => "(unresolved)".to_string(),
         };
-        self.by_model.entry(model).or_default().observe(o);
-        let provider = i.provider.unwrap_or("(none)");
-        self.by_provider
-            .entry(provider.to_string())
+        self.by_model
+            .entry((provider.clone(), model.clone()))
             .or_default()
             .observe(o);
+        self.by_provider.entry(provider).or_default().observe(o);
+        model
     }
 }
 

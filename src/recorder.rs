@@ -1,11 +1,12 @@
 //! The recorder thread: the only writer of the interactions log. Workers send one
 //! [`Interaction`] per request over a bounded channel (a full channel blocks the sender: no
 //! record is ever dropped); the thread turns each into one redacted JSON line, writes the
-//! access line and, for failures, the error line, flushes every second, keeps the log
-//! directory within its limits, and on `stop` drains the channel and flushes before returning.
+//! access line and, for failures, the error line, updates the live metrics and trends, flushes
+//! every second, keeps the log directory within its limits, and on `stop` drains the channel,
+//! writes the open trend minutes and flushes before returning.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -16,8 +17,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::config::{Config, LogBodies};
-use crate::events::{Body, Interaction};
+use crate::events::{Body, Interaction, Outcome};
 use crate::logging::{DiskGuard, Redactor};
+use crate::metrics::{Metrics, Observation};
+use crate::pricing::Tokens;
+use crate::trends::{Sample, Trends};
 
 /// Records in flight between the workers and the recorder, at most.
 const CHANNEL_CAPACITY: usize = 8192;
@@ -29,11 +33,19 @@ enum Message {
     Stop(Sender<()>),
 }
 
+/// The live metrics and trends: written by the recorder thread, read by handlers for as long
+/// as a copy (or a bounded query) takes.
+pub struct Live {
+    pub metrics: Mutex<Metrics>,
+    pub trends: Mutex<Trends>,
+}
+
 /// The workers' handle on the recorder thread.
 pub struct Recorder {
     tx: Sender<Message>,
     max_depth: AtomicUsize,
     thread: Mutex<Option<JoinHandle<()>>>,
+    live: Option<Arc<Live>>,
 }
 
 impl Recorder {
@@ -47,7 +59,21 @@ impl Recorder {
             }
         };
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
+        let live = config.metrics.then(|| {
+            Arc::new(Live {
+                metrics: Mutex::new(Metrics::default()),
+                trends: Mutex::new(Trends::load(
+                    &config.log_dir,
+                    config.log_retention_days,
+                    unix_now(),
+                )),
+            })
+        });
+        if live.is_some() {
+            std::fs::create_dir_all(&config.log_dir)?;
+        }
         let state = Writer {
+            live: live.clone(),
             file: writer,
             bodies: config.log_bodies,
             max_body: config.log_max_body_bytes,
@@ -61,7 +87,13 @@ impl Recorder {
             tx,
             max_depth: AtomicUsize::new(0),
             thread: Mutex::new(Some(thread)),
+            live,
         })
+    }
+
+    /// The live metrics and trends, unless `METRICS=false`.
+    pub fn live(&self) -> Option<&Live> {
+        self.live.as_deref()
     }
 
     /// Hands a finished request's record over. Blocks while the channel is full.
@@ -94,6 +126,7 @@ impl Recorder {
 
 /// What the recorder thread owns.
 struct Writer {
+    live: Option<Arc<Live>>,
     file: Option<FileLogWriter>,
     bodies: LogBodies,
     max_body: usize,
@@ -113,6 +146,7 @@ impl Writer {
                     while let Ok(Message::Record(interaction)) = rx.try_recv() {
                         self.write(&interaction);
                     }
+                    self.persist_trends(true);
                     self.flush();
                     let _ = ack.send(());
                     return;
@@ -125,6 +159,7 @@ impl Writer {
             }
             if last_flush.elapsed() >= Duration::from_secs(1) {
                 self.flush();
+                self.persist_trends(false);
                 last_flush = Instant::now();
             }
             if last_guard.elapsed() >= Duration::from_secs(10) {
@@ -136,6 +171,43 @@ impl Writer {
         }
     }
 
+    fn persist_trends(&self, all: bool) {
+        if let Some(live) = &self.live {
+            lock(&live.trends).persist(unix_now(), all);
+        }
+    }
+
+    /// Counts an API call in the metrics and the trends.
+    fn observe(&self, i: &Interaction, usage: Option<&Value>) {
+        let Some(live) = &self.live else { return };
+        if !i.api_call {
+            return;
+        }
+        let tokens = usage.and_then(Tokens::from_usage);
+        let observation = Observation {
+            interaction: i,
+            tokens,
+            reasoning_tokens: usage
+                .and_then(|u| u["completion_tokens_details"]["reasoning_tokens"].as_u64())
+                .unwrap_or(0),
+            cost: i.cost,
+            error_kind: i
+                .error
+                .as_ref()
+                .and_then(|e| e["error"]["type"].as_str().map(str::to_string)),
+        };
+        let model = lock(&live.metrics).observe(&observation);
+        let sample = Sample {
+            error: i.outcome() != Outcome::Success && i.outcome() != Outcome::ClientClosed,
+            prompt_tokens: tokens.map_or(0, |t| t.prompt),
+            completion_tokens: tokens.map_or(0, |t| t.completion),
+            cost_usd: i.cost,
+            has_usage: tokens.is_some(),
+            latency_seconds: i.processing_time.as_secs_f64(),
+        };
+        lock(&live.trends).observe(i.timestamp.unix_timestamp(), &model, &sample);
+    }
+
     fn flush(&self) {
         if let Some(file) = &self.file {
             let _ = file.flush();
@@ -143,6 +215,7 @@ impl Writer {
     }
 
     fn write(&mut self, i: &Interaction) {
+        self.observe(i, i.usage.as_ref());
         let route = self.redactor.text(&i.route).into_owned();
         let ms = i.processing_time.as_secs_f64() * 1000.0;
         log::info!(
@@ -206,6 +279,7 @@ impl Writer {
             time_to_first_token: i.time_to_first_token.map(secs),
             gateway_overhead_ms: i.gateway_overhead.map(|d| d.as_secs_f64() * 1000.0),
             usage: self.usage(i),
+            cost_usd: i.cost,
             downstream_request: self.body(i.request_body.as_ref()),
             downstream_response: self.response(i),
         }
@@ -213,21 +287,7 @@ impl Writer {
 
     /// The usage in one shape: prompt, completion, total, cached and reasoning tokens.
     fn usage(&self, i: &Interaction) -> Option<Value> {
-        let from_body;
-        let usage = match &i.usage {
-            Some(u) => u,
-            None => {
-                from_body = match &i.response_body {
-                    Some(Body::Raw(bytes)) => serde_json::from_slice::<Value>(bytes)
-                        .ok()
-                        .and_then(|v| v.get("usage").cloned()),
-                    Some(Body::Value(v)) => v.get("usage").cloned(),
-                    None => None,
-                }
-                .filter(|u| u.is_object())?;
-                &from_body
-            }
-        };
+        let usage = i.usage.as_ref().filter(|u| u.is_object())?;
         let n = |v: &Value| v.as_u64();
         let prompt = n(&usage["prompt_tokens"]);
         let completion = n(&usage["completion_tokens"]);
@@ -303,6 +363,14 @@ fn summarise_embeddings(value: &mut Value) {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 /// `2026-11-26T08:00:00.123456+00:00`.
 fn rfc3339_micros(t: time::OffsetDateTime) -> String {
     let format = time::macros::format_description!(
@@ -338,6 +406,7 @@ struct Line {
     time_to_first_token: Option<f64>,
     gateway_overhead_ms: Option<f64>,
     usage: Option<Value>,
+    cost_usd: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     downstream_request: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -5,6 +5,7 @@
 //! exactly once, when the exchange is dropped, whichever way the request ended.
 
 use std::cell::{RefCell, RefMut};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -13,6 +14,7 @@ use crate::config::LogBodies;
 use crate::error::ApiError;
 use crate::events::{Interaction, Outcome};
 use crate::http::{ClientGone, Request, Responder, Response, Stream};
+use crate::pricing::Tokens;
 use crate::providers::{Provider, Target};
 use crate::routes::Gateway;
 
@@ -70,6 +72,28 @@ impl<'a> Exchange<'a> {
         };
     }
 
+    /// Marks this request as an API call: counted in flight now, and in the metrics.
+    pub fn mark_api_call(&self) {
+        self.record().api_call = true;
+        self.gw.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the provider's usage and what it cost; returns the cost header when the price
+    /// is known (an unpriced model gets none rather than a made-up zero).
+    pub fn set_usage(&self, usage: Option<Value>) -> Option<(String, String)> {
+        let mut record = self.record();
+        let tokens = usage.as_ref().and_then(Tokens::from_usage);
+        let prices = &self.gw.config.prices;
+        record.cost = tokens.and_then(|t| {
+            let names = [record.model_requested.as_deref(), record.model.as_deref()];
+            names.into_iter().flatten().find_map(|m| prices.cost(m, t))
+        });
+        record.usage = usage;
+        record
+            .cost
+            .map(|c| ("x-gateway-cost-usd".to_string(), format!("{c:.8}")))
+    }
+
     /// Whether the interactions log keeps bodies (else they are not even copied).
     pub fn keeps_bodies(&self) -> bool {
         matches!(
@@ -124,15 +148,17 @@ impl<'a> Exchange<'a> {
         sent
     }
 
+    /// Answers 200 with a JSON value the gateway built, plus `extra` headers.
     pub fn send_value(
         &self,
         res: &mut Responder<'_>,
         value: &Value,
-        upstream: Duration,
+        mut extra: Vec<(String, String)>,
     ) -> Result<(), ClientGone> {
-        let (name, ms) = self.overhead(upstream);
+        let (name, ms) = self.overhead(Duration::ZERO);
+        extra.push((name.into(), ms));
         let body = serde_json::to_vec(value).unwrap_or_default();
-        self.send_json(res, 200, body, vec![(name.into(), ms)])
+        self.send_json(res, 200, body, extra)
     }
 
     /// Answers with an error (when nothing was sent yet).
@@ -184,6 +210,9 @@ impl Drop for Exchange<'_> {
         if record.http_status == 0 {
             // Nothing was answered: the worker will answer 500 on the handler's behalf.
             record.http_status = 500;
+        }
+        if record.api_call {
+            self.gw.in_flight.fetch_sub(1, Ordering::Relaxed);
         }
         self.gw.recorder.record(record);
     }

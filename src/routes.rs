@@ -3,6 +3,7 @@
 //! error shape; a panic inside a handler answered as a 500 carrying the request id.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 use crate::config::Config;
@@ -18,6 +19,8 @@ pub struct Gateway {
     pub agent: ureq::Agent,
     pub recorder: Recorder,
     pub started: Instant,
+    /// API calls being handled now.
+    pub in_flight: AtomicUsize,
 }
 
 impl Gateway {
@@ -27,6 +30,7 @@ impl Gateway {
             recorder: Recorder::start(&config)?,
             config,
             started: Instant::now(),
+            in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -49,6 +53,11 @@ enum Route<'p> {
     Models,
     Model(&'p str),
     Health,
+    Metrics,
+    MetricsPrometheus,
+    MetricsModels,
+    MetricsTrends,
+    Dashboard,
 }
 
 fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
@@ -65,6 +74,11 @@ fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
         "/embeddings" => (Route::Embeddings, "POST"),
         "/models" => (Route::Models, "GET"),
         "/health" => (Route::Health, "GET"),
+        "/metrics" => (Route::Metrics, "GET"),
+        "/metrics/prometheus" => (Route::MetricsPrometheus, "GET"),
+        "/metrics/models" => (Route::MetricsModels, "GET"),
+        "/metrics/trends" => (Route::MetricsTrends, "GET"),
+        "/dashboard" => (Route::Dashboard, "GET"),
         _ => match path.strip_prefix("/models/") {
             Some(id) if !id.is_empty() => (Route::Model(id), "GET"),
             _ => return None,
@@ -109,6 +123,11 @@ impl Handler for Gateway {
             Route::Models => handlers::models::list(&x, res),
             Route::Model(id) => handlers::models::retrieve(&x, res, id),
             Route::Health => handlers::health::get(&x, res),
+            Route::Metrics => handlers::metrics::get(&x, res),
+            Route::MetricsPrometheus => handlers::metrics::prometheus_text(&x, res),
+            Route::MetricsModels => handlers::metrics::models(&x, res),
+            Route::MetricsTrends => handlers::metrics::trends(&x, res),
+            Route::Dashboard => handlers::metrics::dashboard(&x, res),
         }));
         if outcome.is_err() {
             log::error!("request {} panicked in {:?}", x.request_id, req.path());

@@ -15,6 +15,7 @@ use crate::reply::{end_with_error, sse_data, unix_now, Exchange};
 use crate::upstream::{self, StreamError};
 
 pub fn completions(x: &Exchange<'_>, res: &mut Responder<'_>) {
+    x.mark_api_call();
     if let Err(e) = run(x, res) {
         x.send_error(res, &e);
     }
@@ -95,7 +96,7 @@ fn mock_chat(
         "completion_tokens": completion_tokens,
         "total_tokens": completion.prompt_tokens + completion_tokens,
     });
-    x.record().usage = Some(usage.clone());
+    let cost = x.set_usage(Some(usage.clone()));
     let answer = json!({
         "id": id,
         "object": "chat.completion",
@@ -113,7 +114,7 @@ fn mock_chat(
         x.record().response_body = Some(Body::Value(answer.clone()));
     }
     if !stream {
-        let _ = x.send_value(res, &answer, Duration::ZERO);
+        let _ = x.send_value(res, &answer, cost.into_iter().collect());
         return Ok(());
     }
     let (name, ms) = x.overhead(Duration::ZERO);
@@ -203,18 +204,19 @@ fn openai_chat(
             e.headers = forwarded;
             return Err(e);
         }
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(mut answer)) => x.record().usage = answer.remove("usage"),
+        let cost = match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(mut answer)) => x.set_usage(answer.remove("usage")),
             _ => {
                 return Err(ApiError::bad_gateway(
                     "upstream_bad_response",
                     "The provider's response is not a JSON object.",
                 ))
             }
-        }
+        };
         let (name, ms) = x.overhead(upstream_time);
         let mut headers = forwarded;
         headers.push((name.into(), ms));
+        headers.extend(cost);
         let _ = x.send_json(res, status, bytes, headers);
         return Ok(());
     }
@@ -298,11 +300,11 @@ fn relay_stream(
     // Dropping the event reader closes the provider's connection when the stream is unfinished.
     drop(events);
     // Whatever happened, the record gets what the stream amounted to and its usage.
+    x.set_usage(state.assembled.usage().cloned());
     {
         let mut record = x.record();
         record.time_to_first_token = first_sent;
         record.chunks = Some(state.assembled.chunks());
-        record.usage = state.assembled.usage().cloned();
         if x.keeps_bodies() {
             record.response_body = Some(Body::Value(state.assembled.to_value()));
         }

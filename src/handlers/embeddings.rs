@@ -19,6 +19,7 @@ use crate::upstream;
 const MAX_INPUTS: usize = 2048;
 
 pub fn create(x: &Exchange<'_>, res: &mut Responder<'_>) {
+    x.mark_api_call();
     if let Err(e) = run(x, res) {
         x.send_error(res, &e);
     }
@@ -41,14 +42,14 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
             }
             let (data, tokens) = mock::embed(&inputs, &Value::Object(body))?;
             let usage = json!({"prompt_tokens": tokens, "total_tokens": tokens});
-            x.record().usage = Some(usage.clone());
+            let cost = x.set_usage(Some(usage.clone()));
             let answer = json!({"object": "list", "data": data, "model": model, "usage": usage});
             if x.keeps_bodies() {
                 let mut record = x.record();
                 record.request_body = Some(Body::Raw(x.req.body.clone()));
                 record.response_body = Some(Body::Value(answer.clone()));
             }
-            let _ = x.send_value(res, &answer, std::time::Duration::ZERO);
+            let _ = x.send_value(res, &answer, cost.into_iter().collect());
             Ok(())
         }
         Provider::OpenAI => {
@@ -76,17 +77,18 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
                 e.headers = forwarded;
                 return Err(e);
             }
-            match serde_json::from_slice::<Value>(&reply) {
-                Ok(Value::Object(mut v)) => x.record().usage = v.remove("usage"),
+            let cost = match serde_json::from_slice::<Value>(&reply) {
+                Ok(Value::Object(mut v)) => x.set_usage(v.remove("usage")),
                 _ => {
                     return Err(ApiError::bad_gateway(
                         "upstream_bad_response",
                         "The provider's response is not a JSON object.",
                     ))
                 }
-            }
+            };
             let (name, ms) = x.overhead(upstream_time);
             forwarded.push((name.into(), ms));
+            forwarded.extend(cost);
             let _ = x.send_json(res, status, reply, forwarded);
             Ok(())
         }

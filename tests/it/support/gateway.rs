@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use llmcallgateway::{Config, Running};
 
@@ -24,10 +26,23 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("STREAM_IDLE_TIMEOUT", "5"),
 ];
 
-/// A running gateway; shut down gracefully when dropped.
+/// A running gateway; shut down gracefully when dropped. Its logs go to a directory of its
+/// own (`log_dir`), removed at the end unless the test chose the directory itself.
 pub struct Gateway {
     running: Option<Running>,
     pub addr: SocketAddr,
+    pub log_dir: PathBuf,
+    owns_log_dir: bool,
+}
+
+/// A fresh, empty directory under the system's temporary directory.
+pub fn temp_dir(label: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("llmcg-{label}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    dir
 }
 
 impl Gateway {
@@ -38,11 +53,19 @@ impl Gateway {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         map.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let owns_log_dir = !map.contains_key("LOG_DIR");
+        let log_dir = match map.get("LOG_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => temp_dir("logs"),
+        };
+        map.insert("LOG_DIR".into(), log_dir.display().to_string());
         let config = Config::from_lookup(|name| map.get(name).cloned()).expect("test config");
         let running = llmcallgateway::start(config).expect("start gateway");
         Gateway {
             addr: running.addr(),
             running: Some(running),
+            log_dir,
+            owns_log_dir,
         }
     }
 
@@ -67,6 +90,9 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         if let Some(running) = self.running.take() {
             running.shutdown();
+        }
+        if self.owns_log_dir {
+            let _ = std::fs::remove_dir_all(&self.log_dir);
         }
     }
 }
