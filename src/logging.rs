@@ -254,8 +254,10 @@ impl DiskGuard {
         }
     }
 
-    /// Deletes what is over the limits; returns the files deleted. The newest file of each
-    /// kind is the one being written and is never deleted.
+    /// Deletes what is over the limits; returns the files deleted. Files past retention go
+    /// whatever they are (a file being written is rotated before its next line once it is a
+    /// day old, so an expired one is not being written). For the size cap the newest file of
+    /// each kind is the one being written and is kept.
     pub fn enforce(&self) -> Vec<PathBuf> {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return Vec::new();
@@ -271,20 +273,17 @@ impl DiskGuard {
             .collect();
         // Oldest first.
         files.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        let newest_of_kind = |i: usize, files: &[(PathBuf, SystemTime, u64, String)]| {
-            !files[i + 1..].iter().any(|f| f.3 == files[i].3)
-        };
         let mut total: u64 = files.iter().map(|f| f.2).sum();
         let now = SystemTime::now();
         let mut deleted = Vec::new();
         for i in 0..files.len() {
-            if newest_of_kind(i, &files) {
-                continue;
-            }
-            let expired = now.duration_since(files[i].1).unwrap_or_default() > self.retention;
-            if (expired || total > self.max_total) && fs::remove_file(&files[i].0).is_ok() {
-                total = total.saturating_sub(files[i].2);
-                deleted.push(files[i].0.clone());
+            let (path, modified, len, kind) = &files[i];
+            let expired = now.duration_since(*modified).unwrap_or_default() > self.retention;
+            let newest_of_kind = !files[i + 1..].iter().any(|f| &f.3 == kind);
+            let over_cap = total > self.max_total && !newest_of_kind;
+            if (expired || over_cap) && fs::remove_file(path).is_ok() {
+                total = total.saturating_sub(*len);
+                deleted.push(path.clone());
             }
         }
         deleted

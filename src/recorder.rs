@@ -136,8 +136,7 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: Receiver<Message>) {
-        let mut last_flush = Instant::now();
-        let mut last_guard = Instant::now();
+        let mut last_tick = Instant::now();
         self.guard.enforce();
         loop {
             match rx.recv_timeout(Duration::from_secs(1)) {
@@ -157,16 +156,15 @@ impl Writer {
                     return;
                 }
             }
-            if last_flush.elapsed() >= Duration::from_secs(1) {
+            // Once a second: flush, write closed trend minutes, and keep the log directory
+            // within its limits (a directory listing: cheap, and rotation may happen any time).
+            if last_tick.elapsed() >= Duration::from_secs(1) {
                 self.flush();
                 self.persist_trends(false);
-                last_flush = Instant::now();
-            }
-            if last_guard.elapsed() >= Duration::from_secs(10) {
                 for path in self.guard.enforce() {
                     log::info!("deleted old log file {}", path.display());
                 }
-                last_guard = Instant::now();
+                last_tick = Instant::now();
             }
         }
     }

@@ -299,6 +299,9 @@ fn relay_stream(
     };
     // Dropping the event reader closes the provider's connection when the stream is unfinished.
     drop(events);
+    if !out.is_empty() {
+        first_sent.get_or_insert_with(|| x.req.received_at.elapsed());
+    }
     // Whatever happened, the record gets what the stream amounted to and its usage.
     x.set_usage(state.assembled.usage().cloned());
     {

@@ -84,6 +84,15 @@ impl Gateway {
     pub fn shutdown(mut self) -> bool {
         self.running.take().map(Running::shutdown).unwrap_or(true)
     }
+
+    /// Graceful shutdown, keeping the log directory for the test to read (and remove).
+    /// Panics when requests in flight did not finish within the grace period.
+    pub fn stop_keeping_logs(mut self) -> PathBuf {
+        self.owns_log_dir = false;
+        let clean = self.running.take().map(Running::shutdown).unwrap_or(true);
+        assert!(clean, "requests in flight finished within the grace period");
+        self.log_dir.clone()
+    }
 }
 
 impl Drop for Gateway {
