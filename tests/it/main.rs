@@ -7,4 +7,5 @@ mod gateway_mock_models;
 mod gateway_relay;
 mod gateway_schema;
 mod interaction_logs;
+mod metrics;
 mod sdk;
