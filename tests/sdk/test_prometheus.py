@@ -3,6 +3,7 @@ through the SDK: every family is typed, counters carry the right values, histogr
 cumulative with a +Inf bucket equal to their count."""
 
 import os
+import time
 import urllib.request
 
 import openai
@@ -40,10 +41,17 @@ def test_exposition_parses_and_counts_the_traffic():
         client.chat.completions.create(
             model="mock/echo", messages=[{"role": "user", "content": "count me in"}]
         )
-    content_type, text = scrape()
+    # The recorder thread counts each call just after it is answered: poll briefly.
+    deadline = time.monotonic() + 5
+    while True:
+        content_type, text = scrape()
+        fams = families(text)
+        counted = requests_for(fams, "mock/echo") - requests_for(before, "mock/echo")
+        if counted >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert content_type.startswith("text/plain; version=0.0.4")
-    fams = families(text)
-    assert requests_for(fams, "mock/echo") - requests_for(before, "mock/echo") == 3
+    assert counted == 3
 
     # Counters are exposed with _total; the parser strips it from the family name.
     assert fams["llmcallgateway_requests"].type == "counter"
