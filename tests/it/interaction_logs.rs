@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
-use crate::support::client::{post_json, send, wait_until, Conn};
+use crate::support::client::{get, post_json, send, wait_until, Conn};
 use crate::support::gateway::{temp_dir, Gateway};
 use crate::support::upstream::{fixture_events, MockUpstream, Script, Step};
 
@@ -285,6 +285,11 @@ fn log_files_rotate_and_old_or_excess_files_are_deleted() {
             200
         );
     }
+    // The recorder has written every line once it has counted every call.
+    let counted = wait_until(Duration::from_secs(10), || {
+        get(gw.addr, "/metrics").json()["totals"]["requests"] == 60
+    });
+    assert!(counted, "the recorder caught up");
     let total = || -> u64 {
         log_files(&dir, "llmcallgateway_")
             .iter()
