@@ -94,9 +94,7 @@ impl<'a> Responder<'a> {
         }
         let mut out = Vec::with_capacity(256 + response.body.len());
         self.write_head(&mut out, response.status, &response.headers);
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(response.body.len().to_string().as_bytes());
-        out.extend_from_slice(b"\r\n\r\n");
+        let _ = write!(out, "content-length: {}\r\n\r\n", response.body.len());
         if !self.head_only {
             out.extend_from_slice(&response.body);
         }
@@ -137,11 +135,7 @@ impl<'a> Responder<'a> {
     }
 
     fn write_head(&self, out: &mut Vec<u8>, status: u16, headers: &[(String, String)]) {
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(status.to_string().as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(reason(status).as_bytes());
-        out.extend_from_slice(b"\r\n");
+        let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reason(status));
         for (name, value) in headers {
             if is_framing_header(name) || has_line_break(name) || has_line_break(value) {
                 continue;
@@ -194,8 +188,7 @@ impl Stream<'_, '_> {
             return self.responder.write(data);
         }
         self.buf.clear();
-        self.buf
-            .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        let _ = write!(self.buf, "{:x}\r\n", data.len());
         self.buf.extend_from_slice(data);
         self.buf.extend_from_slice(b"\r\n");
         let framed = std::mem::take(&mut self.buf);
@@ -258,5 +251,28 @@ pub(crate) fn reason(status: u16) -> &'static str {
         504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
         _ => "Status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_the_layer_produces_has_its_reason_phrase() {
+        for status in [100, 200, 400, 408, 413, 417, 431, 500, 501, 503, 505] {
+            assert_ne!(reason(status), "Status", "for {status}");
+        }
+        assert_eq!(reason(299), "Status");
+    }
+
+    #[test]
+    fn framing_and_injected_headers_from_a_handler_are_dropped() {
+        assert!(is_framing_header("Content-Length"));
+        assert!(is_framing_header("transfer-encoding"));
+        assert!(is_framing_header("CONNECTION"));
+        assert!(!is_framing_header("content-type"));
+        assert!(has_line_break("a\r\nset-cookie: x"));
+        assert!(!has_line_break("plain value"));
     }
 }

@@ -1,3 +1,6 @@
+//! The one integration-test binary. Shared helpers live in `support/`; each capability has
+//! its own module.
+
 mod support;
 
 mod gateway_errors;
@@ -6,6 +9,7 @@ mod gateway_limits;
 mod gateway_mock_models;
 mod gateway_relay;
 mod gateway_schema;
+mod http_layer;
 mod interaction_logs;
 mod metrics;
 mod sdk;

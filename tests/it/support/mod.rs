@@ -1,3 +1,4 @@
 pub mod client;
 pub mod gateway;
+pub mod raw;
 pub mod upstream;
