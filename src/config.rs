@@ -48,7 +48,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
 pub struct Config {
     pub host: IpAddr,
     pub port: u16,
-    pub upstream: Option<Upstream>,
+    pub upstream: Option<Endpoint>,
     pub workers: usize,
     pub max_connections: usize,
     pub keepalive_idle: Duration,
@@ -83,12 +83,24 @@ pub enum LogBodies {
     None,
 }
 
-/// The default OpenAI-compatible upstream that serves every model not otherwise routed.
+/// Where a provider is and the key it takes (the default OpenAI-compatible upstream, which
+/// serves every model not otherwise routed, is one).
 #[derive(Clone)]
-pub struct Upstream {
+pub struct Endpoint {
     /// Base URL including its version path, without a trailing slash.
     pub base_url: String,
     pub api_key: Option<String>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = self.api_key.as_deref().map(mask);
+        write!(
+            f,
+            "Endpoint {{ base_url: {:?}, api_key: {key:?} }}",
+            self.base_url
+        )
+    }
 }
 
 /// A variable with an invalid value.
@@ -144,7 +156,7 @@ impl Config {
                 (None, None) => None,
                 (api_key, base) => {
                     let base = base.unwrap_or_else(|| "https://api.openai.com/v1".into());
-                    Some(Upstream {
+                    Some(Endpoint {
                         base_url: parse_url(base_var, &base)?,
                         api_key,
                     })

@@ -35,10 +35,10 @@ pub fn agent(config: &Config) -> ureq::Agent {
 }
 
 /// One call to a provider.
-pub struct Call<'a> {
+pub struct Call {
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
-    pub body: &'a [u8],
+    pub body: Vec<u8>,
     /// For streams: the longest silence allowed between two reads of the body.
     pub idle_timeout: Option<Duration>,
 }
@@ -80,7 +80,7 @@ impl Answer {
 }
 
 /// Sends a POST with a JSON body.
-pub fn post(agent: &ureq::Agent, call: Call<'_>) -> Result<Answer, ApiError> {
+pub fn post(agent: &ureq::Agent, call: &Call) -> Result<Answer, ApiError> {
     let mut request = agent.post(&call.url);
     for (name, value) in &call.headers {
         request = request.header(*name, value);
@@ -89,7 +89,7 @@ pub fn post(agent: &ureq::Agent, call: Call<'_>) -> Result<Answer, ApiError> {
     let started = Instant::now();
     let response = request
         .content_type("application/json")
-        .send(call.body)
+        .send(&call.body[..])
         .map_err(|e| transport_error(e, "calling the provider"))?;
     Ok(Answer {
         response,

@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use crate::assembler::Assembler;
 use crate::error::ApiError;
 use crate::events::{Body, Outcome};
 use crate::handlers::{json_object, model_name, optional_bool};
 use crate::http::{ClientGone, Responder, Stream};
-use crate::providers::{self, mock, openai, Provider, Target};
+use crate::providers::{self, mock, Emit, Provider, Target};
 use crate::reply::{end_with_error, sse_data, unix_now, Exchange};
 use crate::upstream::{self, StreamError};
 
@@ -32,7 +33,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
     x.note_target(&target);
     match target.provider {
         Provider::Mock => mock_chat(x, res, &model, &target, &body, stream),
-        Provider::OpenAI => openai_chat(x, res, &target, body, stream),
+        Provider::OpenAI => remote_chat(x, res, &target, body, stream),
     }
 }
 
@@ -146,7 +147,7 @@ fn mock_chat(
         sent = sent.and_then(|()| send(&mut sse, &chunk(json!({"content": word}), None)));
     }
     sent = sent.and_then(|()| send(&mut sse, &chunk(json!({}), Some(completion.finish_reason))));
-    if openai::client_wants_usage(body) {
+    if providers::client_wants_usage(body) {
         let last = json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": requested,
             "choices": [], "usage": usage,
@@ -164,31 +165,29 @@ fn mock_chat(
     Ok(())
 }
 
-fn openai_chat(
+/// A chat answered by a remote provider: its request built by the dialect adapter, its answer
+/// translated back (or relayed as is), streams relayed event by event.
+fn remote_chat(
     x: &Exchange<'_>,
     res: &mut Responder<'_>,
     target: &Target,
     body: Map<String, Value>,
     stream: bool,
 ) -> Result<(), ApiError> {
-    let Some(upstream_config) = x.gw.config.upstream.as_ref() else {
-        return Err(ApiError::model_not_found(&target.model, ""));
-    };
-    let wants_usage = openai::client_wants_usage(&body);
-    let bytes = openai::chat_body(body, &target.model, stream);
-    let mut call = openai::call(upstream_config, "/chat/completions", &bytes, stream);
+    let wants_usage = providers::client_wants_usage(&body);
+    let mut call = providers::chat_request(target, body, stream)?;
     if stream {
         call.idle_timeout = Some(x.gw.config.stream_idle_timeout);
     }
     let started = Instant::now();
-    let sent = upstream::post(&x.gw.agent, call);
+    let sent = upstream::post(&x.gw.agent, &call);
     if x.keeps_bodies() {
-        x.record().request_body = Some(Body::Raw(bytes));
+        x.record().request_body = Some(Body::Raw(call.body));
     }
     let mut answer = sent?;
     x.record().upstream_latency = Some(answer.latency);
     let status = answer.status();
-    let forwarded = openai::forwarded_headers(&answer);
+    let forwarded = providers::forwarded_headers(&answer);
     let is_sse = answer
         .header("content-type")
         .is_some_and(|t| t.starts_with("text/event-stream"));
@@ -200,24 +199,17 @@ fn openai_chat(
             x.record().response_body = Some(Body::Raw(bytes.clone()));
         }
         if !(200..300).contains(&status) {
-            let mut e = openai::parse_error(status, &bytes);
+            let mut e = providers::parse_error(target, status, &bytes);
             e.headers = forwarded;
             return Err(e);
         }
-        let cost = match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(mut answer)) => x.set_usage(answer.remove("usage")),
-            _ => {
-                return Err(ApiError::bad_gateway(
-                    "upstream_bad_response",
-                    "The provider's response is not a JSON object.",
-                ))
-            }
-        };
+        let reply = providers::chat_response(target, bytes)?;
+        let cost = x.set_usage(reply.usage);
         let (name, ms) = x.overhead(upstream_time);
         let mut headers = forwarded;
         headers.push((name.into(), ms));
         headers.extend(cost);
-        let _ = x.send_json(res, status, bytes, headers);
+        let _ = x.send_json(res, status, reply.body, headers);
         return Ok(());
     }
     let (name, ms) = x.overhead(answer.latency);
@@ -226,8 +218,12 @@ fn openai_chat(
     let Ok(sse) = x.start_sse(res, headers) else {
         return Ok(());
     };
-    let state = openai::StreamState::new(wants_usage, x.log_text_limit());
-    relay_stream(x, sse, answer.into_events(), state);
+    let relay = Relay {
+        translator: providers::chat_stream(target),
+        assembled: Assembler::new(x.log_text_limit()),
+        wants_usage,
+    };
+    relay.run(x, sse, answer.into_events());
     Ok(())
 }
 
@@ -238,90 +234,115 @@ enum End {
     ClientGone,
 }
 
-/// Relays an OpenAI-dialect event stream until `[DONE]`, an error, or the client leaving.
-/// Events that arrived together are written together; before waiting on the network for the
-/// next one, everything in hand is sent.
-fn relay_stream(
-    x: &Exchange<'_>,
-    mut sse: Stream<'_, '_>,
-    mut events: upstream::EventReader,
-    mut state: openai::StreamState,
-) {
-    let mut out = Vec::with_capacity(4096);
-    let mut first_sent = None;
-    let end = loop {
-        let event = match events.next_event() {
-            Ok(Some(event)) => event,
-            Ok(None) if state.finished() => {
-                // Some compatible servers end without `[DONE]`; the stream was complete.
-                sse_data(&mut out, "[DONE]");
-                break End::Complete;
+/// One stream being relayed: the dialect's translator, the completion it adds up to (for the
+/// log and the usage), and whether the client wants the usage chunk.
+struct Relay {
+    translator: providers::ChatStream,
+    assembled: Assembler,
+    wants_usage: bool,
+}
+
+impl Relay {
+    /// Relays until `[DONE]`, an error, or the client leaving. Events that arrived together
+    /// are written together; before waiting on the network for the next one, everything in
+    /// hand is sent.
+    fn run(mut self, x: &Exchange<'_>, mut sse: Stream<'_, '_>, mut events: upstream::EventReader) {
+        let mut out = Vec::with_capacity(4096);
+        let mut first_sent = None;
+        let end = loop {
+            let event = match events.next_event() {
+                Ok(Some(event)) => event,
+                Ok(None) if self.assembled.finished() => {
+                    // Some compatible servers end without `[DONE]`; the stream was complete.
+                    sse_data(&mut out, "[DONE]");
+                    break End::Complete;
+                }
+                Ok(None) => {
+                    break End::Failed(ApiError::bad_gateway(
+                        "upstream_stream_truncated",
+                        "The provider's stream ended before the response was complete.",
+                    ))
+                }
+                Err(StreamError::Idle) => {
+                    break End::Failed(ApiError::gateway_timeout(format!(
+                        "The provider sent nothing for {} s; the stream was cut.",
+                        x.gw.config.stream_idle_timeout.as_secs_f64()
+                    )))
+                }
+                Err(StreamError::Broken(why)) => {
+                    break End::Failed(ApiError::bad_gateway(
+                        "upstream_stream_broken",
+                        format!("The provider's stream broke: {why}."),
+                    ))
+                }
+            };
+            match self.translator.on_event(&event) {
+                Ok(emits) => {
+                    if self.emit(emits, &mut out) {
+                        break End::Complete;
+                    }
+                }
+                Err(e) => break End::Failed(e),
             }
-            Ok(None) => {
-                break End::Failed(ApiError::bad_gateway(
-                    "upstream_stream_truncated",
-                    "The provider's stream ended before the response was complete.",
-                ))
-            }
-            Err(StreamError::Idle) => {
-                break End::Failed(ApiError::gateway_timeout(format!(
-                    "The provider sent nothing for {} s; the stream was cut.",
-                    x.gw.config.stream_idle_timeout.as_secs_f64()
-                )))
-            }
-            Err(StreamError::Broken(why)) => {
-                break End::Failed(ApiError::bad_gateway(
-                    "upstream_stream_broken",
-                    format!("The provider's stream broke: {why}."),
-                ))
+            if !events.has_complete_event() && !out.is_empty() {
+                first_sent.get_or_insert_with(|| x.req.received_at.elapsed());
+                if sse.send(&out).is_err() {
+                    break End::ClientGone;
+                }
+                out.clear();
             }
         };
-        match state.on_event(&event.data) {
-            Ok(openai::Relay::Forward) => sse_data(&mut out, &event.data),
-            Ok(openai::Relay::Drop) => {}
-            Ok(openai::Relay::Done) => {
-                sse_data(&mut out, "[DONE]");
-                break End::Complete;
-            }
-            Ok(openai::Relay::Error) => {
-                sse_data(&mut out, &event.data);
-                break End::Complete;
-            }
-            Err(e) => break End::Failed(e),
-        }
-        if !events.has_complete_event() && !out.is_empty() {
+        // Dropping the event reader closes the provider's connection when the stream is
+        // unfinished.
+        drop(events);
+        if !out.is_empty() {
             first_sent.get_or_insert_with(|| x.req.received_at.elapsed());
-            if sse.send(&out).is_err() {
-                break End::ClientGone;
+        }
+        // Whatever happened, the record gets what the stream amounted to and its usage.
+        x.set_usage(self.assembled.usage().cloned());
+        {
+            let mut record = x.record();
+            record.time_to_first_token = first_sent;
+            record.chunks = Some(self.assembled.chunks());
+            if x.keeps_bodies() {
+                record.response_body = Some(Body::Value(self.assembled.to_value()));
             }
-            out.clear();
         }
-    };
-    // Dropping the event reader closes the provider's connection when the stream is unfinished.
-    drop(events);
-    if !out.is_empty() {
-        first_sent.get_or_insert_with(|| x.req.received_at.elapsed());
-    }
-    // Whatever happened, the record gets what the stream amounted to and its usage.
-    x.set_usage(state.assembled.usage().cloned());
-    {
-        let mut record = x.record();
-        record.time_to_first_token = first_sent;
-        record.chunks = Some(state.assembled.chunks());
-        if x.keeps_bodies() {
-            record.response_body = Some(Body::Value(state.assembled.to_value()));
+        let delivered = match end {
+            End::Complete => sse.send(&out).and_then(|()| sse.finish()),
+            End::Failed(e) => {
+                x.record_error(&e);
+                sse.send(&out).and_then(|()| end_with_error(sse, &e))
+            }
+            End::ClientGone => Err(ClientGone),
+        };
+        if delivered.is_err() {
+            log::info!("request {}: the client closed the stream", x.request_id);
+            x.record().outcome = Some(Outcome::ClientClosed);
         }
     }
-    let delivered = match end {
-        End::Complete => sse.send(&out).and_then(|()| sse.finish()),
-        End::Failed(e) => {
-            x.record_error(&e);
-            sse.send(&out).and_then(|()| end_with_error(sse, &e))
+
+    /// Writes what the translator emitted into `out`; true once the stream is complete. An
+    /// error object from the provider is relayed and ends the stream too.
+    fn emit(&mut self, emits: Vec<Emit>, out: &mut Vec<u8>) -> bool {
+        for emit in emits {
+            let (data, chunk) = match emit {
+                Emit::Done => {
+                    sse_data(out, "[DONE]");
+                    return true;
+                }
+                Emit::Raw(data, chunk) => (data, chunk),
+                Emit::Chunk(chunk) => (chunk.to_string(), chunk),
+            };
+            if chunk.get("error").is_some_and(|e| !e.is_null()) {
+                sse_data(out, &data);
+                return true;
+            }
+            self.assembled.add(&chunk);
+            if self.wants_usage || !providers::is_usage_only_chunk(&chunk) {
+                sse_data(out, &data);
+            }
         }
-        End::ClientGone => Err(ClientGone),
-    };
-    if delivered.is_err() {
-        log::info!("request {}: the client closed the stream", x.request_id);
-        x.record().outcome = Some(Outcome::ClientClosed);
+        false
     }
 }

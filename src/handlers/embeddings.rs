@@ -11,7 +11,7 @@ use crate::events::Body;
 use crate::handlers::{json_object, model_name};
 use crate::http::Responder;
 use crate::providers::mock::EmbeddingInput;
-use crate::providers::{self, mock, openai, Provider};
+use crate::providers::{self, mock, Provider, Target};
 use crate::reply::Exchange;
 use crate::upstream;
 
@@ -52,47 +52,44 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
             let _ = x.send_value(res, &answer, cost.into_iter().collect());
             Ok(())
         }
-        Provider::OpenAI => {
-            let Some(upstream_config) = x.gw.config.upstream.as_ref() else {
-                return Err(ApiError::model_not_found(&model, ""));
-            };
-            let bytes = openai::embeddings_body(body, &target.model);
-            let call = openai::call(upstream_config, "/embeddings", &bytes, false);
-            let started = Instant::now();
-            let sent = upstream::post(&x.gw.agent, call);
-            if x.keeps_bodies() {
-                x.record().request_body = Some(Body::Raw(bytes));
-            }
-            let mut answer = sent?;
-            let status = answer.status();
-            let reply = answer.read_body()?;
-            let upstream_time = started.elapsed();
-            x.record().upstream_latency = Some(upstream_time);
-            if x.keeps_bodies() {
-                x.record().response_body = Some(Body::Raw(reply.clone()));
-            }
-            let mut forwarded = openai::forwarded_headers(&answer);
-            if !(200..300).contains(&status) {
-                let mut e = openai::parse_error(status, &reply);
-                e.headers = forwarded;
-                return Err(e);
-            }
-            let cost = match serde_json::from_slice::<Value>(&reply) {
-                Ok(Value::Object(mut v)) => x.set_usage(v.remove("usage")),
-                _ => {
-                    return Err(ApiError::bad_gateway(
-                        "upstream_bad_response",
-                        "The provider's response is not a JSON object.",
-                    ))
-                }
-            };
-            let (name, ms) = x.overhead(upstream_time);
-            forwarded.push((name.into(), ms));
-            forwarded.extend(cost);
-            let _ = x.send_json(res, status, reply, forwarded);
-            Ok(())
-        }
+        Provider::OpenAI => remote_embeddings(x, res, &target, body),
     }
+}
+
+/// Embeddings from a remote provider, its answer translated back (or relayed as is).
+fn remote_embeddings(
+    x: &Exchange<'_>,
+    res: &mut Responder<'_>,
+    target: &Target,
+    body: Map<String, Value>,
+) -> Result<(), ApiError> {
+    let call = providers::embeddings_request(target, body)?;
+    let started = Instant::now();
+    let sent = upstream::post(&x.gw.agent, &call);
+    if x.keeps_bodies() {
+        x.record().request_body = Some(Body::Raw(call.body));
+    }
+    let mut answer = sent?;
+    let status = answer.status();
+    let bytes = answer.read_body()?;
+    let upstream_time = started.elapsed();
+    x.record().upstream_latency = Some(upstream_time);
+    if x.keeps_bodies() {
+        x.record().response_body = Some(Body::Raw(bytes.clone()));
+    }
+    let mut headers = providers::forwarded_headers(&answer);
+    if !(200..300).contains(&status) {
+        let mut e = providers::parse_error(target, status, &bytes);
+        e.headers = headers;
+        return Err(e);
+    }
+    let reply = providers::embeddings_response(target, bytes)?;
+    let cost = x.set_usage(reply.usage);
+    let (name, ms) = x.overhead(upstream_time);
+    headers.push((name.into(), ms));
+    headers.extend(cost);
+    let _ = x.send_json(res, status, reply.body, headers);
+    Ok(())
 }
 
 /// Validates `input` into a list of texts or token arrays.

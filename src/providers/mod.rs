@@ -1,14 +1,24 @@
-//! Which provider serves a model name, and under which name. `mock/…` models are built in;
-//! `openai/<model>` and every other name go to the configured OpenAI-compatible upstream
-//! (`LITELLM_BASE_URL`), name unchanged, so a LiteLLM-style upstream can route
-//! `provider/model` names itself. Native dialects add variants here; every dispatch site
-//! matches on [`Provider`] exhaustively, so a new one breaks each site at compile time.
+//! Which provider serves a model name, under which name, and the dialect adapters.
+//!
+//! `mock/…` models are built in and answered in-process. `openai/<model>` and every other name
+//! go to the configured OpenAI-compatible upstream (`LITELLM_BASE_URL`), name unchanged, so a
+//! LiteLLM-style upstream can route `provider/model` names itself.
+//!
+//! Each remote dialect is one module with the same functions: `chat_request` (the provider's
+//! request for an OpenAI chat body), a response translator (the provider's 2xx body → an
+//! OpenAI answer and its usage), `parse_error` (the provider's error → the OpenAI error shape),
+//! and a `StreamState` fed one SSE event at a time that emits OpenAI chunks. They are pure:
+//! they never touch a socket or the recorder. The functions here dispatch on [`Provider`] with
+//! exhaustive matches, so adding a provider breaks every dispatch site at compile time.
 
 pub mod mock;
 pub mod openai;
 
-use crate::config::Config;
+use serde_json::{Map, Value};
+
+use crate::config::{Config, Endpoint};
 use crate::error::ApiError;
+use crate::upstream::{Answer, Call, SseEvent};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Provider {
@@ -25,11 +35,13 @@ impl Provider {
     }
 }
 
-/// A resolved model: who serves it and the name to send them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A resolved model: who serves it, the name to send them, and where they are.
+#[derive(Clone, Debug)]
 pub struct Target {
     pub provider: Provider,
     pub model: String,
+    /// `None` for the built-in models.
+    pub endpoint: Option<Endpoint>,
 }
 
 /// Resolves a requested model name.
@@ -39,6 +51,7 @@ pub fn resolve(config: &Config, requested: &str) -> Result<Target, ApiError> {
             return Ok(Target {
                 provider: Provider::Mock,
                 model: name.to_string(),
+                endpoint: None,
             });
         }
         return Err(ApiError::model_not_found(
@@ -46,22 +59,168 @@ pub fn resolve(config: &Config, requested: &str) -> Result<Target, ApiError> {
             "The built-in models are mock/echo, mock/lorem and mock/embed.",
         ));
     }
-    if config.upstream.is_none() {
+    let Some(upstream) = &config.upstream else {
         return Err(ApiError::model_not_found(
             requested,
             "No provider is configured: set LITELLM_BASE_URL and LITELLM_API_KEY (or OPENAI_API_KEY), or use a built-in model such as mock/echo.",
         ));
-    }
+    };
     let model = requested.strip_prefix("openai/").unwrap_or(requested);
     Ok(Target {
         provider: Provider::OpenAI,
         model: model.to_string(),
+        endpoint: Some(upstream.clone()),
     })
+}
+
+/// Response headers of a provider that are passed on to the client: retry advice and rate
+/// limits, which clients act on.
+const FORWARDED_HEADERS: &[&str] = &[
+    "retry-after",
+    "retry-after-ms",
+    "x-should-retry",
+    "openai-processing-ms",
+    "openai-version",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+];
+
+/// The provider's response headers that are passed on to the client.
+pub fn forwarded_headers(answer: &Answer) -> Vec<(String, String)> {
+    FORWARDED_HEADERS
+        .iter()
+        .filter_map(|name| answer.header(name).map(|v| (name.to_string(), v)))
+        .collect()
+}
+
+/// A provider's 2xx answer as the client gets it, and the usage it reported.
+pub struct Reply {
+    pub body: Vec<u8>,
+    pub usage: Option<Value>,
+}
+
+/// What a stream translator makes of one provider event.
+#[derive(Debug)]
+pub enum Emit {
+    /// An OpenAI chunk as the provider sent it (relayed byte for byte), with its parse.
+    Raw(String, Value),
+    /// An OpenAI chunk the translator built.
+    Chunk(Value),
+    /// The stream is complete (`data: [DONE]`).
+    Done,
+}
+
+/// The per-stream state of a dialect's translator.
+pub enum ChatStream {
+    OpenAI(openai::StreamState),
+}
+
+impl ChatStream {
+    /// Feeds one provider event in; what comes out goes to the client in order.
+    pub fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
+        match self {
+            ChatStream::OpenAI(state) => state.on_event(event),
+        }
+    }
+}
+
+fn endpoint(target: &Target) -> Result<&Endpoint, ApiError> {
+    target.endpoint.as_ref().ok_or_else(|| {
+        ApiError::new(
+            500,
+            "server_error",
+            None,
+            "The built-in models are not called over HTTP.",
+        )
+    })
+}
+
+/// The provider's request for an OpenAI chat body.
+pub fn chat_request(
+    target: &Target,
+    body: Map<String, Value>,
+    stream: bool,
+) -> Result<Call, ApiError> {
+    let endpoint = endpoint(target)?;
+    match target.provider {
+        Provider::OpenAI => Ok(openai::chat_request(endpoint, &target.model, body, stream)),
+        Provider::Mock => Err(ApiError::new(
+            500,
+            "server_error",
+            None,
+            "mock models answer in-process",
+        )),
+    }
+}
+
+/// The provider's 2xx chat answer as an OpenAI `chat.completion`.
+pub fn chat_response(target: &Target, body: Vec<u8>) -> Result<Reply, ApiError> {
+    match target.provider {
+        Provider::OpenAI | Provider::Mock => openai::response(body),
+    }
+}
+
+/// The translator for a stream from this provider.
+pub fn chat_stream(target: &Target) -> ChatStream {
+    match target.provider {
+        Provider::OpenAI | Provider::Mock => ChatStream::OpenAI(openai::StreamState),
+    }
+}
+
+/// The provider's error answer in the OpenAI shape, its status kept by the dialect's rules.
+pub fn parse_error(target: &Target, status: u16, body: &[u8]) -> ApiError {
+    match target.provider {
+        Provider::OpenAI | Provider::Mock => openai::parse_error(status, body),
+    }
+}
+
+/// The provider's request for an OpenAI embeddings body.
+pub fn embeddings_request(target: &Target, body: Map<String, Value>) -> Result<Call, ApiError> {
+    let endpoint = endpoint(target)?;
+    match target.provider {
+        Provider::OpenAI => Ok(openai::embeddings_request(endpoint, &target.model, body)),
+        Provider::Mock => Err(ApiError::new(
+            500,
+            "server_error",
+            None,
+            "mock models answer in-process",
+        )),
+    }
+}
+
+/// The provider's 2xx embeddings answer as an OpenAI embeddings list.
+pub fn embeddings_response(target: &Target, body: Vec<u8>) -> Result<Reply, ApiError> {
+    match target.provider {
+        Provider::OpenAI | Provider::Mock => openai::response(body),
+    }
+}
+
+/// Whether a chunk is the usage-only one (`choices: []` with `usage`), which the gateway always
+/// asks for and passes on only to clients that asked for it themselves.
+pub fn is_usage_only_chunk(chunk: &Value) -> bool {
+    chunk
+        .get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+        && chunk.get("usage").is_some_and(|u| !u.is_null())
+}
+
+/// Whether the client asked for the usage chunk itself.
+pub fn client_wants_usage(body: &Map<String, Value>) -> bool {
+    body.get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn config(upstream: bool) -> Config {
         Config::from_lookup(|k| match (k, upstream) {
@@ -88,5 +247,24 @@ mod tests {
         assert_eq!((t.provider, t.model.as_str()), (Provider::OpenAI, "gpt-4o"));
         let t = resolve(&config(true), "anthropic/claude-x").unwrap();
         assert_eq!(t.model, "anthropic/claude-x");
+    }
+
+    #[test]
+    fn only_the_usage_only_chunk_is_recognised() {
+        assert!(is_usage_only_chunk(
+            &json!({"choices": [], "usage": {"total_tokens": 5}})
+        ));
+        assert!(!is_usage_only_chunk(&json!({"choices": [], "usage": null})));
+        assert!(!is_usage_only_chunk(
+            &json!({"choices": [{"index": 0}], "usage": {"total_tokens": 5}})
+        ));
+        assert!(client_wants_usage(
+            json!({"stream_options": {"include_usage": true}})
+                .as_object()
+                .unwrap()
+        ));
+        assert!(!client_wants_usage(
+            json!({"stream": true}).as_object().unwrap()
+        ));
     }
 }

@@ -1,42 +1,24 @@
 //! The OpenAI dialect, spoken by OpenAI and every OpenAI-compatible server (vLLM, Ollama,
-//! LM Studio, another gateway): requests are forwarded with unknown fields untouched, only the
-//! model name set and usage requested for streams; responses and stream chunks are relayed as
-//! received. The stream state learns the usage and finish reason from each chunk and drops the
-//! usage-only chunk the client did not ask for.
+//! LM Studio, another gateway). Requests are forwarded with unknown fields untouched: only the
+//! model name is set, and for streams usage is requested. Answers and stream events are
+//! relayed as received, byte for byte.
 
 use serde_json::{json, Map, Value};
 
-use crate::assembler::Assembler;
-use crate::config::Upstream;
+use crate::config::Endpoint;
 use crate::error::ApiError;
-use crate::upstream::{Answer, Call};
+use crate::providers::{Emit, Reply};
+use crate::upstream::{Call, SseEvent};
 
-/// Response headers of the provider that are passed on to the client.
-pub const FORWARDED_HEADERS: &[&str] = &[
-    "retry-after",
-    "retry-after-ms",
-    "x-should-retry",
-    "openai-processing-ms",
-    "openai-version",
-    "x-ratelimit-limit-requests",
-    "x-ratelimit-limit-tokens",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-remaining-tokens",
-    "x-ratelimit-reset-requests",
-    "x-ratelimit-reset-tokens",
-];
-
-/// The provider's response headers that are passed on to the client.
-pub fn forwarded_headers(answer: &Answer) -> Vec<(String, String)> {
-    FORWARDED_HEADERS
-        .iter()
-        .filter_map(|name| answer.header(name).map(|v| (name.to_string(), v)))
-        .collect()
-}
-
-/// The request body as sent upstream: the client's, with the provider's model name, and for
-/// streams `stream_options.include_usage` forced on so usage is always known.
-pub fn chat_body(mut body: Map<String, Value>, model: &str, stream: bool) -> Vec<u8> {
+/// The request for `POST {base}/chat/completions`: the client's body with the provider's
+/// model name, and for streams `stream_options.include_usage` forced on so usage is always
+/// known (the handler hides the usage-only chunk from clients that did not ask for it).
+pub fn chat_request(
+    endpoint: &Endpoint,
+    model: &str,
+    mut body: Map<String, Value>,
+    stream: bool,
+) -> Call {
     body.insert("model".into(), Value::String(model.into()));
     if stream {
         let options = body.entry("stream_options").or_insert_with(|| json!({}));
@@ -45,27 +27,24 @@ pub fn chat_body(mut body: Map<String, Value>, model: &str, stream: bool) -> Vec
         }
         options["include_usage"] = Value::Bool(true);
     }
-    serde_json::to_vec(&body).unwrap_or_default()
+    call(endpoint, "/chat/completions", body, stream)
 }
 
-/// The embeddings body as sent upstream: the client's with the provider's model name.
-pub fn embeddings_body(mut body: Map<String, Value>, model: &str) -> Vec<u8> {
+/// The request for `POST {base}/embeddings`: the client's body with the provider's model name.
+pub fn embeddings_request(endpoint: &Endpoint, model: &str, mut body: Map<String, Value>) -> Call {
     body.insert("model".into(), Value::String(model.into()));
-    serde_json::to_vec(&body).unwrap_or_default()
+    call(endpoint, "/embeddings", body, false)
 }
 
 /// A POST to `{base}{path}` with the key as a bearer token.
-pub fn call<'a>(upstream: &Upstream, path: &str, body: &'a [u8], stream: bool) -> Call<'a> {
-    let mut headers = vec![(
-        "accept",
-        if stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        }
-        .to_string(),
-    )];
-    if let Some(key) = &upstream.api_key {
+fn call(endpoint: &Endpoint, path: &str, body: Map<String, Value>, stream: bool) -> Call {
+    let accept = if stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    let mut headers = vec![("accept", accept.to_string())];
+    if let Some(key) = &endpoint.api_key {
         headers.push(("authorization", format!("Bearer {key}")));
     }
     if stream {
@@ -73,10 +52,24 @@ pub fn call<'a>(upstream: &Upstream, path: &str, body: &'a [u8], stream: bool) -
         headers.push(("accept-encoding", "identity".into()));
     }
     Call {
-        url: format!("{}{path}", upstream.base_url),
+        url: format!("{}{path}", endpoint.base_url),
         headers,
-        body,
+        body: serde_json::to_vec(&body).unwrap_or_default(),
         idle_timeout: None,
+    }
+}
+
+/// A 2xx answer (chat or embeddings): relayed as received; its usage read for the record.
+pub fn response(bytes: Vec<u8>) -> Result<Reply, ApiError> {
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(mut answer)) => Ok(Reply {
+            usage: answer.remove("usage").filter(|u| !u.is_null()),
+            body: bytes,
+        }),
+        _ => Err(ApiError::bad_gateway(
+            "upstream_bad_response",
+            "The provider's response is not a JSON object.",
+        )),
     }
 }
 
@@ -118,72 +111,23 @@ pub fn parse_error(status: u16, body: &[u8]) -> ApiError {
     e
 }
 
-/// What to do with one upstream stream event.
-#[derive(Debug, PartialEq)]
-pub enum Relay {
-    /// Send this `data:` payload to the client.
-    Forward,
-    /// Keep it from the client (the usage-only chunk it did not ask for).
-    Drop,
-    /// The provider reported an error inside the stream: forward it, then end.
-    Error,
-    /// `[DONE]`: the stream is complete.
-    Done,
-}
-
-/// Follows an OpenAI-dialect stream chunk by chunk, reassembling it for the log.
-pub struct StreamState {
-    client_wants_usage: bool,
-    pub assembled: Assembler,
-}
+/// Follows an OpenAI-dialect stream: every event is relayed as it came.
+#[derive(Default)]
+pub struct StreamState;
 
 impl StreamState {
-    /// `log_limit`: the most bytes of streamed text kept for the interactions log.
-    pub fn new(client_wants_usage: bool, log_limit: usize) -> Self {
-        StreamState {
-            client_wants_usage,
-            assembled: Assembler::new(log_limit),
+    pub fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
+        if event.data.trim() == "[DONE]" {
+            return Ok(vec![Emit::Done]);
         }
-    }
-
-    /// Reads one event's data and decides what to relay. Malformed JSON is a broken stream.
-    pub fn on_event(&mut self, data: &str) -> Result<Relay, ApiError> {
-        if data.trim() == "[DONE]" {
-            return Ok(Relay::Done);
-        }
-        let chunk: Value = serde_json::from_str(data).map_err(|e| {
+        let chunk: Value = serde_json::from_str(&event.data).map_err(|e| {
             ApiError::bad_gateway(
                 "upstream_bad_response",
                 format!("The provider sent a stream event that is not valid JSON: {e}"),
             )
         })?;
-        if chunk.get("error").is_some_and(|e| !e.is_null()) {
-            return Ok(Relay::Error);
-        }
-        self.assembled.add(&chunk);
-        let usage_only = chunk
-            .get("choices")
-            .and_then(Value::as_array)
-            .is_some_and(Vec::is_empty)
-            && chunk.get("usage").is_some_and(|u| !u.is_null());
-        if usage_only && !self.client_wants_usage {
-            return Ok(Relay::Drop);
-        }
-        Ok(Relay::Forward)
+        Ok(vec![Emit::Raw(event.data.clone(), chunk)])
     }
-
-    /// Whether the stream reached its end normally (a finish reason was seen).
-    pub fn finished(&self) -> bool {
-        self.assembled.finished()
-    }
-}
-
-/// Whether the client asked for the usage chunk itself.
-pub fn client_wants_usage(body: &Map<String, Value>) -> bool {
-    body.get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -191,29 +135,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stream_body_forces_usage_and_keeps_unknown_fields() {
+    fn stream_request_forces_usage_and_keeps_unknown_fields() {
+        let endpoint = Endpoint {
+            base_url: "http://127.0.0.1:9/v1".into(),
+            api_key: Some("sk-test-fake".into()),
+        };
         let body = json!({"model": "openai/gpt-x", "stream": true, "future_param": {"a": 1}});
-        let sent: Value =
-            serde_json::from_slice(&chat_body(body.as_object().unwrap().clone(), "gpt-x", true))
-                .unwrap();
+        let call = chat_request(&endpoint, "gpt-x", body.as_object().unwrap().clone(), true);
+        assert_eq!(call.url, "http://127.0.0.1:9/v1/chat/completions");
+        assert!(call
+            .headers
+            .contains(&("authorization", "Bearer sk-test-fake".to_string())));
+        let sent: Value = serde_json::from_slice(&call.body).unwrap();
         assert_eq!(sent["model"], "gpt-x");
         assert_eq!(sent["stream_options"]["include_usage"], true);
         assert_eq!(sent["future_param"]["a"], 1);
     }
 
     #[test]
-    fn usage_only_chunk_is_dropped_unless_asked_for() {
-        let usage = r#"{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
-        let content = r#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}],"usage":null}"#;
-        let mut s = StreamState::new(false, 1024);
-        assert_eq!(s.on_event(content).unwrap(), Relay::Forward);
-        assert_eq!(s.on_event(usage).unwrap(), Relay::Drop);
-        assert_eq!(s.on_event("[DONE]").unwrap(), Relay::Done);
-        assert_eq!(s.assembled.usage().unwrap()["total_tokens"], 5);
-        assert!(s.finished());
-        let mut s = StreamState::new(true, 1024);
-        assert_eq!(s.on_event(usage).unwrap(), Relay::Forward);
-        assert!(s.on_event("{not json").is_err());
+    fn stream_events_are_relayed_as_received() {
+        let mut s = StreamState;
+        let event = |data: &str| SseEvent {
+            event: None,
+            data: data.into(),
+        };
+        let data = r#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}]}"#;
+        match s.on_event(&event(data)).unwrap().as_slice() {
+            [Emit::Raw(raw, chunk)] => {
+                assert_eq!((raw.as_str(), &chunk["id"]), (data, &json!("c")))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            s.on_event(&event("[DONE]")).unwrap().as_slice(),
+            [Emit::Done]
+        ));
+        assert!(s.on_event(&event("{not json")).is_err());
     }
 
     #[test]
