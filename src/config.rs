@@ -3,7 +3,7 @@
 //! [`ConfigError`] naming the variable and the problem. Secrets never appear in `Debug` or in
 //! [`Config::describe`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("PORT", "8728", "port to listen on (0 picks a free one)"),
     ("LITELLM_API_KEY", "", "API key of the OpenAI-compatible upstream (alias: OPENAI_API_KEY)"),
     ("LITELLM_BASE_URL", "https://api.openai.com/v1", "base URL of the OpenAI-compatible upstream, with its version path (alias: OPENAI_BASE_URL)"),
+    ("DROP_UNSUPPORTED_PARAMS", "false", "true drops request parameters a provider cannot honour (the interactions log lists them) instead of answering 400"),
     ("WORKERS", "1024", "most worker threads; each holds one connection, for a whole LLM call or stream"),
     ("MAX_CONNECTIONS", "4096", "most open client connections; past it new ones get 503 + retry-after"),
     ("KEEPALIVE_IDLE_SECS", "5", "an idle keep-alive connection is closed after this long"),
@@ -43,12 +44,29 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("ENABLE_RELOAD", "false", "accepted for compatibility with the Python gateway; has no effect"),
 ];
 
+/// A provider the gateway speaks natively: the variables that configure it. Its key is the
+/// first of `key_vars` that is set; its base is `base_var`, else `default_base` (the root as the
+/// provider's docs give it; the adapter appends the documented paths).
+pub struct NativeProvider {
+    pub name: &'static str,
+    pub key_vars: &'static [&'static str],
+    pub base_var: &'static str,
+    pub default_base: &'static str,
+}
+
+/// The native providers. Each also needs its variables in [`VARIABLES`] and a
+/// `providers::Provider` variant.
+pub const NATIVE_PROVIDERS: &[NativeProvider] = &[];
+
 /// The validated configuration.
 #[derive(Clone)]
 pub struct Config {
     pub host: IpAddr,
     pub port: u16,
     pub upstream: Option<Endpoint>,
+    /// The native providers' endpoints, by provider name (a key may be unset).
+    pub natives: BTreeMap<&'static str, Endpoint>,
+    pub drop_unsupported_params: bool,
     pub workers: usize,
     pub max_connections: usize,
     pub keepalive_idle: Duration,
@@ -163,11 +181,22 @@ impl Config {
                 }
             }
         };
+        let mut natives = BTreeMap::new();
+        for native in NATIVE_PROVIDERS {
+            let base = get(native.base_var).unwrap_or_else(|| native.default_base.to_string());
+            let endpoint = Endpoint {
+                base_url: parse_url(native.base_var, &base)?,
+                api_key: native.key_vars.iter().find_map(|v| get(v)),
+            };
+            natives.insert(native.name, endpoint);
+        }
         let max_connections = parse_count(&get, "MAX_CONNECTIONS", 4096)?;
         Ok(Config {
             host: parse(&get, "HOST", "127.0.0.1".parse().unwrap(), "an IP address")?,
             port: parse(&get, "PORT", 8728, "a port number 0-65535")?,
             upstream,
+            natives,
+            drop_unsupported_params: parse_bool(&get, "DROP_UNSUPPORTED_PARAMS")?,
             workers: parse_count(&get, "WORKERS", 1024)?,
             max_connections,
             keepalive_idle: parse_secs(&get, "KEEPALIVE_IDLE_SECS", 5.0)?,
@@ -239,7 +268,19 @@ impl Config {
             }
             None => lines.push("LITELLM_BASE_URL=(not configured: only mock/ models)".into()),
         }
+        for native in NATIVE_PROVIDERS {
+            if let Some(e) = self.natives.get(native.name) {
+                let key = e
+                    .api_key
+                    .as_deref()
+                    .map(mask)
+                    .unwrap_or_else(|| "(none)".into());
+                lines.push(format!("{}={}", native.base_var, e.base_url));
+                lines.push(format!("{}={key}", native.key_vars[0]));
+            }
+        }
         lines.extend([
+            format!("DROP_UNSUPPORTED_PARAMS={}", self.drop_unsupported_params),
             format!("WORKERS={}", self.workers),
             format!("MAX_CONNECTIONS={}", self.max_connections),
             format!("KEEPALIVE_IDLE_SECS={}", secs(self.keepalive_idle)),
@@ -506,7 +547,16 @@ mod tests {
                 read += 1;
             }
         }
-        assert!(read >= VARIABLES.len());
+        assert!(read >= VARIABLES.len() - NATIVE_PROVIDERS.len() * 2);
+        for native in NATIVE_PROVIDERS {
+            let vars = native.key_vars.iter().chain([&native.base_var]);
+            for var in vars {
+                let documented = VARIABLES
+                    .iter()
+                    .any(|(v, _, doc)| v == var || doc.contains(var));
+                assert!(documented, "{var} is read but not in VARIABLES");
+            }
+        }
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub struct Interaction {
     pub cost: Option<f64>,
     /// A chat or embeddings call: counted in the metrics.
     pub api_call: bool,
+    /// Request parameters dropped because the provider cannot honour them.
+    pub dropped_params: Vec<String>,
     /// Set once the request is over (by the drop guard).
     pub processing_time: Duration,
 }
@@ -102,6 +104,7 @@ impl Interaction {
             usage: None,
             cost: None,
             api_call: false,
+            dropped_params: Vec::new(),
             processing_time: Duration::ZERO,
         }
     }

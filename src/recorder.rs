@@ -278,6 +278,7 @@ impl Writer {
             gateway_overhead_ms: i.gateway_overhead.map(|d| d.as_secs_f64() * 1000.0),
             usage: self.usage(i),
             cost_usd: i.cost,
+            dropped_params: i.dropped_params.clone(),
             downstream_request: self.body(i.request_body.as_ref()),
             downstream_response: self.response(i),
         }
@@ -405,6 +406,8 @@ struct Line {
     gateway_overhead_ms: Option<f64>,
     usage: Option<Value>,
     cost_usd: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dropped_params: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     downstream_request: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]

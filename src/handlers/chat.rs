@@ -175,7 +175,13 @@ fn remote_chat(
     stream: bool,
 ) -> Result<(), ApiError> {
     let wants_usage = providers::client_wants_usage(&body);
-    let mut call = providers::chat_request(target, body, stream)?;
+    let context = providers::RequestContext {
+        drop_unsupported: x.gw.config.drop_unsupported_params,
+        client_headers: &x.req.headers,
+    };
+    let prepared = providers::chat_request(target, body, stream, &context)?;
+    x.record().dropped_params = prepared.dropped;
+    let mut call = prepared.call;
     if stream {
         call.idle_timeout = Some(x.gw.config.stream_idle_timeout);
     }

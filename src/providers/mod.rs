@@ -16,7 +16,7 @@ pub mod openai;
 
 use serde_json::{Map, Value};
 
-use crate::config::{Config, Endpoint};
+use crate::config::{Config, Endpoint, NATIVE_PROVIDERS};
 use crate::error::ApiError;
 use crate::upstream::{Answer, Call, SseEvent};
 
@@ -34,6 +34,12 @@ impl Provider {
         }
     }
 }
+
+/// The native providers by the name used in `provider/model` and in `NATIVE_PROVIDERS`.
+const NATIVES: &[(&str, Provider)] = &[];
+
+/// Bare model-name prefixes that name a native provider's models (`claude-…`).
+const BARE_PREFIXES: &[(&str, &str)] = &[];
 
 /// A resolved model: who serves it, the name to send them, and where they are.
 #[derive(Clone, Debug)]
@@ -58,6 +64,38 @@ pub fn resolve(config: &Config, requested: &str) -> Result<Target, ApiError> {
             requested,
             "The built-in models are mock/echo, mock/lorem and mock/embed.",
         ));
+    }
+    let native = match requested.split_once('/') {
+        Some((name, model)) if config.natives.contains_key(name) => Some((name, model)),
+        _ => BARE_PREFIXES
+            .iter()
+            .find(|(prefix, _)| requested.starts_with(prefix))
+            .map(|(_, name)| (*name, requested)),
+    };
+    if let Some((name, model)) = native {
+        let provider = NATIVES.iter().find(|(n, _)| *n == name).map(|(_, p)| *p);
+        if let (Some(provider), Some(endpoint)) = (provider, config.natives.get(name)) {
+            if endpoint.api_key.is_some() {
+                return Ok(Target {
+                    provider,
+                    model: model.to_string(),
+                    endpoint: Some(endpoint.clone()),
+                });
+            }
+            if config.upstream.is_none() {
+                let var = NATIVE_PROVIDERS
+                    .iter()
+                    .find(|n| n.name == name)
+                    .map_or("its API key variable", |n| n.key_vars[0]);
+                return Err(ApiError::new(
+                    401,
+                    "authentication_error",
+                    Some("missing_api_key"),
+                    format!("`{requested}` is served by {name}, and no key is configured for it: set {var}."),
+                ));
+            }
+            // No key of its own, but an OpenAI-compatible upstream: it gets the name as is.
+        }
     }
     let Some(upstream) = &config.upstream else {
         return Err(ApiError::model_not_found(
@@ -139,15 +177,33 @@ fn endpoint(target: &Target) -> Result<&Endpoint, ApiError> {
     })
 }
 
+/// What a dialect may need from the client's request besides its body.
+pub struct RequestContext<'a> {
+    /// Drop parameters the provider cannot honour instead of answering 400.
+    pub drop_unsupported: bool,
+    /// The client's request headers (some dialects pass a few on, e.g. `anthropic-beta`).
+    pub client_headers: &'a [(String, String)],
+}
+
+/// A provider request, and the parameters dropped to make it (`DROP_UNSUPPORTED_PARAMS`).
+pub struct Prepared {
+    pub call: Call,
+    pub dropped: Vec<String>,
+}
+
 /// The provider's request for an OpenAI chat body.
 pub fn chat_request(
     target: &Target,
     body: Map<String, Value>,
     stream: bool,
-) -> Result<Call, ApiError> {
+    _context: &RequestContext<'_>,
+) -> Result<Prepared, ApiError> {
     let endpoint = endpoint(target)?;
     match target.provider {
-        Provider::OpenAI => Ok(openai::chat_request(endpoint, &target.model, body, stream)),
+        Provider::OpenAI => Ok(Prepared {
+            call: openai::chat_request(endpoint, &target.model, body, stream),
+            dropped: Vec::new(),
+        }),
         Provider::Mock => Err(ApiError::new(
             500,
             "server_error",

@@ -1,5 +1,5 @@
-//! The real OpenAI Python SDK against a running gateway: `tests/sdk/test_openai_sdk.py`, run
-//! with the project's virtualenv (`.venv`, made by `scripts/test.sh`, or `LLMCG_PYTHON`).
+//! The real OpenAI Python SDK against a running gateway that serves the mock models:
+//! `tests/sdk/test_openai_sdk.py` and `test_prometheus.py`, run with the project's virtualenv (`.venv`, made by `scripts/test.sh`, or `LLMCG_PYTHON`).
 //! Without that Python the test says so and passes locally; under `CI=true` it fails instead,
 //! so CI can never skip it.
 
@@ -33,7 +33,11 @@ fn openai_python_sdk_drives_the_gateway() {
     };
     let gateway = Gateway::start(&[]);
     let output = Command::new(python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/sdk"])
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .args([
+            "tests/sdk/test_openai_sdk.py",
+            "tests/sdk/test_prometheus.py",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("GATEWAY_BASE_URL", format!("http://{}/v1", gateway.addr))
         .output()
