@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::http::ServerConfig;
 use crate::pricing::Prices;
 
 /// Every variable the gateway reads, with its default and meaning: the source of `--help`,
@@ -67,14 +68,9 @@ pub struct Config {
     /// The native providers' endpoints, by provider name (a key may be unset).
     pub natives: BTreeMap<&'static str, Endpoint>,
     pub drop_unsupported_params: bool,
-    pub workers: usize,
-    pub max_connections: usize,
-    pub keepalive_idle: Duration,
-    pub header_timeout: Duration,
-    pub body_timeout: Duration,
-    pub send_timeout: Duration,
-    pub max_request_bytes: u64,
-    pub shutdown_grace: Duration,
+    /// The HTTP layer's limits: WORKERS, MAX_CONNECTIONS, the client timeouts,
+    /// MAX_REQUEST_BYTES, SHUTDOWN_GRACE_SECS.
+    pub server: ServerConfig,
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
     pub stream_idle_timeout: Duration,
@@ -197,14 +193,17 @@ impl Config {
             upstream,
             natives,
             drop_unsupported_params: parse_bool(&get, "DROP_UNSUPPORTED_PARAMS")?,
-            workers: parse_count(&get, "WORKERS", 1024)?,
-            max_connections,
-            keepalive_idle: parse_secs(&get, "KEEPALIVE_IDLE_SECS", 5.0)?,
-            header_timeout: parse_secs(&get, "CLIENT_HEADER_TIMEOUT", 10.0)?,
-            body_timeout: parse_secs(&get, "CLIENT_BODY_TIMEOUT", 60.0)?,
-            send_timeout: parse_secs(&get, "CLIENT_SEND_TIMEOUT", 60.0)?,
-            max_request_bytes: parse(&get, "MAX_REQUEST_BYTES", 32 * 1024 * 1024, "a byte count")?,
-            shutdown_grace: parse_secs(&get, "SHUTDOWN_GRACE_SECS", 30.0)?,
+            server: ServerConfig {
+                workers: parse_count(&get, "WORKERS", 1024)?,
+                max_connections,
+                keepalive_idle: parse_secs(&get, "KEEPALIVE_IDLE_SECS", 5.0)?,
+                header_timeout: parse_secs(&get, "CLIENT_HEADER_TIMEOUT", 10.0)?,
+                body_timeout: parse_secs(&get, "CLIENT_BODY_TIMEOUT", 60.0)?,
+                send_timeout: parse_secs(&get, "CLIENT_SEND_TIMEOUT", 60.0)?,
+                max_body_bytes: parse(&get, "MAX_REQUEST_BYTES", 32 * 1024 * 1024, "a byte count")?,
+                shutdown_grace: parse_secs(&get, "SHUTDOWN_GRACE_SECS", 30.0)?,
+                backlog: 1024,
+            },
             upstream_connect_timeout: parse_secs(&get, "UPSTREAM_CONNECT_TIMEOUT", 10.0)?,
             upstream_timeout: parse_secs(&get, "UPSTREAM_TIMEOUT", 600.0)?,
             stream_idle_timeout: parse_secs(&get, "STREAM_IDLE_TIMEOUT", 300.0)?,
@@ -281,14 +280,14 @@ impl Config {
         }
         lines.extend([
             format!("DROP_UNSUPPORTED_PARAMS={}", self.drop_unsupported_params),
-            format!("WORKERS={}", self.workers),
-            format!("MAX_CONNECTIONS={}", self.max_connections),
-            format!("KEEPALIVE_IDLE_SECS={}", secs(self.keepalive_idle)),
-            format!("CLIENT_HEADER_TIMEOUT={}", secs(self.header_timeout)),
-            format!("CLIENT_BODY_TIMEOUT={}", secs(self.body_timeout)),
-            format!("CLIENT_SEND_TIMEOUT={}", secs(self.send_timeout)),
-            format!("MAX_REQUEST_BYTES={}", self.max_request_bytes),
-            format!("SHUTDOWN_GRACE_SECS={}", secs(self.shutdown_grace)),
+            format!("WORKERS={}", self.server.workers),
+            format!("MAX_CONNECTIONS={}", self.server.max_connections),
+            format!("KEEPALIVE_IDLE_SECS={}", secs(self.server.keepalive_idle)),
+            format!("CLIENT_HEADER_TIMEOUT={}", secs(self.server.header_timeout)),
+            format!("CLIENT_BODY_TIMEOUT={}", secs(self.server.body_timeout)),
+            format!("CLIENT_SEND_TIMEOUT={}", secs(self.server.send_timeout)),
+            format!("MAX_REQUEST_BYTES={}", self.server.max_body_bytes),
+            format!("SHUTDOWN_GRACE_SECS={}", secs(self.server.shutdown_grace)),
             format!(
                 "UPSTREAM_CONNECT_TIMEOUT={}",
                 secs(self.upstream_connect_timeout)
@@ -469,7 +468,7 @@ mod tests {
         let c = load(&[]).unwrap();
         assert_eq!(c.listen_addr().to_string(), "127.0.0.1:8728");
         assert!(c.upstream.is_none());
-        assert_eq!(c.max_request_bytes, 32 * 1024 * 1024);
+        assert_eq!(c.server.max_body_bytes, 32 * 1024 * 1024);
     }
 
     #[test]

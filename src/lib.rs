@@ -66,18 +66,8 @@ impl Running {
 
 /// Binds the listener and starts serving.
 pub fn start(config: Config) -> io::Result<Running> {
-    let listener = http::bind(config.listen_addr(), 1024)?;
-    let server_config = http::ServerConfig {
-        workers: config.workers,
-        max_connections: config.max_connections,
-        keepalive_idle: config.keepalive_idle,
-        header_timeout: config.header_timeout,
-        body_timeout: config.body_timeout,
-        send_timeout: config.send_timeout,
-        max_body_bytes: config.max_request_bytes,
-        shutdown_grace: config.shutdown_grace,
-        backlog: 1024,
-    };
+    let listener = http::bind(config.listen_addr(), config.server.backlog)?;
+    let server_config = config.server.clone();
     let gateway = Arc::new(routes::Gateway::new(config)?);
     let server = http::Server::start(listener, server_config, gateway.clone())?;
     Ok(Running { server, gateway })

@@ -112,7 +112,7 @@ fn main() -> ExitCode {
     signals.forever().next();
     log::info!(
         "shutting down: finishing requests in flight (up to {:?})",
-        config.shutdown_grace
+        config.server.shutdown_grace
     );
     // A second signal stops at once.
     std::thread::spawn(move || {
