@@ -1,5 +1,6 @@
 mod support;
 
+mod dashboard;
 mod gateway_errors;
 mod gateway_headers;
 mod gateway_limits;
