@@ -3,6 +3,7 @@
 
 mod support;
 
+mod cli;
 mod dashboard;
 mod gateway_errors;
 mod gateway_headers;
