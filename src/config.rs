@@ -1,0 +1,436 @@
+//! Configuration: the environment plus a `.env` file in the working directory (the
+//! environment wins), validated into a [`Config`]. An invalid value is reported as one
+//! [`ConfigError`] naming the variable and the problem. Secrets never appear in `Debug` or in
+//! [`Config::describe`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Every variable the gateway reads, with its default and meaning: the source of `--help`,
+/// `.env.example` and the README table.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    ("HOST", "127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)"),
+    ("PORT", "8728", "port to listen on (0 picks a free one)"),
+    ("LITELLM_API_KEY", "", "API key of the OpenAI-compatible upstream (alias: OPENAI_API_KEY)"),
+    ("LITELLM_BASE_URL", "https://api.openai.com/v1", "base URL of the OpenAI-compatible upstream, with its version path (alias: OPENAI_BASE_URL)"),
+    ("WORKERS", "1024", "most worker threads; each holds one connection, for a whole LLM call or stream"),
+    ("MAX_CONNECTIONS", "4096", "most open client connections; past it new ones get 503 + retry-after"),
+    ("KEEPALIVE_IDLE_SECS", "5", "an idle keep-alive connection is closed after this long"),
+    ("CLIENT_HEADER_TIMEOUT", "10", "seconds a client has to send a whole request head (else 408)"),
+    ("CLIENT_BODY_TIMEOUT", "60", "seconds a client has to send a whole request body (else 408)"),
+    ("CLIENT_SEND_TIMEOUT", "60", "seconds a write to a stalled client may block before it counts as gone"),
+    ("MAX_REQUEST_BYTES", "33554432", "largest request body accepted (else 413); 32 MiB"),
+    ("SHUTDOWN_GRACE_SECS", "30", "on SIGINT/SIGTERM, how long requests in flight may take to finish"),
+    ("UPSTREAM_CONNECT_TIMEOUT", "10", "seconds to connect to a provider (else 502)"),
+    ("UPSTREAM_TIMEOUT", "600", "seconds to wait for a provider's response headers (else 504)"),
+    ("STREAM_IDLE_TIMEOUT", "300", "a stream silent this many seconds is cut with an SSE error event"),
+    ("CORS_ALLOW_ORIGINS", "*", "comma-separated origins allowed by CORS, or *"),
+    ("LOG_LEVEL", "info", "level of the gateway's own log: error, warn, info, debug, trace"),
+    ("DEBUG", "false", "true adds detail to the gateway's own log (never secrets)"),
+    ("LOG_DIR", "logs", "directory for log files"),
+    ("ENABLE_RELOAD", "false", "accepted for compatibility with the Python gateway; has no effect"),
+];
+
+/// The validated configuration.
+#[derive(Clone)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    pub upstream: Option<Upstream>,
+    pub workers: usize,
+    pub max_connections: usize,
+    pub keepalive_idle: Duration,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub send_timeout: Duration,
+    pub max_request_bytes: u64,
+    pub shutdown_grace: Duration,
+    pub upstream_connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub stream_idle_timeout: Duration,
+    pub cors_allow_origins: Vec<String>,
+    pub log_level: String,
+    pub debug: bool,
+    pub log_dir: PathBuf,
+}
+
+/// The default OpenAI-compatible upstream that serves every model not otherwise routed.
+#[derive(Clone)]
+pub struct Upstream {
+    /// Base URL including its version path, without a trailing slash.
+    pub base_url: String,
+    pub api_key: Option<String>,
+}
+
+/// A variable with an invalid value.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid configuration: {}: {}",
+            self.variable, self.problem
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process environment and `./.env` (the environment wins).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let mut vars: HashMap<String, String> = HashMap::new();
+        if let Ok(entries) = dotenvy::from_path_iter(".env") {
+            for entry in entries {
+                let (key, value) = entry.map_err(|e| ConfigError {
+                    variable: ".env".into(),
+                    problem: e.to_string(),
+                })?;
+                vars.insert(key, value);
+            }
+        }
+        vars.extend(std::env::vars());
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    /// Builds a configuration from any variable source (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let upstream = {
+            let key = get("LITELLM_API_KEY").or_else(|| get("OPENAI_API_KEY"));
+            let (base_var, base) = match get("LITELLM_BASE_URL") {
+                Some(base) => ("LITELLM_BASE_URL", Some(base)),
+                None => ("OPENAI_BASE_URL", get("OPENAI_BASE_URL")),
+            };
+            match (key, base) {
+                (None, None) => None,
+                (api_key, base) => {
+                    let base = base.unwrap_or_else(|| "https://api.openai.com/v1".into());
+                    Some(Upstream {
+                        base_url: parse_url(base_var, &base)?,
+                        api_key,
+                    })
+                }
+            }
+        };
+        let max_connections = parse_count(&get, "MAX_CONNECTIONS", 4096)?;
+        Ok(Config {
+            host: parse(&get, "HOST", "127.0.0.1".parse().unwrap(), "an IP address")?,
+            port: parse(&get, "PORT", 8728, "a port number 0-65535")?,
+            upstream,
+            workers: parse_count(&get, "WORKERS", 1024)?,
+            max_connections,
+            keepalive_idle: parse_secs(&get, "KEEPALIVE_IDLE_SECS", 5.0)?,
+            header_timeout: parse_secs(&get, "CLIENT_HEADER_TIMEOUT", 10.0)?,
+            body_timeout: parse_secs(&get, "CLIENT_BODY_TIMEOUT", 60.0)?,
+            send_timeout: parse_secs(&get, "CLIENT_SEND_TIMEOUT", 60.0)?,
+            max_request_bytes: parse(&get, "MAX_REQUEST_BYTES", 32 * 1024 * 1024, "a byte count")?,
+            shutdown_grace: parse_secs(&get, "SHUTDOWN_GRACE_SECS", 30.0)?,
+            upstream_connect_timeout: parse_secs(&get, "UPSTREAM_CONNECT_TIMEOUT", 10.0)?,
+            upstream_timeout: parse_secs(&get, "UPSTREAM_TIMEOUT", 600.0)?,
+            stream_idle_timeout: parse_secs(&get, "STREAM_IDLE_TIMEOUT", 300.0)?,
+            cors_allow_origins: get("CORS_ALLOW_ORIGINS")
+                .unwrap_or_else(|| "*".into())
+                .split(',')
+                .map(|o| o.trim().to_string())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            log_level: parse_level(get("LOG_LEVEL"))?,
+            debug: parse_bool(&get, "DEBUG")?,
+            log_dir: PathBuf::from(get("LOG_DIR").unwrap_or_else(|| "logs".into())),
+        })
+        .and_then(|c| {
+            parse_bool(&get, "ENABLE_RELOAD")?;
+            Ok(c)
+        })
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    /// The effective configuration, one `NAME=value` per line, secrets masked.
+    pub fn describe(&self) -> String {
+        let secs = |d: Duration| format!("{}", d.as_secs_f64());
+        let mut lines = vec![format!("HOST={}", self.host), format!("PORT={}", self.port)];
+        match &self.upstream {
+            Some(u) => {
+                lines.push(format!("LITELLM_BASE_URL={}", u.base_url));
+                lines.push(format!(
+                    "LITELLM_API_KEY={}",
+                    u.api_key
+                        .as_deref()
+                        .map(mask)
+                        .unwrap_or_else(|| "(none)".into())
+                ));
+            }
+            None => lines.push("LITELLM_BASE_URL=(not configured: only mock/ models)".into()),
+        }
+        lines.extend([
+            format!("WORKERS={}", self.workers),
+            format!("MAX_CONNECTIONS={}", self.max_connections),
+            format!("KEEPALIVE_IDLE_SECS={}", secs(self.keepalive_idle)),
+            format!("CLIENT_HEADER_TIMEOUT={}", secs(self.header_timeout)),
+            format!("CLIENT_BODY_TIMEOUT={}", secs(self.body_timeout)),
+            format!("CLIENT_SEND_TIMEOUT={}", secs(self.send_timeout)),
+            format!("MAX_REQUEST_BYTES={}", self.max_request_bytes),
+            format!("SHUTDOWN_GRACE_SECS={}", secs(self.shutdown_grace)),
+            format!(
+                "UPSTREAM_CONNECT_TIMEOUT={}",
+                secs(self.upstream_connect_timeout)
+            ),
+            format!("UPSTREAM_TIMEOUT={}", secs(self.upstream_timeout)),
+            format!("STREAM_IDLE_TIMEOUT={}", secs(self.stream_idle_timeout)),
+            format!("CORS_ALLOW_ORIGINS={}", self.cors_allow_origins.join(",")),
+            format!("LOG_LEVEL={}", self.log_level),
+            format!("DEBUG={}", self.debug),
+            format!("LOG_DIR={}", self.log_dir.display()),
+        ]);
+        lines.join("\n")
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// Shows that a secret is set without showing it: `sk-…abcd` keeps only its last 4 characters
+/// when it is long enough for that to reveal nothing useful.
+pub fn mask(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() >= 16 {
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("***{tail}")
+    } else {
+        "***".into()
+    }
+}
+
+fn invalid(variable: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable: variable.into(),
+        problem: problem.into(),
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+    expected: &str,
+) -> Result<T, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| invalid(name, format!("{v:?} is not {expected}"))),
+    }
+}
+
+fn parse_count(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    let n: usize = parse(get, name, default, "a positive whole number")?;
+    if n == 0 {
+        return Err(invalid(name, "must be at least 1"));
+    }
+    Ok(n)
+}
+
+fn parse_secs(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: f64,
+) -> Result<Duration, ConfigError> {
+    let secs: f64 = parse(get, name, default, "a number of seconds")?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e7 {
+        return Err(invalid(
+            name,
+            format!("{secs} must be a positive number of seconds"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_bool(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<bool, ConfigError> {
+    match get(name).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
+        Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
+        Some(v) => Err(invalid(name, format!("{v:?} is not true or false"))),
+    }
+}
+
+fn parse_level(value: Option<String>) -> Result<String, ConfigError> {
+    let level = value.unwrap_or_else(|| "info".into()).to_ascii_lowercase();
+    match level.as_str() {
+        "error" | "warn" | "warning" | "info" | "debug" | "trace" | "critical" => {
+            Ok(match level.as_str() {
+                "warning" => "warn".into(),
+                "critical" => "error".into(),
+                _ => level,
+            })
+        }
+        _ => Err(invalid(
+            "LOG_LEVEL",
+            format!("{level:?} is not one of error, warn, info, debug, trace"),
+        )),
+    }
+}
+
+/// An http(s) URL with a host; returned without a trailing slash.
+fn parse_url(name: &str, value: &str) -> Result<String, ConfigError> {
+    let uri: ureq::http::Uri = value
+        .parse()
+        .map_err(|_| invalid(name, format!("{value:?} is not a URL")))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => {
+            return Err(invalid(
+                name,
+                format!("{value:?} must start with http:// or https://"),
+            ))
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(invalid(name, format!("{value:?} has no host")));
+    }
+    if uri.query().is_some() {
+        return Err(invalid(
+            name,
+            format!("{value:?} must not carry a query string"),
+        ));
+    }
+    Ok(value.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_serve_only_mock_models_on_localhost() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.listen_addr().to_string(), "127.0.0.1:8728");
+        assert!(c.upstream.is_none());
+        assert_eq!(c.max_request_bytes, 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn litellm_variables_win_over_openai_ones() {
+        let c = load(&[
+            ("OPENAI_API_KEY", "sk-openai-fake"),
+            ("LITELLM_API_KEY", "sk-litellm-fake"),
+            ("OPENAI_BASE_URL", "http://a.example/v1"),
+            ("LITELLM_BASE_URL", "http://b.example/v1/"),
+        ])
+        .unwrap();
+        let u = c.upstream.unwrap();
+        assert_eq!(u.base_url, "http://b.example/v1");
+        assert_eq!(u.api_key.as_deref(), Some("sk-litellm-fake"));
+    }
+
+    #[test]
+    fn a_key_alone_targets_openai() {
+        let c = load(&[("OPENAI_API_KEY", "sk-fake")]).unwrap();
+        assert_eq!(c.upstream.unwrap().base_url, "https://api.openai.com/v1");
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        assert_eq!(load(&[("PORT", "abc")]).unwrap_err().variable, "PORT");
+        assert_eq!(load(&[("PORT", "70000")]).unwrap_err().variable, "PORT");
+        assert_eq!(
+            load(&[("CLIENT_HEADER_TIMEOUT", "-1")])
+                .unwrap_err()
+                .variable,
+            "CLIENT_HEADER_TIMEOUT"
+        );
+        assert_eq!(
+            load(&[("LITELLM_BASE_URL", "ftp://x")])
+                .unwrap_err()
+                .variable,
+            "LITELLM_BASE_URL"
+        );
+        assert_eq!(
+            load(&[("OPENAI_BASE_URL", "not a url")])
+                .unwrap_err()
+                .variable,
+            "OPENAI_BASE_URL"
+        );
+        assert_eq!(load(&[("WORKERS", "0")]).unwrap_err().variable, "WORKERS");
+        assert_eq!(load(&[("DEBUG", "maybe")]).unwrap_err().variable, "DEBUG");
+        assert_eq!(
+            load(&[("LOG_LEVEL", "loud")]).unwrap_err().variable,
+            "LOG_LEVEL"
+        );
+    }
+
+    #[test]
+    fn describe_masks_the_key() {
+        let c = load(&[("LITELLM_API_KEY", "sk-test-fake-0123456789abcdef")]).unwrap();
+        let text = c.describe();
+        assert!(!text.contains("sk-test-fake-0123456789abcdef"));
+        assert!(text.contains("***cdef"));
+        assert!(!format!("{c:?}").contains("0123456789"));
+    }
+
+    #[test]
+    fn every_variable_read_is_documented() {
+        let source = include_str!("config.rs");
+        let source = &source[..source.find("#[cfg(test)]").unwrap()];
+        let mut read = 0;
+        for marker in ["get(\"", "&get, \""] {
+            for (i, _) in source.match_indices(marker) {
+                let rest = &source[i + marker.len()..];
+                let name = &rest[..rest.find('"').unwrap()];
+                let documented = VARIABLES
+                    .iter()
+                    .any(|(v, _, doc)| *v == name || doc.contains(name));
+                assert!(documented, "{name} is read but not in VARIABLES");
+                read += 1;
+            }
+        }
+        assert!(read >= VARIABLES.len());
+    }
+
+    #[test]
+    fn readme_and_env_example_document_every_variable() {
+        let readme = include_str!("../README.md");
+        let example = include_str!("../.env.example");
+        for (name, _, _) in VARIABLES {
+            assert!(
+                readme.contains(&format!("| `{name}` |")),
+                "{name} missing from README.md"
+            );
+            assert!(
+                example.contains(&format!("# {name}=")),
+                "{name} missing from .env.example"
+            );
+        }
+    }
+}

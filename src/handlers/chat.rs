@@ -1,0 +1,278 @@
+//! `POST /v1/chat/completions`: validates the request, resolves the model, and answers from
+//! the mock models or relays the provider's answer, as JSON or as an SSE stream relayed event
+//! by event. Events that arrived together leave together; nothing else is held back.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use crate::error::ApiError;
+use crate::handlers::{json_object, model_name, optional_bool};
+use crate::http::{Responder, Stream};
+use crate::providers::{self, mock, openai, Provider, Target};
+use crate::reply::{end_with_error, sse_data, unix_now, Exchange};
+use crate::upstream::{self, StreamError};
+
+pub fn completions(x: &Exchange<'_>, res: &mut Responder<'_>) {
+    if let Err(e) = run(x, res) {
+        x.send_error(res, &e);
+    }
+}
+
+fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
+    let body = json_object(&x.req.body)?;
+    let model = model_name(&body)?;
+    validate_messages(&body)?;
+    let stream = optional_bool(&body, "stream")?;
+    let target = providers::resolve(&x.gw.config, &model)?;
+    match target.provider {
+        Provider::Mock => mock_chat(x, res, &model, &target, &body, stream),
+        Provider::OpenAI => openai_chat(x, res, &target, body, stream),
+    }
+}
+
+/// `messages` must be a non-empty array of objects, each with a string `role`.
+fn validate_messages(body: &Map<String, Value>) -> Result<(), ApiError> {
+    let messages = match body.get("messages") {
+        None | Some(Value::Null) => {
+            return Err(ApiError::invalid(
+                Some("messages"),
+                "Missing required parameter: `messages`.",
+            ))
+        }
+        Some(Value::Array(m)) => m,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                Some("messages"),
+                "`messages` must be an array.",
+            ))
+        }
+    };
+    if messages.is_empty() {
+        return Err(ApiError::invalid(
+            Some("messages"),
+            "`messages` must contain at least one message.",
+        ));
+    }
+    for (i, m) in messages.iter().enumerate() {
+        if !m.get("role").is_some_and(Value::is_string) {
+            return Err(ApiError::invalid(
+                Some(&format!("messages[{i}].role")),
+                format!("`messages[{i}]` must be an object with a string `role`."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn mock_chat(
+    x: &Exchange<'_>,
+    res: &mut Responder<'_>,
+    requested: &str,
+    target: &Target,
+    body: &Map<String, Value>,
+    stream: bool,
+) -> Result<(), ApiError> {
+    if !mock::is_chat_model(&target.model) {
+        return Err(ApiError::invalid(
+            Some("model"),
+            format!("`{requested}` is an embedding model; use it with /v1/embeddings."),
+        ));
+    }
+    let completion = mock::chat(&target.model, &Value::Object(body.clone()))?;
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = unix_now();
+    let completion_tokens = completion.words.len() as u64;
+    let usage = json!({
+        "prompt_tokens": completion.prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": completion.prompt_tokens + completion_tokens,
+    });
+    if !stream {
+        let answer = json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": created,
+            "model": requested,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": completion.content(), "refusal": null},
+                "logprobs": null,
+                "finish_reason": completion.finish_reason,
+            }],
+            "usage": usage,
+        });
+        let _ = x.send_value(res, &answer, Duration::ZERO);
+        return Ok(());
+    }
+    let (name, ms) = x.overhead(Duration::ZERO);
+    let Ok(mut sse) = x.start_sse(res, vec![(name.into(), ms)]) else {
+        return Ok(());
+    };
+    let chunk = |delta: Value, finish: Option<&str>| {
+        json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": requested,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        })
+    };
+    let mut out = Vec::new();
+    let mut send = |sse: &mut Stream<'_, '_>, value: &Value| {
+        out.clear();
+        sse_data(&mut out, &value.to_string());
+        sse.send(&out)
+    };
+    let mut sent = send(
+        &mut sse,
+        &chunk(json!({"role": "assistant", "content": ""}), None),
+    );
+    for word in &completion.words {
+        sent = sent.and_then(|()| send(&mut sse, &chunk(json!({"content": word}), None)));
+    }
+    sent = sent.and_then(|()| send(&mut sse, &chunk(json!({}), Some(completion.finish_reason))));
+    if openai::client_wants_usage(body) {
+        let last = json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": requested,
+            "choices": [], "usage": usage,
+        });
+        sent = sent.and_then(|()| send(&mut sse, &last));
+    }
+    let _ = sent
+        .and_then(|()| sse.send(b"data: [DONE]\n\n"))
+        .and_then(|()| sse.finish());
+    Ok(())
+}
+
+fn openai_chat(
+    x: &Exchange<'_>,
+    res: &mut Responder<'_>,
+    target: &Target,
+    body: Map<String, Value>,
+    stream: bool,
+) -> Result<(), ApiError> {
+    let Some(upstream_config) = x.gw.config.upstream.as_ref() else {
+        return Err(ApiError::model_not_found(&target.model, ""));
+    };
+    let wants_usage = openai::client_wants_usage(&body);
+    let bytes = openai::chat_body(body, &target.model, stream);
+    let mut call = openai::call(upstream_config, "/chat/completions", &bytes, stream);
+    if stream {
+        call.idle_timeout = Some(x.gw.config.stream_idle_timeout);
+    }
+    let started = Instant::now();
+    let mut answer = upstream::post(&x.gw.agent, call)?;
+    let status = answer.status();
+    let forwarded = forwarded_headers(&answer);
+    let is_sse = answer
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/event-stream"));
+    if !(200..300).contains(&status) || !stream || !is_sse {
+        let bytes = answer.read_body()?;
+        let upstream_time = started.elapsed();
+        if !(200..300).contains(&status) {
+            let mut e = openai::parse_error(status, &bytes);
+            e.headers = forwarded;
+            return Err(e);
+        }
+        if !serde_json::from_slice::<Value>(&bytes).is_ok_and(|v| v.is_object()) {
+            return Err(ApiError::bad_gateway(
+                "upstream_bad_response",
+                "The provider's response is not a JSON object.",
+            ));
+        }
+        let (name, ms) = x.overhead(upstream_time);
+        let mut headers = forwarded;
+        headers.push((name.into(), ms));
+        let _ = x.send_json(res, status, bytes, headers);
+        return Ok(());
+    }
+    let (name, ms) = x.overhead(answer.latency);
+    let mut headers = forwarded;
+    headers.push((name.into(), ms));
+    let Ok(sse) = x.start_sse(res, headers) else {
+        return Ok(());
+    };
+    relay_stream(
+        x,
+        sse,
+        answer.into_events(),
+        openai::StreamState::new(wants_usage),
+    );
+    Ok(())
+}
+
+/// Relays an OpenAI-dialect event stream until `[DONE]`, an error, or the client leaving.
+/// Events that arrived together are written together; before waiting on the network for the
+/// next one, everything in hand is sent.
+fn relay_stream(
+    x: &Exchange<'_>,
+    mut sse: Stream<'_, '_>,
+    mut events: upstream::EventReader,
+    mut state: openai::StreamState,
+) {
+    let mut out = Vec::with_capacity(4096);
+    let failure = loop {
+        let event = match events.next_event() {
+            Ok(Some(event)) => event,
+            Ok(None) if state.finished() => {
+                // Some compatible servers end without `[DONE]`; the stream was complete.
+                sse_data(&mut out, "[DONE]");
+                break None;
+            }
+            Ok(None) => {
+                break Some(ApiError::bad_gateway(
+                    "upstream_stream_truncated",
+                    "The provider's stream ended before the response was complete.",
+                ))
+            }
+            Err(StreamError::Idle) => {
+                break Some(ApiError::gateway_timeout(format!(
+                    "The provider sent nothing for {} s; the stream was cut.",
+                    x.gw.config.stream_idle_timeout.as_secs_f64()
+                )))
+            }
+            Err(StreamError::Broken(why)) => {
+                break Some(ApiError::bad_gateway(
+                    "upstream_stream_broken",
+                    format!("The provider's stream broke: {why}."),
+                ))
+            }
+        };
+        match state.on_event(&event.data) {
+            Ok(openai::Relay::Forward) => sse_data(&mut out, &event.data),
+            Ok(openai::Relay::Drop) => {}
+            Ok(openai::Relay::Done) => {
+                sse_data(&mut out, "[DONE]");
+                break None;
+            }
+            Ok(openai::Relay::Error) => {
+                sse_data(&mut out, &event.data);
+                break None;
+            }
+            Err(e) => break Some(e),
+        }
+        if !events.has_complete_event() && !out.is_empty() {
+            if sse.send(&out).is_err() {
+                log::info!("request {}: client closed the stream", x.request_id);
+                return;
+            }
+            out.clear();
+        }
+    };
+    if sse.send(&out).is_err() {
+        return;
+    }
+    let _ = match failure {
+        Some(e) => {
+            log::warn!("request {}: stream failed: {}", x.request_id, e.message);
+            end_with_error(sse, &e)
+        }
+        None => sse.finish(),
+    };
+}
+
+fn forwarded_headers(answer: &upstream::Answer) -> Vec<(String, String)> {
+    openai::FORWARDED_HEADERS
+        .iter()
+        .filter_map(|name| answer.header(name).map(|v| (name.to_string(), v)))
+        .collect()
+}

@@ -1,0 +1,120 @@
+//! `POST /v1/embeddings`: a string, an array of strings, a token array or an array of token
+//! arrays; `encoding_format` float or base64; `dimensions`. Answered by `mock/embed` or
+//! relayed to the provider as received.
+
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
+
+use crate::error::ApiError;
+use crate::handlers::{json_object, model_name};
+use crate::http::Responder;
+use crate::providers::mock::EmbeddingInput;
+use crate::providers::{self, mock, openai, Provider};
+use crate::reply::Exchange;
+use crate::upstream;
+
+/// OpenAI's limit on inputs per request.
+const MAX_INPUTS: usize = 2048;
+
+pub fn create(x: &Exchange<'_>, res: &mut Responder<'_>) {
+    if let Err(e) = run(x, res) {
+        x.send_error(res, &e);
+    }
+}
+
+fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
+    let body = json_object(&x.req.body)?;
+    let model = model_name(&body)?;
+    let inputs = parse_inputs(&body)?;
+    let target = providers::resolve(&x.gw.config, &model)?;
+    match target.provider {
+        Provider::Mock => {
+            if target.model != "embed" {
+                return Err(ApiError::invalid(
+                    Some("model"),
+                    format!("`{model}` is a chat model; use mock/embed for embeddings."),
+                ));
+            }
+            let (data, tokens) = mock::embed(&inputs, &Value::Object(body))?;
+            let answer = json!({
+                "object": "list",
+                "data": data,
+                "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            });
+            let _ = x.send_value(res, &answer, std::time::Duration::ZERO);
+            Ok(())
+        }
+        Provider::OpenAI => {
+            let Some(upstream_config) = x.gw.config.upstream.as_ref() else {
+                return Err(ApiError::model_not_found(&model, ""));
+            };
+            let bytes = openai::embeddings_body(body, &target.model);
+            let call = openai::call(upstream_config, "/embeddings", &bytes, false);
+            let started = Instant::now();
+            let mut answer = upstream::post(&x.gw.agent, call)?;
+            let status = answer.status();
+            let reply = answer.read_body()?;
+            let upstream_time = started.elapsed();
+            if !(200..300).contains(&status) {
+                let mut e = openai::parse_error(status, &reply);
+                e.headers = openai::FORWARDED_HEADERS
+                    .iter()
+                    .filter_map(|n| answer.header(n).map(|v| (n.to_string(), v)))
+                    .collect();
+                return Err(e);
+            }
+            let (name, ms) = x.overhead(upstream_time);
+            let _ = x.send_json(res, status, reply, vec![(name.into(), ms)]);
+            Ok(())
+        }
+    }
+}
+
+/// Validates `input` into a list of texts or token arrays.
+fn parse_inputs(body: &Map<String, Value>) -> Result<Vec<EmbeddingInput>, ApiError> {
+    let bad = |msg: &str| ApiError::invalid(Some("input"), msg.to_string());
+    let tokens =
+        |items: &[Value]| -> Option<Vec<u64>> { items.iter().map(Value::as_u64).collect() };
+    let inputs = match body.get("input") {
+        None | Some(Value::Null) => return Err(bad("Missing required parameter: `input`.")),
+        Some(Value::String(s)) => vec![EmbeddingInput::Text(s.clone())],
+        Some(Value::Array(items)) if items.is_empty() => {
+            return Err(bad("`input` must not be an empty array."))
+        }
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
+            .iter()
+            .map(|s| EmbeddingInput::Text(s.as_str().unwrap_or_default().to_string()))
+            .collect(),
+        Some(Value::Array(items)) if items.iter().all(Value::is_number) => match tokens(items) {
+            Some(ids) => vec![EmbeddingInput::Tokens(ids)],
+            None => return Err(bad("Token ids in `input` must be non-negative integers.")),
+        },
+        Some(Value::Array(items)) if items.iter().all(Value::is_array) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                match tokens(item.as_array().map(Vec::as_slice).unwrap_or(&[])) {
+                    Some(ids) if !ids.is_empty() => out.push(EmbeddingInput::Tokens(ids)),
+                    _ => return Err(bad("Each token array in `input` must hold non-negative integers.")),
+                }
+            }
+            out
+        }
+        Some(_) => {
+            return Err(bad(
+                "`input` must be a string, an array of strings, an array of token ids, or an array of token arrays.",
+            ))
+        }
+    };
+    if inputs.len() > MAX_INPUTS {
+        return Err(bad(&format!("`input` holds more than {MAX_INPUTS} items.")));
+    }
+    if inputs
+        .iter()
+        .any(|i| matches!(i, EmbeddingInput::Text(t) if t.is_empty()))
+    {
+        return Err(bad("`input` must not contain empty strings."));
+    }
+    Ok(inputs)
+}

@@ -1,0 +1,15 @@
+//! `GET /health`: liveness with the version and uptime.
+
+use serde_json::json;
+
+use crate::http::Responder;
+use crate::reply::Exchange;
+
+pub fn get(x: &Exchange<'_>, res: &mut Responder<'_>) {
+    let body = json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": x.gw.started.elapsed().as_secs_f64(),
+    });
+    let _ = x.send_json(res, 200, body.to_string().into_bytes(), Vec::new());
+}

@@ -1,0 +1,71 @@
+//! `GET /v1/models` and `GET /v1/models/{id}`: the built-in mock models. Ids may contain `/`,
+//! which the SDKs send percent-encoded (`mock%2Fecho`).
+
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::http::Responder;
+use crate::providers::mock;
+use crate::reply::Exchange;
+
+fn model_object(id: &str) -> Value {
+    json!({"id": id, "object": "model", "created": mock::CREATED, "owned_by": "llmcallgateway"})
+}
+
+pub fn list(x: &Exchange<'_>, res: &mut Responder<'_>) {
+    let data: Vec<Value> = mock::MODELS
+        .iter()
+        .map(|m| model_object(&format!("mock/{m}")))
+        .collect();
+    let body = json!({"object": "list", "data": data});
+    let _ = x.send_json(res, 200, body.to_string().into_bytes(), Vec::new());
+}
+
+pub fn retrieve(x: &Exchange<'_>, res: &mut Responder<'_>, raw_id: &str) {
+    let id = percent_decode(raw_id);
+    let known = id
+        .strip_prefix("mock/")
+        .is_some_and(|m| mock::MODELS.contains(&m));
+    if known {
+        let _ = x.send_json(
+            res,
+            200,
+            model_object(&id).to_string().into_bytes(),
+            Vec::new(),
+        );
+    } else {
+        x.send_error(res, &ApiError::model_not_found(&id, ""));
+    }
+}
+
+/// Decodes `%XX` escapes; anything malformed is kept as it is.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_ids_are_percent_decoded() {
+        assert_eq!(percent_decode("mock%2Fecho"), "mock/echo");
+        assert_eq!(percent_decode("a%2fb%"), "a/b%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

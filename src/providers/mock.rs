@@ -1,0 +1,282 @@
+//! The built-in models that need no provider and no key: `mock/echo` answers with the last
+//! user message, `mock/lorem` writes N words (N from the prompt when it is a number, else 32,
+//! cut by `max_tokens`), and `mock/embed` returns deterministic unit vectors. They count
+//! usage like a real model (one token per word), so demos, the SDKs and tests work offline.
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+
+/// The mock models, in the order `/v1/models` lists them.
+pub const MODELS: &[&str] = &["echo", "lorem", "embed"];
+
+/// A fixed creation time for the mock models (the project's first release day).
+pub const CREATED: u64 = 1_764_115_200;
+
+/// Default embedding size of `mock/embed` (OpenAI's small model's default is 1536; ours is
+/// smaller to keep demo payloads light; `dimensions` picks any size up to 4096).
+const DEFAULT_DIMENSIONS: usize = 256;
+const MAX_DIMENSIONS: usize = 4096;
+const LOREM: &[&str] = &[
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
+    "incididunt",
+    "ut",
+    "labore",
+    "et",
+    "dolore",
+    "magna",
+    "aliqua",
+];
+
+pub fn is_chat_model(name: &str) -> bool {
+    matches!(name, "echo" | "lorem")
+}
+
+/// A mock chat answer: the words of the reply and why it stopped.
+pub struct Completion {
+    pub words: Vec<String>,
+    pub finish_reason: &'static str,
+    pub prompt_tokens: u64,
+}
+
+impl Completion {
+    pub fn content(&self) -> String {
+        self.words.concat()
+    }
+}
+
+/// Produces the answer of a mock chat model to a validated request body.
+pub fn chat(model: &str, body: &Value) -> Result<Completion, ApiError> {
+    if body
+        .get("n")
+        .and_then(Value::as_u64)
+        .is_some_and(|n| n != 1)
+    {
+        return Err(ApiError::invalid(
+            Some("n"),
+            "mock models produce one choice: use n=1",
+        ));
+    }
+    let messages = body["messages"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let prompt_tokens = messages
+        .iter()
+        .map(|m| count_words(&message_text(m)) + 3)
+        .sum::<u64>()
+        .max(1);
+    let last_user = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .map(message_text)
+        .unwrap_or_default();
+    let limit = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_u64));
+    let mut words: Vec<String> = if model == "echo" {
+        split_keeping_spaces(&last_user)
+    } else {
+        let n = last_user.trim().parse::<usize>().unwrap_or(32).min(100_000);
+        (0..n)
+            .map(|i| {
+                let w = LOREM[i % LOREM.len()];
+                if i + 1 < n {
+                    format!("{w} ")
+                } else {
+                    format!("{w}.")
+                }
+            })
+            .collect()
+    };
+    let mut finish_reason = "stop";
+    if let Some(limit) = limit {
+        if words.len() as u64 > limit {
+            words.truncate(limit as usize);
+            finish_reason = "length";
+        }
+    }
+    Ok(Completion {
+        words,
+        finish_reason,
+        prompt_tokens,
+    })
+}
+
+/// The text of a message: a string, or the text parts of a content array.
+fn message_text(message: &Value) -> String {
+    match &message["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+fn count_words(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}
+
+/// Splits text into words that keep their trailing whitespace, so the words concatenate back
+/// to the original text exactly (and each one is a token for usage and streaming).
+fn split_keeping_spaces(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut in_space = false;
+    for c in text.chars() {
+        if !c.is_whitespace() && in_space {
+            words.push(std::mem::take(&mut current));
+            in_space = false;
+        }
+        in_space |= c.is_whitespace();
+        current.push(c);
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words
+}
+
+/// Embeds validated inputs: each text (or token array) gets a deterministic unit vector.
+pub fn embed(inputs: &[EmbeddingInput], body: &Value) -> Result<(Vec<Value>, u64), ApiError> {
+    let dimensions = match body.get("dimensions") {
+        None | Some(Value::Null) => DEFAULT_DIMENSIONS,
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 && n as usize <= MAX_DIMENSIONS => n as usize,
+            _ => {
+                return Err(ApiError::invalid(
+                    Some("dimensions"),
+                    format!("dimensions must be an integer from 1 to {MAX_DIMENSIONS}"),
+                ))
+            }
+        },
+    };
+    let base64 = match body.get("encoding_format").and_then(Value::as_str) {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                Some("encoding_format"),
+                format!("encoding_format must be float or base64, not {other:?}"),
+            ))
+        }
+    };
+    let mut tokens = 0;
+    let data = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, input)| {
+            let (seed, count) = match input {
+                EmbeddingInput::Text(t) => (fnv1a(t.as_bytes()), count_words(t).max(1)),
+                EmbeddingInput::Tokens(ids) => {
+                    let bytes: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+                    (fnv1a(&bytes), ids.len() as u64)
+                }
+            };
+            tokens += count;
+            let vector = unit_vector(seed, dimensions);
+            let embedding = if base64 {
+                let bytes: Vec<u8> = vector.iter().flat_map(|f| f.to_le_bytes()).collect();
+                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(vector)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    Ok((data, tokens))
+}
+
+/// One input of an embeddings request, validated.
+pub enum EmbeddingInput {
+    Text(String),
+    Tokens(Vec<u64>),
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// A deterministic vector of unit length from a seed (splitmix64).
+fn unit_vector(seed: u64, dimensions: usize) -> Vec<f32> {
+    let mut state = seed;
+    let mut v: Vec<f32> = (0..dimensions)
+        .map(|_| {
+            state = state.wrapping_add(0x9e3779b97f4a7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+            z ^= z >> 31;
+            (z >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0
+        })
+        .collect();
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::MIN_POSITIVE);
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_repeats_the_last_user_message_word_by_word() {
+        let body = json!({"messages": [
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [{"type": "text", "text": "你好, world  again"}]}
+        ]});
+        let c = chat("echo", &body).unwrap();
+        assert_eq!(c.content(), "你好, world  again");
+        assert_eq!(c.words.len(), 3);
+        assert_eq!(c.finish_reason, "stop");
+    }
+
+    #[test]
+    fn lorem_honours_the_word_count_and_max_tokens() {
+        let body = json!({"messages": [{"role": "user", "content": "5"}]});
+        assert_eq!(chat("lorem", &body).unwrap().words.len(), 5);
+        let body = json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 7});
+        let c = chat("lorem", &body).unwrap();
+        assert_eq!((c.words.len(), c.finish_reason), (7, "length"));
+    }
+
+    #[test]
+    fn embeddings_are_deterministic_unit_vectors() {
+        let inputs = [
+            EmbeddingInput::Text("a".into()),
+            EmbeddingInput::Text("a".into()),
+        ];
+        let (data, tokens) = embed(&inputs, &json!({"dimensions": 8})).unwrap();
+        assert_eq!(tokens, 2);
+        assert_eq!(data[0]["embedding"], data[1]["embedding"]);
+        let v: Vec<f64> = serde_json::from_value(data[0]["embedding"].clone()).unwrap();
+        assert_eq!(v.len(), 8);
+        let norm: f64 = v.iter().map(|x| x * x).sum();
+        assert!((norm - 1.0).abs() < 1e-4);
+        assert!(embed(&inputs, &json!({"dimensions": 0})).is_err());
+    }
+}
