@@ -6,8 +6,10 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::pricing::Prices;
 
 /// Every variable the gateway reads, with its default and meaning: the source of `--help`,
 /// `.env.example` and the README table.
@@ -30,7 +32,14 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("CORS_ALLOW_ORIGINS", "*", "comma-separated origins allowed by CORS, or *"),
     ("LOG_LEVEL", "info", "level of the gateway's own log: error, warn, info, debug, trace"),
     ("DEBUG", "false", "true adds detail to the gateway's own log (never secrets)"),
-    ("LOG_DIR", "logs", "directory for log files"),
+    ("LOG_DIR", "logs", "directory for the log files"),
+    ("LOG_BODIES", "truncated", "request/response bodies in the interactions log: full, truncated, metadata (none), none (no interactions file)"),
+    ("LOG_MAX_BODY_BYTES", "65536", "with LOG_BODIES=truncated, the most bytes kept of each body"),
+    ("LOG_ROTATE_MB", "100", "a log file rotates daily and when it reaches this size (decimals allowed)"),
+    ("LOG_RETENTION_DAYS", "14", "rotated log files older than this are deleted"),
+    ("LOG_MAX_TOTAL_MB", "2048", "the oldest log files are deleted while all of them together exceed this"),
+    ("METRICS", "true", "keep live metrics and trends (false turns both off)"),
+    ("PRICES_FILE", "", "a JSON price table laid over the built-in one: {\"model\": {\"input\": 2.5, \"cached_input\": 1.25, \"output\": 10}} in USD per million tokens"),
     ("ENABLE_RELOAD", "false", "accepted for compatibility with the Python gateway; has no effect"),
 ];
 
@@ -55,6 +64,23 @@ pub struct Config {
     pub log_level: String,
     pub debug: bool,
     pub log_dir: PathBuf,
+    pub log_bodies: LogBodies,
+    pub log_max_body_bytes: usize,
+    pub log_rotate_bytes: u64,
+    pub log_retention_days: u32,
+    pub log_max_total_bytes: u64,
+    pub metrics: bool,
+    pub prices: Prices,
+    pub prices_file: Option<PathBuf>,
+}
+
+/// How much of each request and response body the interactions log keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogBodies {
+    Full,
+    Truncated,
+    Metadata,
+    None,
 }
 
 /// The default OpenAI-compatible upstream that serves every model not otherwise routed.
@@ -150,6 +176,29 @@ impl Config {
             log_level: parse_level(get("LOG_LEVEL"))?,
             debug: parse_bool(&get, "DEBUG")?,
             log_dir: PathBuf::from(get("LOG_DIR").unwrap_or_else(|| "logs".into())),
+            log_bodies: match get("LOG_BODIES").map(|v| v.to_ascii_lowercase()).as_deref() {
+                None | Some("truncated") => LogBodies::Truncated,
+                Some("full") => LogBodies::Full,
+                Some("metadata") => LogBodies::Metadata,
+                Some("none") => LogBodies::None,
+                Some(other) => {
+                    return Err(invalid(
+                        "LOG_BODIES",
+                        format!("{other:?} is not one of full, truncated, metadata, none"),
+                    ))
+                }
+            },
+            log_max_body_bytes: parse_count(&get, "LOG_MAX_BODY_BYTES", 65536)?,
+            log_rotate_bytes: parse_megabytes(&get, "LOG_ROTATE_MB", 100.0)?,
+            log_retention_days: parse(&get, "LOG_RETENTION_DAYS", 14, "a number of days")?,
+            log_max_total_bytes: parse_megabytes(&get, "LOG_MAX_TOTAL_MB", 2048.0)?,
+            metrics: get("METRICS").is_none() || parse_bool(&get, "METRICS")?,
+            prices: match get("PRICES_FILE") {
+                None => Prices::default(),
+                Some(path) => Prices::with_file(Path::new(&path))
+                    .map_err(|e| invalid("PRICES_FILE", format!("{path}: {e}")))?,
+            },
+            prices_file: get("PRICES_FILE").map(PathBuf::from),
         })
         .and_then(|c| {
             parse_bool(&get, "ENABLE_RELOAD")?;
@@ -197,6 +246,20 @@ impl Config {
             format!("LOG_LEVEL={}", self.log_level),
             format!("DEBUG={}", self.debug),
             format!("LOG_DIR={}", self.log_dir.display()),
+            format!(
+                "LOG_BODIES={}",
+                format!("{:?}", self.log_bodies).to_ascii_lowercase()
+            ),
+            format!("LOG_MAX_BODY_BYTES={}", self.log_max_body_bytes),
+            format!(
+                "LOG_ROTATE_MB={}",
+                self.log_rotate_bytes as f64 / 1_048_576.0
+            ),
+            format!("LOG_RETENTION_DAYS={}", self.log_retention_days),
+            format!(
+                "LOG_MAX_TOTAL_MB={}",
+                self.log_max_total_bytes as f64 / 1_048_576.0
+            ),
         ]);
         lines.join("\n")
     }
@@ -266,6 +329,22 @@ fn parse_secs(
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A size in megabytes (MiB), as bytes; at least about 1 KB.
+fn parse_megabytes(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: f64,
+) -> Result<u64, ConfigError> {
+    let mb: f64 = parse(get, name, default, "a number of megabytes")?;
+    if !mb.is_finite() || !(0.001..=1e9).contains(&mb) {
+        return Err(invalid(
+            name,
+            format!("{mb} must be a number of megabytes, at least 0.001"),
+        ));
+    }
+    Ok((mb * 1_048_576.0) as u64)
 }
 
 fn parse_bool(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<bool, ConfigError> {

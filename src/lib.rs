@@ -11,14 +11,21 @@
 // round trip; boxing it everywhere would buy nothing measurable.
 #![allow(clippy::result_large_err)]
 
+pub mod assembler;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod handlers;
 pub mod http;
 pub mod logging;
+pub mod metrics;
+pub mod pricing;
+pub mod prometheus;
 pub mod providers;
+pub mod recorder;
 pub mod reply;
 pub mod routes;
+pub mod trends;
 pub mod upstream;
 
 use std::io;
@@ -30,6 +37,7 @@ pub use config::Config;
 /// A running gateway.
 pub struct Running {
     server: http::Server,
+    gateway: Arc<routes::Gateway>,
 }
 
 impl Running {
@@ -38,10 +46,21 @@ impl Running {
         self.server.local_addr()
     }
 
+    /// Records waiting for the recorder thread now, and the most seen at once.
+    pub fn recorder_depth(&self) -> (usize, usize) {
+        (
+            self.gateway.recorder.depth(),
+            self.gateway.recorder.max_depth(),
+        )
+    }
+
     /// Graceful shutdown: stop accepting, let requests and streams in flight finish within
-    /// `SHUTDOWN_GRACE_SECS`. Returns false when the grace period ran out first.
+    /// `SHUTDOWN_GRACE_SECS`, then write every interaction record and flush the log.
+    /// Returns false when the grace period ran out first.
     pub fn shutdown(self) -> bool {
-        self.server.shutdown()
+        let clean = self.server.shutdown();
+        self.gateway.recorder.stop();
+        clean
     }
 }
 
@@ -59,7 +78,7 @@ pub fn start(config: Config) -> io::Result<Running> {
         shutdown_grace: config.shutdown_grace,
         backlog: 1024,
     };
-    let gateway = Arc::new(routes::Gateway::new(config));
-    let server = http::Server::start(listener, server_config, gateway)?;
-    Ok(Running { server })
+    let gateway = Arc::new(routes::Gateway::new(config)?);
+    let server = http::Server::start(listener, server_config, gateway.clone())?;
+    Ok(Running { server, gateway })
 }

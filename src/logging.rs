@@ -1,21 +1,368 @@
-//! The gateway's own log (start-up, warnings, errors) on standard error, at `LOG_LEVEL`
-//! (`DEBUG=true` lowers it to debug). The HTTP client crates are capped at info: their trace
-//! output would carry request headers, keys included.
+//! The log files and what keeps secrets out of them.
+//!
+//! Three files under `LOG_DIR`, each rotating daily and at `LOG_ROTATE_MB`
+//! (`llmcallgateway_<kind>_<date>.log`, then `<date>.restart-0001` … within a day):
+//! - `system`: start-up summary, one access line per request, warnings, shutdown (the `log`
+//!   crate's output at `LOG_LEVEL`, through flexi_logger);
+//! - `error`: every error line of the system log, alone;
+//! - `llm_interactions`: one JSON object per request, written by the recorder thread alone.
+//!
+//! [`DiskGuard`] deletes rotated files past `LOG_RETENTION_DAYS` and, oldest first, while all
+//! files together exceed `LOG_MAX_TOTAL_MB`. [`Redactor`] replaces configured secrets, API-key
+//! lookalikes, `key=` query values and secret-named JSON fields with `***`; the system and error
+//! logs pass every line through it. The HTTP client crates are capped at info: their trace
+//! output carries request headers, keys included.
+
+use std::borrow::Cow;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use flexi_logger::writers::FileLogWriter;
+use flexi_logger::{
+    Age, Cleanup, Criterion, DeferredNow, Duplicate, FileSpec, LoggerHandle, Naming, WriteMode,
+};
+use serde_json::Value;
 
 use crate::config::Config;
 
-/// Starts logging. The returned handle must live as long as the process logs.
-pub fn init(config: &Config) -> Option<flexi_logger::LoggerHandle> {
+/// The prefix of every file the gateway writes in `LOG_DIR`.
+pub const FILE_PREFIX: &str = "llmcallgateway";
+
+/// JSON field names whose values are secrets wherever they appear (compared without case).
+const SECRET_FIELDS: &[&str] = &[
+    "authorization",
+    "api_key",
+    "api-key",
+    "apikey",
+    "x-api-key",
+    "x-goog-api-key",
+    "access_token",
+    "secret",
+    "password",
+];
+
+/// Redacts secrets from text and JSON values.
+#[derive(Clone, Debug, Default)]
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    /// `secrets`: the configured key values; short ones (under 8 characters) are ignored, since
+    /// replacing them would mangle ordinary text and they protect nothing.
+    pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
+        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 8).collect();
+        // Longest first, so a secret that contains another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Redactor { secrets }
+    }
+
+    /// The secrets a configuration holds.
+    pub fn for_config(config: &Config) -> Self {
+        Redactor::new(config.upstream.iter().filter_map(|u| u.api_key.clone()))
+    }
+
+    /// Replaces secrets in text: configured values, `sk-…`/`AIza…` key lookalikes, bearer
+    /// tokens and `key=` query values.
+    pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = Cow::Owned(out.replace(secret.as_str(), "***"));
+            }
+        }
+        if needs_pattern_scan(&out) {
+            out = Cow::Owned(redact_patterns(&out));
+        }
+        out
+    }
+
+    /// Redacts a JSON value in place: secret-named fields become `"***"`, strings are
+    /// passed through [`Redactor::text`].
+    pub fn value(&self, value: &mut Value) {
+        match value {
+            Value::String(s) => {
+                if let Cow::Owned(r) = self.text(s) {
+                    *s = r;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.value(v)),
+            Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    if SECRET_FIELDS.iter().any(|f| key.eq_ignore_ascii_case(f)) && !v.is_null() {
+                        *v = Value::String("***".into());
+                    } else {
+                        self.value(v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn needs_pattern_scan(text: &str) -> bool {
+    text.contains("sk-")
+        || text.contains("AIza")
+        || text.contains("key=")
+        || text.contains("Bearer ")
+}
+
+/// Replaces key-shaped substrings. A key lookalike is a known prefix followed by at least 16
+/// characters of `[A-Za-z0-9_-]`; `key=` values run to the next `&`, space or quote.
+fn redact_patterns(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let token_char = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.';
+    while i < bytes.len() {
+        let rest = &text[i..];
+        let boundary = i == 0 || !token_char(bytes[i - 1]);
+        let prefix = ["sk-", "AIza", "Bearer "]
+            .into_iter()
+            .find(|p| boundary && rest.starts_with(p));
+        if let Some(p) = prefix {
+            let run = rest[p.len()..]
+                .bytes()
+                .take_while(|b| token_char(*b))
+                .count();
+            if run >= 16 {
+                out.push_str(p);
+                out.push_str("***");
+                i += p.len() + run;
+                continue;
+            }
+        }
+        if rest.starts_with("key=") && i > 0 && matches!(bytes[i - 1], b'?' | b'&' | b'_' | b'-') {
+            let run = rest[4..]
+                .bytes()
+                .take_while(|b| !matches!(b, b'&' | b' ' | b'"' | b'\'' | b'\\' | b'#'))
+                .count();
+            out.push_str("key=***");
+            i += 4 + run;
+            continue;
+        }
+        let c = rest.chars().next().unwrap_or_default();
+        out.push(c);
+        i += c.len_utf8().max(1);
+    }
+    out
+}
+
+/// The redactor the system and error log formats use (a format is a plain `fn`).
+static GLOBAL_REDACTOR: OnceLock<Redactor> = OnceLock::new();
+
+fn redacted_format(
+    w: &mut dyn std::io::Write,
+    now: &mut DeferredNow,
+    record: &log::Record,
+) -> std::io::Result<()> {
+    let message = record.args().to_string();
+    let message = match GLOBAL_REDACTOR.get() {
+        Some(r) => r.text(&message).into_owned(),
+        None => message,
+    };
+    write!(
+        w,
+        "{} {:<5} [{}] {}",
+        now.format_rfc3339(),
+        record.level(),
+        record.target(),
+        message
+    )
+}
+
+fn rotation(config: &Config) -> (Criterion, Naming, Cleanup) {
+    (
+        Criterion::AgeOrSize(Age::Day, config.log_rotate_bytes),
+        Naming::TimestampsCustomFormat {
+            current_infix: None,
+            format: "%Y-%m-%d",
+        },
+        // Retention and the total cap are the DiskGuard's, over all three files together.
+        Cleanup::Never,
+    )
+}
+
+fn file_spec(dir: &Path, kind: &str) -> FileSpec {
+    FileSpec::default()
+        .directory(dir)
+        .basename(FILE_PREFIX)
+        .discriminant(kind)
+        .suppress_timestamp()
+}
+
+/// Starts the system and error logs (and warnings on standard error). The handle must live
+/// as long as the process logs; `shutdown` flushes it.
+pub fn init(config: &Config) -> Result<LoggerHandle, flexi_logger::FlexiLoggerError> {
+    let _ = GLOBAL_REDACTOR.set(Redactor::for_config(config));
     let level = if config.debug {
         "debug"
     } else {
         config.log_level.as_str()
     };
     let spec = format!("{level}, ureq=info, ureq_proto=info, rustls=info");
-    flexi_logger::Logger::try_with_str(spec)
-        .ok()?
-        .log_to_stderr()
-        .format(flexi_logger::detailed_format)
+    let (criterion, naming, cleanup) = rotation(config);
+    let errors = FileLogWriter::builder(file_spec(&config.log_dir, "error"))
+        .max_level(log::LevelFilter::Error)
+        .format(redacted_format)
+        .rotate(criterion, naming, cleanup)
+        .append()
+        .use_utc()
+        .write_mode(WriteMode::BufferAndFlush)
+        .try_build()?;
+    flexi_logger::Logger::try_with_str(spec)?
+        .log_to_file_and_writer(file_spec(&config.log_dir, "system"), Box::new(errors))
+        .format(redacted_format)
+        .duplicate_to_stderr(Duplicate::Warn)
+        .rotate(criterion, naming, cleanup)
+        .append()
+        .use_utc()
+        .write_mode(WriteMode::BufferAndFlush)
         .start()
-        .ok()
+}
+
+/// The interactions file, owned and flushed by the recorder thread.
+pub fn interactions_writer(
+    config: &Config,
+) -> Result<FileLogWriter, flexi_logger::FlexiLoggerError> {
+    let (criterion, naming, cleanup) = rotation(config);
+    FileLogWriter::builder(file_spec(&config.log_dir, "llm_interactions"))
+        .format(|w, _, record| write!(w, "{}", record.args()))
+        .rotate(criterion, naming, cleanup)
+        .append()
+        .use_utc()
+        .write_mode(WriteMode::BufferDontFlushWith(64 * 1024))
+        .try_build()
+}
+
+/// Keeps `LOG_DIR` within its retention and size limits.
+pub struct DiskGuard {
+    dir: PathBuf,
+    retention: Duration,
+    max_total: u64,
+}
+
+impl DiskGuard {
+    pub fn new(config: &Config) -> Self {
+        DiskGuard {
+            dir: config.log_dir.clone(),
+            retention: Duration::from_secs(u64::from(config.log_retention_days) * 86_400),
+            max_total: config.log_max_total_bytes,
+        }
+    }
+
+    /// Deletes what is over the limits; returns the files deleted. Files past retention go
+    /// whatever they are (a file being written is rotated before its next line once it is a
+    /// day old, so an expired one is not being written). For the size cap the newest file of
+    /// each kind is the one being written and is kept.
+    pub fn enforce(&self) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<(PathBuf, SystemTime, u64, String)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let kind = log_kind(&name)?;
+                let meta = e.metadata().ok()?;
+                Some((e.path(), meta.modified().ok()?, meta.len(), kind))
+            })
+            .collect();
+        // Oldest first.
+        files.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        let mut total: u64 = files.iter().map(|f| f.2).sum();
+        let now = SystemTime::now();
+        let mut deleted = Vec::new();
+        for i in 0..files.len() {
+            let (path, modified, len, kind) = &files[i];
+            let expired = now.duration_since(*modified).unwrap_or_default() > self.retention;
+            let newest_of_kind = !files[i + 1..].iter().any(|f| &f.3 == kind);
+            let over_cap = total > self.max_total && !newest_of_kind;
+            if (expired || over_cap) && fs::remove_file(path).is_ok() {
+                total = total.saturating_sub(*len);
+                deleted.push(path.clone());
+            }
+        }
+        deleted
+    }
+}
+
+/// `system`, `error` or `llm_interactions` for a gateway log file name.
+fn log_kind(name: &str) -> Option<String> {
+    let rest = name.strip_prefix(FILE_PREFIX)?.strip_prefix('_')?;
+    if !(name.ends_with(".log") || name.ends_with(".log.gz")) {
+        return None;
+    }
+    ["llm_interactions", "system", "error"]
+        .into_iter()
+        .find(|k| rest.starts_with(&format!("{k}_")))
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn configured_secrets_and_key_lookalikes_are_redacted() {
+        let r = Redactor::new([
+            "my-configured-secret-value".to_string(),
+            "short".to_string(),
+        ]);
+        assert_eq!(
+            r.text("a my-configured-secret-value b short"),
+            "a *** b short"
+        );
+        assert_eq!(
+            r.text("key sk-proj-abcdefghijklmnop1234 and sk-ant-api03-ABCDEFGHIJKLMNOPQRST"),
+            "key sk-*** and sk-***"
+        );
+        assert_eq!(
+            r.text("Authorization: Bearer abcdefghijklmnopqrstuvwxyz"),
+            "Authorization: Bearer ***"
+        );
+        assert_eq!(
+            r.text(
+                "/v1beta/models/x:generate?alt=sse&key=AIzaSyFAKEFAKEFAKEFAKEFAKEFAKEFAKE123&z=1"
+            ),
+            "/v1beta/models/x:generate?alt=sse&key=***&z=1"
+        );
+        assert_eq!(
+            r.text("task-list and sk-short ok"),
+            "task-list and sk-short ok"
+        );
+        assert_eq!(
+            r.text("中文 sk-abcdefghijklmnopqrstu 中文"),
+            "中文 sk-*** 中文"
+        );
+    }
+
+    #[test]
+    fn secret_named_fields_are_redacted_in_json() {
+        let r = Redactor::default();
+        let mut v = json!({"api_key": "x", "nested": [{"Authorization": "Bearer y"}], "keep": "z"});
+        r.value(&mut v);
+        assert_eq!(
+            v,
+            json!({"api_key": "***", "nested": [{"Authorization": "***"}], "keep": "z"})
+        );
+    }
+
+    #[test]
+    fn log_kinds_are_recognised_by_name() {
+        assert_eq!(
+            log_kind("llmcallgateway_system_2026-11-26.log").as_deref(),
+            Some("system")
+        );
+        assert_eq!(
+            log_kind("llmcallgateway_llm_interactions_2026-11-26.restart-0001.log").as_deref(),
+            Some("llm_interactions")
+        );
+        assert_eq!(log_kind("other.log"), None);
+        assert_eq!(log_kind("llmcallgateway_trends.jsonl"), None);
+    }
 }

@@ -59,7 +59,20 @@ fn main() -> ExitCode {
         println!("{}", config.describe());
         return ExitCode::SUCCESS;
     }
-    let _logger = llmcallgateway::logging::init(&config);
+    if let Err(e) = std::fs::create_dir_all(&config.log_dir) {
+        eprintln!(
+            "llmcallgateway: cannot create LOG_DIR {}: {e}",
+            config.log_dir.display()
+        );
+        return ExitCode::from(1);
+    }
+    let logger = match llmcallgateway::logging::init(&config) {
+        Ok(logger) => logger,
+        Err(e) => {
+            eprintln!("llmcallgateway: cannot open the log files: {e}");
+            return ExitCode::from(1);
+        }
+    };
     // Register before starting, so a signal that arrives during start-up is not lost.
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(signals) => signals,
@@ -78,7 +91,22 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    log::info!("configuration:\n{}", config.describe());
+    log::info!(
+        "llmcallgateway {} listening on http://{}; configuration:\n{}",
+        env!("CARGO_PKG_VERSION"),
+        running.addr(),
+        config.describe()
+    );
+    log::info!(
+        "providers: mock (mock/echo, mock/lorem, mock/embed){}",
+        match &config.upstream {
+            Some(u) => format!(
+                "; openai-compatible at {} for every other model",
+                u.base_url
+            ),
+            None => String::new(),
+        }
+    );
     println!("listening on http://{}", running.addr());
     let _ = std::io::stdout().flush();
     signals.forever().next();
@@ -94,5 +122,7 @@ fn main() -> ExitCode {
     });
     let clean = running.shutdown();
     log::info!("stopped{}", if clean { "" } else { " (grace period over)" });
+    logger.flush();
+    logger.shutdown();
     ExitCode::SUCCESS
 }

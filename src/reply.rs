@@ -1,13 +1,21 @@
 //! One request's exchange with its client: the request id, the headers every answer carries
-//! (`x-request-id`, CORS), and the ways to answer: JSON, an error in the OpenAI shape, or an
-//! SSE stream whose events (errors included) are written as they come.
+//! (`x-request-id`, CORS), the ways to answer (JSON, an error in the OpenAI shape, or an SSE
+//! stream whose events, errors included, are written as they come), and the request's
+//! [`Interaction`] record, which every answer updates and which is handed to the recorder
+//! exactly once, when the exchange is dropped, whichever way the request ended.
 
-use std::time::{Duration, Instant};
+use std::cell::{RefCell, RefMut};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::config::LogBodies;
 use crate::error::ApiError;
+use crate::events::{Interaction, Outcome};
 use crate::http::{ClientGone, Request, Responder, Response, Stream};
+use crate::pricing::Tokens;
+use crate::providers::{Provider, Target};
 use crate::routes::Gateway;
 
 /// Headers a browser client may read from our answers.
@@ -19,6 +27,7 @@ pub struct Exchange<'a> {
     pub req: &'a Request,
     pub request_id: String,
     common: Vec<(String, String)>,
+    record: RefCell<Interaction>,
 }
 
 impl<'a> Exchange<'a> {
@@ -40,12 +49,71 @@ impl<'a> Exchange<'a> {
                 }
             }
         }
+        let mut record = Interaction::new(request_id.clone(), &req.method, &req.target, req.peer);
+        record.started = req.received_at;
+        record.user_agent = req.header("user-agent").map(str::to_string);
         Exchange {
             gw,
             req,
             request_id,
             common,
+            record: RefCell::new(record),
         }
+    }
+
+    /// Records who serves the request.
+    pub fn note_target(&self, target: &Target) {
+        let mut record = self.record();
+        record.provider = Some(target.provider.name());
+        record.model = Some(target.model.clone());
+        record.api_base = match target.provider {
+            Provider::Mock => None,
+            Provider::OpenAI => self.gw.config.upstream.as_ref().map(|u| u.base_url.clone()),
+        };
+    }
+
+    /// Marks this request as an API call: counted in flight now, and in the metrics.
+    pub fn mark_api_call(&self) {
+        self.record().api_call = true;
+        self.gw.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the provider's usage and what it cost; returns the cost header when the price
+    /// is known (an unpriced model gets none rather than a made-up zero).
+    pub fn set_usage(&self, usage: Option<Value>) -> Option<(String, String)> {
+        let mut record = self.record();
+        let tokens = usage.as_ref().and_then(Tokens::from_usage);
+        let prices = &self.gw.config.prices;
+        record.cost = tokens.and_then(|t| {
+            let names = [record.model_requested.as_deref(), record.model.as_deref()];
+            names.into_iter().flatten().find_map(|m| prices.cost(m, t))
+        });
+        record.usage = usage;
+        record
+            .cost
+            .map(|c| ("x-gateway-cost-usd".to_string(), format!("{c:.8}")))
+    }
+
+    /// Whether the interactions log keeps bodies (else they are not even copied).
+    pub fn keeps_bodies(&self) -> bool {
+        matches!(
+            self.gw.config.log_bodies,
+            LogBodies::Full | LogBodies::Truncated
+        )
+    }
+
+    /// How much streamed text to keep for the log.
+    pub fn log_text_limit(&self) -> usize {
+        match self.gw.config.log_bodies {
+            LogBodies::Full => 64 * 1024 * 1024,
+            LogBodies::Truncated => self.gw.config.log_max_body_bytes,
+            LogBodies::Metadata | LogBodies::None => 0,
+        }
+    }
+
+    /// The request's record, to fill in as the request goes.
+    pub fn record(&self) -> RefMut<'_, Interaction> {
+        self.record.borrow_mut()
     }
 
     /// The headers every answer to this request carries.
@@ -54,9 +122,11 @@ impl<'a> Exchange<'a> {
     }
 
     /// Time spent in the gateway so far, not counting `upstream` (time waiting for a provider).
+    /// Also recorded as the request's gateway overhead.
     pub fn overhead(&self, upstream: Duration) -> (&'static str, String) {
-        let total = self.req.received_at.elapsed();
-        let ms = total.saturating_sub(upstream).as_secs_f64() * 1000.0;
+        let overhead = self.req.received_at.elapsed().saturating_sub(upstream);
+        self.record().gateway_overhead = Some(overhead);
+        let ms = overhead.as_secs_f64() * 1000.0;
         ("x-gateway-overhead-ms", format!("{ms:.3}"))
     }
 
@@ -67,21 +137,28 @@ impl<'a> Exchange<'a> {
         body: Vec<u8>,
         extra: Vec<(String, String)>,
     ) -> Result<(), ClientGone> {
+        self.record().http_status = status;
         let mut response = Response::new(status, "application/json", body);
         response.headers.extend(self.common.iter().cloned());
         response.headers.extend(extra);
-        res.send(response)
+        let sent = res.send(response);
+        if sent.is_err() {
+            self.record().outcome = Some(Outcome::ClientClosed);
+        }
+        sent
     }
 
+    /// Answers 200 with a JSON value the gateway built, plus `extra` headers.
     pub fn send_value(
         &self,
         res: &mut Responder<'_>,
         value: &Value,
-        upstream: Duration,
+        mut extra: Vec<(String, String)>,
     ) -> Result<(), ClientGone> {
-        let (name, ms) = self.overhead(upstream);
+        let (name, ms) = self.overhead(Duration::ZERO);
+        extra.push((name.into(), ms));
         let body = serde_json::to_vec(value).unwrap_or_default();
-        self.send_json(res, 200, body, vec![(name.into(), ms)])
+        self.send_json(res, 200, body, extra)
     }
 
     /// Answers with an error (when nothing was sent yet).
@@ -89,15 +166,17 @@ impl<'a> Exchange<'a> {
         if res.is_started() {
             return;
         }
-        if error.status >= 500 {
-            log::warn!(
-                "request {} failed: {} {}",
-                self.request_id,
-                error.status,
-                error.message
-            );
-        }
+        self.record_error(error);
         let _ = self.send_json(res, error.status, error.to_body(), error.headers.clone());
+    }
+
+    /// Records an error as the request's outcome (504s count as timeouts).
+    pub fn record_error(&self, error: &ApiError) {
+        let mut record = self.record();
+        record.error = Some(error.to_value());
+        if error.status == 504 {
+            record.outcome = Some(Outcome::Timeout);
+        }
     }
 
     /// Starts an SSE answer with the common headers plus `extra`.
@@ -113,7 +192,29 @@ impl<'a> Exchange<'a> {
         ];
         headers.extend(self.common.iter().cloned());
         headers.extend(extra);
-        res.stream(200, &headers)
+        self.record().http_status = 200;
+        let started = res.stream(200, &headers);
+        if started.is_err() {
+            self.record().outcome = Some(Outcome::ClientClosed);
+        }
+        started
+    }
+}
+
+impl Drop for Exchange<'_> {
+    fn drop(&mut self) {
+        let mut record =
+            self.record
+                .replace(Interaction::new(String::new(), "", "", self.req.peer));
+        record.processing_time = self.req.received_at.elapsed();
+        if record.http_status == 0 {
+            // Nothing was answered: the worker will answer 500 on the handler's behalf.
+            record.http_status = 500;
+        }
+        if record.api_call {
+            self.gw.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.gw.recorder.record(record);
     }
 }
 
@@ -144,11 +245,6 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// Since `start`, for logs and headers.
-pub fn elapsed_ms(start: Instant) -> f64 {
-    start.elapsed().as_secs_f64() * 1000.0
 }
 
 #[cfg(test)]

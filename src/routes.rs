@@ -3,28 +3,35 @@
 //! error shape; a panic inside a handler answered as a 500 carrying the request id.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::handlers;
 use crate::http::{Handler, Request, Responder, Response};
+use crate::recorder::Recorder;
 use crate::reply::Exchange;
 
 /// Everything a request handler may use; shared by all workers.
 pub struct Gateway {
     pub config: Config,
     pub agent: ureq::Agent,
+    pub recorder: Recorder,
     pub started: Instant,
+    /// API calls being handled now.
+    pub in_flight: AtomicUsize,
 }
 
 impl Gateway {
-    pub fn new(config: Config) -> Self {
-        Gateway {
+    pub fn new(config: Config) -> std::io::Result<Self> {
+        Ok(Gateway {
             agent: crate::upstream::agent(&config),
+            recorder: Recorder::start(&config)?,
             config,
             started: Instant::now(),
-        }
+            in_flight: AtomicUsize::new(0),
+        })
     }
 
     /// The value of `access-control-allow-origin` for a request's `Origin`, if it is allowed.
@@ -46,6 +53,11 @@ enum Route<'p> {
     Models,
     Model(&'p str),
     Health,
+    Metrics,
+    MetricsPrometheus,
+    MetricsModels,
+    MetricsTrends,
+    Dashboard,
 }
 
 fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
@@ -62,6 +74,11 @@ fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
         "/embeddings" => (Route::Embeddings, "POST"),
         "/models" => (Route::Models, "GET"),
         "/health" => (Route::Health, "GET"),
+        "/metrics" => (Route::Metrics, "GET"),
+        "/metrics/prometheus" => (Route::MetricsPrometheus, "GET"),
+        "/metrics/models" => (Route::MetricsModels, "GET"),
+        "/metrics/trends" => (Route::MetricsTrends, "GET"),
+        "/dashboard" => (Route::Dashboard, "GET"),
         _ => match path.strip_prefix("/models/") {
             Some(id) if !id.is_empty() => (Route::Model(id), "GET"),
             _ => return None,
@@ -106,6 +123,11 @@ impl Handler for Gateway {
             Route::Models => handlers::models::list(&x, res),
             Route::Model(id) => handlers::models::retrieve(&x, res, id),
             Route::Health => handlers::health::get(&x, res),
+            Route::Metrics => handlers::metrics::get(&x, res),
+            Route::MetricsPrometheus => handlers::metrics::prometheus_text(&x, res),
+            Route::MetricsModels => handlers::metrics::models(&x, res),
+            Route::MetricsTrends => handlers::metrics::trends(&x, res),
+            Route::Dashboard => handlers::metrics::dashboard(&x, res),
         }));
         if outcome.is_err() {
             log::error!("request {} panicked in {:?}", x.request_id, req.path());

@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
+use crate::events::{Body, Outcome};
 use crate::handlers::{json_object, model_name, optional_bool};
-use crate::http::{Responder, Stream};
+use crate::http::{ClientGone, Responder, Stream};
 use crate::providers::{self, mock, openai, Provider, Target};
 use crate::reply::{end_with_error, sse_data, unix_now, Exchange};
 use crate::upstream::{self, StreamError};
 
 pub fn completions(x: &Exchange<'_>, res: &mut Responder<'_>) {
+    x.mark_api_call();
     if let Err(e) = run(x, res) {
         x.send_error(res, &e);
     }
@@ -22,9 +24,12 @@ pub fn completions(x: &Exchange<'_>, res: &mut Responder<'_>) {
 fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
     let body = json_object(&x.req.body)?;
     let model = model_name(&body)?;
+    x.record().model_requested = Some(model.clone());
     validate_messages(&body)?;
     let stream = optional_bool(&body, "stream")?;
+    x.record().stream = stream;
     let target = providers::resolve(&x.gw.config, &model)?;
+    x.note_target(&target);
     match target.provider {
         Provider::Mock => mock_chat(x, res, &model, &target, &body, stream),
         Provider::OpenAI => openai_chat(x, res, &target, body, stream),
@@ -80,6 +85,9 @@ fn mock_chat(
         ));
     }
     let completion = mock::chat(&target.model, &Value::Object(body.clone()))?;
+    if x.keeps_bodies() {
+        x.record().request_body = Some(Body::Raw(x.req.body.clone()));
+    }
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = unix_now();
     let completion_tokens = completion.words.len() as u64;
@@ -88,21 +96,25 @@ fn mock_chat(
         "completion_tokens": completion_tokens,
         "total_tokens": completion.prompt_tokens + completion_tokens,
     });
+    let cost = x.set_usage(Some(usage.clone()));
+    let answer = json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": requested,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": completion.content(), "refusal": null},
+            "logprobs": null,
+            "finish_reason": completion.finish_reason,
+        }],
+        "usage": usage,
+    });
+    if x.keeps_bodies() {
+        x.record().response_body = Some(Body::Value(answer.clone()));
+    }
     if !stream {
-        let answer = json!({
-            "id": id,
-            "object": "chat.completion",
-            "created": created,
-            "model": requested,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": completion.content(), "refusal": null},
-                "logprobs": null,
-                "finish_reason": completion.finish_reason,
-            }],
-            "usage": usage,
-        });
-        let _ = x.send_value(res, &answer, Duration::ZERO);
+        let _ = x.send_value(res, &answer, cost.into_iter().collect());
         return Ok(());
     }
     let (name, ms) = x.overhead(Duration::ZERO);
@@ -116,7 +128,12 @@ fn mock_chat(
         })
     };
     let mut out = Vec::new();
+    let mut chunks = 0;
     let mut send = |sse: &mut Stream<'_, '_>, value: &Value| {
+        if chunks == 0 {
+            x.record().time_to_first_token = Some(x.req.received_at.elapsed());
+        }
+        chunks += 1;
         out.clear();
         sse_data(&mut out, &value.to_string());
         sse.send(&out)
@@ -136,9 +153,14 @@ fn mock_chat(
         });
         sent = sent.and_then(|()| send(&mut sse, &last));
     }
-    let _ = sent
+    let finished = sent
         .and_then(|()| sse.send(b"data: [DONE]\n\n"))
         .and_then(|()| sse.finish());
+    let mut record = x.record();
+    record.chunks = Some(chunks);
+    if finished.is_err() {
+        record.outcome = Some(Outcome::ClientClosed);
+    }
     Ok(())
 }
 
@@ -159,29 +181,42 @@ fn openai_chat(
         call.idle_timeout = Some(x.gw.config.stream_idle_timeout);
     }
     let started = Instant::now();
-    let mut answer = upstream::post(&x.gw.agent, call)?;
+    let sent = upstream::post(&x.gw.agent, call);
+    if x.keeps_bodies() {
+        x.record().request_body = Some(Body::Raw(bytes));
+    }
+    let mut answer = sent?;
+    x.record().upstream_latency = Some(answer.latency);
     let status = answer.status();
-    let forwarded = forwarded_headers(&answer);
+    let forwarded = openai::forwarded_headers(&answer);
     let is_sse = answer
         .header("content-type")
         .is_some_and(|t| t.starts_with("text/event-stream"));
     if !(200..300).contains(&status) || !stream || !is_sse {
         let bytes = answer.read_body()?;
         let upstream_time = started.elapsed();
+        x.record().upstream_latency = Some(upstream_time);
+        if x.keeps_bodies() {
+            x.record().response_body = Some(Body::Raw(bytes.clone()));
+        }
         if !(200..300).contains(&status) {
             let mut e = openai::parse_error(status, &bytes);
             e.headers = forwarded;
             return Err(e);
         }
-        if !serde_json::from_slice::<Value>(&bytes).is_ok_and(|v| v.is_object()) {
-            return Err(ApiError::bad_gateway(
-                "upstream_bad_response",
-                "The provider's response is not a JSON object.",
-            ));
-        }
+        let cost = match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(mut answer)) => x.set_usage(answer.remove("usage")),
+            _ => {
+                return Err(ApiError::bad_gateway(
+                    "upstream_bad_response",
+                    "The provider's response is not a JSON object.",
+                ))
+            }
+        };
         let (name, ms) = x.overhead(upstream_time);
         let mut headers = forwarded;
         headers.push((name.into(), ms));
+        headers.extend(cost);
         let _ = x.send_json(res, status, bytes, headers);
         return Ok(());
     }
@@ -191,13 +226,16 @@ fn openai_chat(
     let Ok(sse) = x.start_sse(res, headers) else {
         return Ok(());
     };
-    relay_stream(
-        x,
-        sse,
-        answer.into_events(),
-        openai::StreamState::new(wants_usage),
-    );
+    let state = openai::StreamState::new(wants_usage, x.log_text_limit());
+    relay_stream(x, sse, answer.into_events(), state);
     Ok(())
+}
+
+/// How a relayed stream ended.
+enum End {
+    Complete,
+    Failed(ApiError),
+    ClientGone,
 }
 
 /// Relays an OpenAI-dialect event stream until `[DONE]`, an error, or the client leaving.
@@ -210,28 +248,29 @@ fn relay_stream(
     mut state: openai::StreamState,
 ) {
     let mut out = Vec::with_capacity(4096);
-    let failure = loop {
+    let mut first_sent = None;
+    let end = loop {
         let event = match events.next_event() {
             Ok(Some(event)) => event,
             Ok(None) if state.finished() => {
                 // Some compatible servers end without `[DONE]`; the stream was complete.
                 sse_data(&mut out, "[DONE]");
-                break None;
+                break End::Complete;
             }
             Ok(None) => {
-                break Some(ApiError::bad_gateway(
+                break End::Failed(ApiError::bad_gateway(
                     "upstream_stream_truncated",
                     "The provider's stream ended before the response was complete.",
                 ))
             }
             Err(StreamError::Idle) => {
-                break Some(ApiError::gateway_timeout(format!(
+                break End::Failed(ApiError::gateway_timeout(format!(
                     "The provider sent nothing for {} s; the stream was cut.",
                     x.gw.config.stream_idle_timeout.as_secs_f64()
                 )))
             }
             Err(StreamError::Broken(why)) => {
-                break Some(ApiError::bad_gateway(
+                break End::Failed(ApiError::bad_gateway(
                     "upstream_stream_broken",
                     format!("The provider's stream broke: {why}."),
                 ))
@@ -242,37 +281,47 @@ fn relay_stream(
             Ok(openai::Relay::Drop) => {}
             Ok(openai::Relay::Done) => {
                 sse_data(&mut out, "[DONE]");
-                break None;
+                break End::Complete;
             }
             Ok(openai::Relay::Error) => {
                 sse_data(&mut out, &event.data);
-                break None;
+                break End::Complete;
             }
-            Err(e) => break Some(e),
+            Err(e) => break End::Failed(e),
         }
         if !events.has_complete_event() && !out.is_empty() {
+            first_sent.get_or_insert_with(|| x.req.received_at.elapsed());
             if sse.send(&out).is_err() {
-                log::info!("request {}: client closed the stream", x.request_id);
-                return;
+                break End::ClientGone;
             }
             out.clear();
         }
     };
-    if sse.send(&out).is_err() {
-        return;
+    // Dropping the event reader closes the provider's connection when the stream is unfinished.
+    drop(events);
+    if !out.is_empty() {
+        first_sent.get_or_insert_with(|| x.req.received_at.elapsed());
     }
-    let _ = match failure {
-        Some(e) => {
-            log::warn!("request {}: stream failed: {}", x.request_id, e.message);
-            end_with_error(sse, &e)
+    // Whatever happened, the record gets what the stream amounted to and its usage.
+    x.set_usage(state.assembled.usage().cloned());
+    {
+        let mut record = x.record();
+        record.time_to_first_token = first_sent;
+        record.chunks = Some(state.assembled.chunks());
+        if x.keeps_bodies() {
+            record.response_body = Some(Body::Value(state.assembled.to_value()));
         }
-        None => sse.finish(),
+    }
+    let delivered = match end {
+        End::Complete => sse.send(&out).and_then(|()| sse.finish()),
+        End::Failed(e) => {
+            x.record_error(&e);
+            sse.send(&out).and_then(|()| end_with_error(sse, &e))
+        }
+        End::ClientGone => Err(ClientGone),
     };
-}
-
-fn forwarded_headers(answer: &upstream::Answer) -> Vec<(String, String)> {
-    openai::FORWARDED_HEADERS
-        .iter()
-        .filter_map(|name| answer.header(name).map(|v| (name.to_string(), v)))
-        .collect()
+    if delivered.is_err() {
+        log::info!("request {}: the client closed the stream", x.request_id);
+        x.record().outcome = Some(Outcome::ClientClosed);
+    }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
+use crate::events::Body;
 use crate::handlers::{json_object, model_name};
 use crate::http::Responder;
 use crate::providers::mock::EmbeddingInput;
@@ -18,6 +19,7 @@ use crate::upstream;
 const MAX_INPUTS: usize = 2048;
 
 pub fn create(x: &Exchange<'_>, res: &mut Responder<'_>) {
+    x.mark_api_call();
     if let Err(e) = run(x, res) {
         x.send_error(res, &e);
     }
@@ -26,8 +28,10 @@ pub fn create(x: &Exchange<'_>, res: &mut Responder<'_>) {
 fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
     let body = json_object(&x.req.body)?;
     let model = model_name(&body)?;
+    x.record().model_requested = Some(model.clone());
     let inputs = parse_inputs(&body)?;
     let target = providers::resolve(&x.gw.config, &model)?;
+    x.note_target(&target);
     match target.provider {
         Provider::Mock => {
             if target.model != "embed" {
@@ -37,13 +41,15 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
                 ));
             }
             let (data, tokens) = mock::embed(&inputs, &Value::Object(body))?;
-            let answer = json!({
-                "object": "list",
-                "data": data,
-                "model": model,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-            });
-            let _ = x.send_value(res, &answer, std::time::Duration::ZERO);
+            let usage = json!({"prompt_tokens": tokens, "total_tokens": tokens});
+            let cost = x.set_usage(Some(usage.clone()));
+            let answer = json!({"object": "list", "data": data, "model": model, "usage": usage});
+            if x.keeps_bodies() {
+                let mut record = x.record();
+                record.request_body = Some(Body::Raw(x.req.body.clone()));
+                record.response_body = Some(Body::Value(answer.clone()));
+            }
+            let _ = x.send_value(res, &answer, cost.into_iter().collect());
             Ok(())
         }
         Provider::OpenAI => {
@@ -53,20 +59,37 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
             let bytes = openai::embeddings_body(body, &target.model);
             let call = openai::call(upstream_config, "/embeddings", &bytes, false);
             let started = Instant::now();
-            let mut answer = upstream::post(&x.gw.agent, call)?;
+            let sent = upstream::post(&x.gw.agent, call);
+            if x.keeps_bodies() {
+                x.record().request_body = Some(Body::Raw(bytes));
+            }
+            let mut answer = sent?;
             let status = answer.status();
             let reply = answer.read_body()?;
             let upstream_time = started.elapsed();
+            x.record().upstream_latency = Some(upstream_time);
+            if x.keeps_bodies() {
+                x.record().response_body = Some(Body::Raw(reply.clone()));
+            }
+            let mut forwarded = openai::forwarded_headers(&answer);
             if !(200..300).contains(&status) {
                 let mut e = openai::parse_error(status, &reply);
-                e.headers = openai::FORWARDED_HEADERS
-                    .iter()
-                    .filter_map(|n| answer.header(n).map(|v| (n.to_string(), v)))
-                    .collect();
+                e.headers = forwarded;
                 return Err(e);
             }
+            let cost = match serde_json::from_slice::<Value>(&reply) {
+                Ok(Value::Object(mut v)) => x.set_usage(v.remove("usage")),
+                _ => {
+                    return Err(ApiError::bad_gateway(
+                        "upstream_bad_response",
+                        "The provider's response is not a JSON object.",
+                    ))
+                }
+            };
             let (name, ms) = x.overhead(upstream_time);
-            let _ = x.send_json(res, status, reply, vec![(name.into(), ms)]);
+            forwarded.push((name.into(), ms));
+            forwarded.extend(cost);
+            let _ = x.send_json(res, status, reply, forwarded);
             Ok(())
         }
     }

@@ -1,4 +1,5 @@
-//! `GET /health`: liveness with the version and uptime.
+//! `GET /health`: liveness with the version, uptime and the recorder queue's depth (records
+//! waiting to be logged now, and the most ever seen waiting).
 
 use serde_json::json;
 
@@ -10,6 +11,10 @@ pub fn get(x: &Exchange<'_>, res: &mut Responder<'_>) {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": x.gw.started.elapsed().as_secs_f64(),
+        "recorder_queue": {
+            "depth": x.gw.recorder.depth(),
+            "max_depth": x.gw.recorder.max_depth(),
+        },
     });
     let _ = x.send_json(res, 200, body.to_string().into_bytes(), Vec::new());
 }

@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod embeddings;
 pub mod health;
+pub mod metrics;
 pub mod models;
 
 use serde_json::{Map, Value};
@@ -58,5 +59,56 @@ pub fn optional_bool(body: &Map<String, Value>, name: &str) -> Result<bool, ApiE
             Some(name),
             format!("`{name}` must be a boolean."),
         )),
+    }
+}
+
+/// Decodes `%XX` escapes; anything malformed is kept as it is.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of a query parameter, percent-decoded (`+` as a space).
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| percent_decode(&v.replace('+', " ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_ids_are_percent_decoded() {
+        assert_eq!(percent_decode("mock%2Fecho"), "mock/echo");
+        assert_eq!(percent_decode("a%2fb%"), "a/b%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn query_parameters_are_found_and_decoded() {
+        let q = Some("hours=24&model=mock%2Fecho&flag");
+        assert_eq!(query_param(q, "hours").as_deref(), Some("24"));
+        assert_eq!(query_param(q, "model").as_deref(), Some("mock/echo"));
+        assert_eq!(query_param(q, "flag").as_deref(), Some(""));
+        assert_eq!(query_param(q, "bucket"), None);
+        assert_eq!(query_param(None, "hours"), None);
     }
 }

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
+use crate::handlers::percent_decode;
 use crate::http::Responder;
 use crate::providers::mock;
 use crate::reply::Exchange;
@@ -35,37 +36,5 @@ pub fn retrieve(x: &Exchange<'_>, res: &mut Responder<'_>, raw_id: &str) {
         );
     } else {
         x.send_error(res, &ApiError::model_not_found(&id, ""));
-    }
-}
-
-/// Decodes `%XX` escapes; anything malformed is kept as it is.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_ids_are_percent_decoded() {
-        assert_eq!(percent_decode("mock%2Fecho"), "mock/echo");
-        assert_eq!(percent_decode("a%2fb%"), "a/b%");
-        assert_eq!(percent_decode("%zz"), "%zz");
     }
 }

@@ -4,12 +4,12 @@
 //! received. The stream state learns the usage and finish reason from each chunk and drops the
 //! usage-only chunk the client did not ask for.
 
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::assembler::Assembler;
 use crate::config::Upstream;
 use crate::error::ApiError;
-use crate::upstream::Call;
+use crate::upstream::{Answer, Call};
 
 /// Response headers of the provider that are passed on to the client.
 pub const FORWARDED_HEADERS: &[&str] = &[
@@ -25,6 +25,14 @@ pub const FORWARDED_HEADERS: &[&str] = &[
     "x-ratelimit-reset-requests",
     "x-ratelimit-reset-tokens",
 ];
+
+/// The provider's response headers that are passed on to the client.
+pub fn forwarded_headers(answer: &Answer) -> Vec<(String, String)> {
+    FORWARDED_HEADERS
+        .iter()
+        .filter_map(|name| answer.header(name).map(|v| (name.to_string(), v)))
+        .collect()
+}
 
 /// The request body as sent upstream: the client's, with the provider's model name, and for
 /// streams `stream_options.include_usage` forced on so usage is always known.
@@ -123,36 +131,18 @@ pub enum Relay {
     Done,
 }
 
-/// Follows an OpenAI-dialect stream chunk by chunk.
-#[derive(Debug, Default)]
+/// Follows an OpenAI-dialect stream chunk by chunk, reassembling it for the log.
 pub struct StreamState {
     client_wants_usage: bool,
-    pub usage: Option<Value>,
-    pub finish_reason: Option<String>,
-    pub chunks: u64,
-}
-
-#[derive(Deserialize)]
-struct ChunkProbe {
-    #[serde(default)]
-    choices: Vec<ChoiceProbe>,
-    #[serde(default)]
-    usage: Option<Value>,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct ChoiceProbe {
-    #[serde(default)]
-    finish_reason: Option<String>,
+    pub assembled: Assembler,
 }
 
 impl StreamState {
-    pub fn new(client_wants_usage: bool) -> Self {
+    /// `log_limit`: the most bytes of streamed text kept for the interactions log.
+    pub fn new(client_wants_usage: bool, log_limit: usize) -> Self {
         StreamState {
             client_wants_usage,
-            ..Default::default()
+            assembled: Assembler::new(log_limit),
         }
     }
 
@@ -161,24 +151,21 @@ impl StreamState {
         if data.trim() == "[DONE]" {
             return Ok(Relay::Done);
         }
-        let probe: ChunkProbe = serde_json::from_str(data).map_err(|e| {
+        let chunk: Value = serde_json::from_str(data).map_err(|e| {
             ApiError::bad_gateway(
                 "upstream_bad_response",
                 format!("The provider sent a stream event that is not valid JSON: {e}"),
             )
         })?;
-        if probe.error.is_some() {
+        if chunk.get("error").is_some_and(|e| !e.is_null()) {
             return Ok(Relay::Error);
         }
-        self.chunks += 1;
-        if let Some(reason) = probe.choices.iter().find_map(|c| c.finish_reason.clone()) {
-            self.finish_reason = Some(reason);
-        }
-        let usage_only =
-            probe.choices.is_empty() && probe.usage.as_ref().is_some_and(|u| !u.is_null());
-        if let Some(usage) = probe.usage.filter(|u| !u.is_null()) {
-            self.usage = Some(usage);
-        }
+        self.assembled.add(&chunk);
+        let usage_only = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+            && chunk.get("usage").is_some_and(|u| !u.is_null());
         if usage_only && !self.client_wants_usage {
             return Ok(Relay::Drop);
         }
@@ -187,7 +174,7 @@ impl StreamState {
 
     /// Whether the stream reached its end normally (a finish reason was seen).
     pub fn finished(&self) -> bool {
-        self.finish_reason.is_some()
+        self.assembled.finished()
     }
 }
 
@@ -218,13 +205,13 @@ mod tests {
     fn usage_only_chunk_is_dropped_unless_asked_for() {
         let usage = r#"{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
         let content = r#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}],"usage":null}"#;
-        let mut s = StreamState::new(false);
+        let mut s = StreamState::new(false, 1024);
         assert_eq!(s.on_event(content).unwrap(), Relay::Forward);
         assert_eq!(s.on_event(usage).unwrap(), Relay::Drop);
         assert_eq!(s.on_event("[DONE]").unwrap(), Relay::Done);
-        assert_eq!(s.usage.as_ref().unwrap()["total_tokens"], 5);
-        assert_eq!(s.finish_reason.as_deref(), Some("stop"));
-        let mut s = StreamState::new(true);
+        assert_eq!(s.assembled.usage().unwrap()["total_tokens"], 5);
+        assert!(s.finished());
+        let mut s = StreamState::new(true, 1024);
         assert_eq!(s.on_event(usage).unwrap(), Relay::Forward);
         assert!(s.on_event("{not json").is_err());
     }

@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::support::gateway::Gateway;
+
 fn python() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("LLMCG_PYTHON") {
         return Some(PathBuf::from(p));
@@ -29,16 +31,11 @@ fn openai_python_sdk_drives_the_gateway() {
         eprintln!("SKIPPED: no .venv with openai + pytest; scripts/test.sh creates it");
         return;
     };
-    let config = llmcallgateway::Config::from_lookup(|name| match name {
-        "PORT" => Some("0".into()),
-        _ => None,
-    })
-    .unwrap();
-    let gateway = llmcallgateway::start(config).unwrap();
+    let gateway = Gateway::start(&[]);
     let output = Command::new(python)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/sdk"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("GATEWAY_BASE_URL", format!("http://{}/v1", gateway.addr()))
+        .env("GATEWAY_BASE_URL", format!("http://{}/v1", gateway.addr))
         .output()
         .expect("pytest runs");
     let report = format!(

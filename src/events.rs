@@ -1,0 +1,118 @@
+//! The record of one request: who asked what, where it went, what came back, how long it
+//! took, what it used. Workers fill it in as the request goes; it is sent to the recorder
+//! exactly once, when the request's `Exchange` is dropped, whatever path the request took.
+//! Bodies travel as the raw bytes exchanged with the provider: parsing, trimming and
+//! redacting them is the recorder's work, off the request path.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// How a request ended, as the interactions log names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Error,
+    ClientClosed,
+    Timeout,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Error => "error",
+            Outcome::ClientClosed => "client_closed",
+            Outcome::Timeout => "timeout",
+        }
+    }
+}
+
+/// A body as exchanged: raw bytes, or a value the gateway built (a reassembled stream).
+#[derive(Debug, Clone)]
+pub enum Body {
+    Raw(Vec<u8>),
+    Value(Value),
+}
+
+#[derive(Debug, Clone)]
+pub struct Interaction {
+    pub timestamp: OffsetDateTime,
+    pub started: Instant,
+    pub request_id: String,
+    pub method: String,
+    /// The path, with any query string redacted by the recorder.
+    pub route: String,
+    pub client_addr: SocketAddr,
+    pub user_agent: Option<String>,
+    pub model_requested: Option<String>,
+    pub model: Option<String>,
+    pub provider: Option<&'static str>,
+    pub api_base: Option<String>,
+    pub stream: bool,
+    /// The body sent to the provider (for the built-in models: the client's request).
+    pub request_body: Option<Body>,
+    /// Non-stream: the body received; stream: the reassembled `chat.completion`.
+    pub response_body: Option<Body>,
+    /// Stream events relayed to the client.
+    pub chunks: Option<u64>,
+    pub http_status: u16,
+    /// Set when a request ends in a way the status alone does not tell (client gone, timeout).
+    pub outcome: Option<Outcome>,
+    pub error: Option<Value>,
+    pub upstream_latency: Option<Duration>,
+    pub time_to_first_token: Option<Duration>,
+    pub gateway_overhead: Option<Duration>,
+    /// The provider's usage object (OpenAI shape) when it reported one.
+    pub usage: Option<Value>,
+    /// USD, from the usage and the price table; `None` when unknown (no usage or no price).
+    pub cost: Option<f64>,
+    /// A chat or embeddings call: counted in the metrics.
+    pub api_call: bool,
+    /// Set once the request is over (by the drop guard).
+    pub processing_time: Duration,
+}
+
+impl Interaction {
+    pub fn new(request_id: String, method: &str, route: &str, client_addr: SocketAddr) -> Self {
+        Interaction {
+            timestamp: OffsetDateTime::now_utc(),
+            started: Instant::now(),
+            request_id,
+            method: method.to_string(),
+            route: route.to_string(),
+            client_addr,
+            user_agent: None,
+            model_requested: None,
+            model: None,
+            provider: None,
+            api_base: None,
+            stream: false,
+            request_body: None,
+            response_body: None,
+            chunks: None,
+            http_status: 0,
+            outcome: None,
+            error: None,
+            upstream_latency: None,
+            time_to_first_token: None,
+            gateway_overhead: None,
+            usage: None,
+            cost: None,
+            api_call: false,
+            processing_time: Duration::ZERO,
+        }
+    }
+
+    /// How it ended: an explicit outcome, else success for 2xx and error otherwise.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+            .unwrap_or(if (200..300).contains(&self.http_status) {
+                Outcome::Success
+            } else {
+                Outcome::Error
+            })
+    }
+}

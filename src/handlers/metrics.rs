@@ -1,0 +1,171 @@
+//! The metrics endpoints: `GET /metrics` (JSON, or the Prometheus text format when the client
+//! asks for `text/plain` or OpenMetrics, as Prometheus' scraper does), `/metrics/prometheus`,
+//! `/metrics/models`, `/metrics/trends` and the `/dashboard` page that draws them. Each reads
+//! a copy of what the recorder keeps; none holds the recorder's lock longer than that.
+
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::handlers::query_param;
+use crate::http::{Responder, Response};
+use crate::metrics::Metrics;
+use crate::pricing::PRICES_DATE;
+use crate::prometheus::{self, Gauges};
+use crate::recorder::Live;
+use crate::reply::Exchange;
+
+/// The dashboard: one self-contained page (no external script or style).
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// Time slots a trends answer may hold.
+const MAX_BUCKETS: i64 = 5000;
+
+fn live<'a>(x: &'a Exchange<'_>, res: &mut Responder<'_>) -> Option<&'a Live> {
+    let live = x.gw.recorder.live();
+    if live.is_none() {
+        let e = ApiError::new(
+            404,
+            "invalid_request_error",
+            Some("metrics_disabled"),
+            "Metrics are turned off (METRICS=false).",
+        );
+        x.send_error(res, &e);
+    }
+    live
+}
+
+fn snapshot(live: &Live) -> Metrics {
+    live.metrics
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+}
+
+fn gauges(x: &Exchange<'_>) -> Gauges {
+    Gauges {
+        uptime_seconds: x.gw.started.elapsed().as_secs_f64(),
+        in_flight: x.gw.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+        recorder_queue_depth: x.gw.recorder.depth(),
+        recorder_queue_max_depth: x.gw.recorder.max_depth(),
+    }
+}
+
+/// `GET /metrics`: JSON, unless the client prefers the Prometheus text format.
+pub fn get(x: &Exchange<'_>, res: &mut Responder<'_>) {
+    let accept = x.req.header("accept").unwrap_or("");
+    let wants_text =
+        accept.contains("text/plain") || accept.contains("application/openmetrics-text");
+    if wants_text && !accept.contains("application/json") {
+        return prometheus_text(x, res);
+    }
+    let Some(live) = live(x, res) else { return };
+    let m = snapshot(live);
+    let g = gauges(x);
+    let body = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": g.uptime_seconds,
+        "in_flight": g.in_flight,
+        "recorder_queue": {"depth": g.recorder_queue_depth, "max_depth": g.recorder_queue_max_depth},
+        "prices_date": PRICES_DATE,
+        "totals": m.total.to_json(),
+        "providers": m.by_provider.iter().map(|(p, s)| (p.clone(), s.to_json())).collect::<serde_json::Map<_, _>>(),
+        "models": m.by_model.len(),
+    });
+    let _ = x.send_json(res, 200, body.to_string().into_bytes(), Vec::new());
+}
+
+/// `GET /metrics/prometheus`.
+pub fn prometheus_text(x: &Exchange<'_>, res: &mut Responder<'_>) {
+    let Some(live) = live(x, res) else { return };
+    let text = prometheus::render(&snapshot(live), &gauges(x));
+    let mut response = Response::new(200, prometheus::CONTENT_TYPE, text);
+    response.headers.extend(x.headers());
+    x.record().http_status = 200;
+    let _ = res.send(response);
+}
+
+/// `GET /metrics/models`: usage per model.
+pub fn models(x: &Exchange<'_>, res: &mut Responder<'_>) {
+    let Some(live) = live(x, res) else { return };
+    let m = snapshot(live);
+    let data: Vec<Value> = m
+        .by_model
+        .iter()
+        .map(|((provider, model), s)| {
+            let mut v = s.to_json();
+            v["model"] = json!(model);
+            v["provider"] = json!(provider);
+            v
+        })
+        .collect();
+    let body = json!({"object": "list", "data": data});
+    let _ = x.send_json(res, 200, body.to_string().into_bytes(), Vec::new());
+}
+
+/// `GET /metrics/trends?hours=24&bucket=5m&model=…`.
+pub fn trends(x: &Exchange<'_>, res: &mut Responder<'_>) {
+    let Some(live) = live(x, res) else { return };
+    let query = x.req.query();
+    let retention_hours = i64::from(x.gw.config.log_retention_days).max(1) * 24;
+    let hours = match query_param(query, "hours") {
+        None => 24,
+        Some(h) => match h.parse::<i64>() {
+            Ok(h) if (1..=retention_hours).contains(&h) => h,
+            _ => {
+                let message = format!(
+                    "`hours` must be a whole number from 1 to {retention_hours}, not {h:?}."
+                );
+                return x.send_error(res, &ApiError::invalid(Some("hours"), message));
+            }
+        },
+    };
+    let bucket = match query_param(query, "bucket").as_deref() {
+        None => [60, 300, 3600, 86_400]
+            .into_iter()
+            .find(|b| hours * 3600 / b <= 300)
+            .unwrap_or(86_400),
+        Some("1m") => 60,
+        Some("5m") => 300,
+        Some("1h") => 3600,
+        Some("1d") => 86_400,
+        Some(other) => {
+            let message = format!("`bucket` must be one of 1m, 5m, 1h, 1d, not {other:?}.");
+            return x.send_error(res, &ApiError::invalid(Some("bucket"), message));
+        }
+    };
+    if bucket < 3600 && hours * 3600 > crate::trends::MINUTE_HORIZON {
+        let message = "Minute buckets cover the last 48 hours; use bucket=1h or 1d for longer.";
+        return x.send_error(res, &ApiError::invalid(Some("bucket"), message));
+    }
+    if hours * 3600 / bucket > MAX_BUCKETS {
+        let message =
+            format!("That asks for more than {MAX_BUCKETS} buckets; use a larger bucket.");
+        return x.send_error(res, &ApiError::invalid(Some("bucket"), message));
+    }
+    let model = query_param(query, "model").filter(|m| !m.is_empty());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let series = live.trends.lock().unwrap_or_else(|e| e.into_inner()).query(
+        now,
+        hours,
+        bucket,
+        model.as_deref(),
+    );
+    let body = json!({
+        "hours": hours,
+        "bucket_seconds": bucket,
+        "model": model,
+        "buckets": series,
+    });
+    let _ = x.send_json(res, 200, body.to_string().into_bytes(), Vec::new());
+}
+
+/// `GET /dashboard`.
+pub fn dashboard(x: &Exchange<'_>, res: &mut Responder<'_>) {
+    let mut response = Response::new(200, "text/html; charset=utf-8", DASHBOARD);
+    response.headers.extend(x.headers());
+    response
+        .headers
+        .push(("cache-control".into(), "no-cache".into()));
+    x.record().http_status = 200;
+    let _ = res.send(response);
+}

@@ -1,0 +1,435 @@
+//! The recorder thread: the only writer of the interactions log. Workers send one
+//! [`Interaction`] per request over a bounded channel (a full channel blocks the sender: no
+//! record is ever dropped); the thread turns each into one redacted JSON line, writes the
+//! access line and, for failures, the error line, updates the live metrics and trends, flushes
+//! every second, keeps the log directory within its limits, and on `stop` drains the channel,
+//! writes the open trend minutes and flushes before returning.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use flexi_logger::writers::{FileLogWriter, LogWriter};
+use flexi_logger::DeferredNow;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::config::{Config, LogBodies};
+use crate::events::{Body, Interaction, Outcome};
+use crate::logging::{DiskGuard, Redactor};
+use crate::metrics::{Metrics, Observation};
+use crate::pricing::Tokens;
+use crate::trends::{Sample, Trends};
+
+/// Records in flight between the workers and the recorder, at most.
+const CHANNEL_CAPACITY: usize = 8192;
+/// Embedding values kept per vector in a summarised embeddings response.
+const EMBEDDING_PREVIEW: usize = 4;
+
+enum Message {
+    Record(Box<Interaction>),
+    Stop(Sender<()>),
+}
+
+/// The live metrics and trends: written by the recorder thread, read by handlers for as long
+/// as a copy (or a bounded query) takes.
+pub struct Live {
+    pub metrics: Mutex<Metrics>,
+    pub trends: Mutex<Trends>,
+}
+
+/// The workers' handle on the recorder thread.
+pub struct Recorder {
+    tx: Sender<Message>,
+    max_depth: AtomicUsize,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    live: Option<Arc<Live>>,
+}
+
+impl Recorder {
+    /// Starts the thread. Fails when the interactions file cannot be opened.
+    pub fn start(config: &Config) -> std::io::Result<Recorder> {
+        let writer = match config.log_bodies {
+            LogBodies::None => None,
+            _ => {
+                std::fs::create_dir_all(&config.log_dir)?;
+                Some(crate::logging::interactions_writer(config).map_err(std::io::Error::other)?)
+            }
+        };
+        let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
+        let live = config.metrics.then(|| {
+            Arc::new(Live {
+                metrics: Mutex::new(Metrics::default()),
+                trends: Mutex::new(Trends::load(
+                    &config.log_dir,
+                    config.log_retention_days,
+                    unix_now(),
+                )),
+            })
+        });
+        if live.is_some() {
+            std::fs::create_dir_all(&config.log_dir)?;
+        }
+        let state = Writer {
+            live: live.clone(),
+            file: writer,
+            bodies: config.log_bodies,
+            max_body: config.log_max_body_bytes,
+            redactor: Redactor::for_config(config),
+            guard: DiskGuard::new(config),
+        };
+        let thread = thread::Builder::new()
+            .name("recorder".into())
+            .spawn(move || state.run(rx))?;
+        Ok(Recorder {
+            tx,
+            max_depth: AtomicUsize::new(0),
+            thread: Mutex::new(Some(thread)),
+            live,
+        })
+    }
+
+    /// The live metrics and trends, unless `METRICS=false`.
+    pub fn live(&self) -> Option<&Live> {
+        self.live.as_deref()
+    }
+
+    /// Hands a finished request's record over. Blocks while the channel is full.
+    pub fn record(&self, interaction: Interaction) {
+        let _ = self.tx.send(Message::Record(Box::new(interaction)));
+        self.max_depth.fetch_max(self.tx.len(), Ordering::Relaxed);
+    }
+
+    /// Records waiting for the recorder now.
+    pub fn depth(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// The most records ever seen waiting at once.
+    pub fn max_depth(&self) -> usize {
+        self.max_depth.load(Ordering::Relaxed)
+    }
+
+    /// Writes everything sent so far, flushes, and ends the thread.
+    pub fn stop(&self) {
+        let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+        if self.tx.send(Message::Stop(ack_tx)).is_ok() {
+            let _ = ack_rx.recv_timeout(Duration::from_secs(30));
+        }
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What the recorder thread owns.
+struct Writer {
+    live: Option<Arc<Live>>,
+    file: Option<FileLogWriter>,
+    bodies: LogBodies,
+    max_body: usize,
+    redactor: Redactor,
+    guard: DiskGuard,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Message>) {
+        let mut last_tick = Instant::now();
+        self.guard.enforce();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(Message::Record(interaction)) => self.write(&interaction),
+                Ok(Message::Stop(ack)) => {
+                    while let Ok(Message::Record(interaction)) = rx.try_recv() {
+                        self.write(&interaction);
+                    }
+                    self.persist_trends(true);
+                    self.flush();
+                    let _ = ack.send(());
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush();
+                    return;
+                }
+            }
+            // Once a second: flush, write closed trend minutes, and keep the log directory
+            // within its limits (a directory listing: cheap, and rotation may happen any time).
+            if last_tick.elapsed() >= Duration::from_secs(1) {
+                self.flush();
+                self.persist_trends(false);
+                for path in self.guard.enforce() {
+                    log::info!("deleted old log file {}", path.display());
+                }
+                last_tick = Instant::now();
+            }
+        }
+    }
+
+    fn persist_trends(&self, all: bool) {
+        if let Some(live) = &self.live {
+            lock(&live.trends).persist(unix_now(), all);
+        }
+    }
+
+    /// Counts an API call in the metrics and the trends.
+    fn observe(&self, i: &Interaction, usage: Option<&Value>) {
+        let Some(live) = &self.live else { return };
+        if !i.api_call {
+            return;
+        }
+        let tokens = usage.and_then(Tokens::from_usage);
+        let observation = Observation {
+            interaction: i,
+            tokens,
+            reasoning_tokens: usage
+                .and_then(|u| u["completion_tokens_details"]["reasoning_tokens"].as_u64())
+                .unwrap_or(0),
+            cost: i.cost,
+            error_kind: i
+                .error
+                .as_ref()
+                .and_then(|e| e["error"]["type"].as_str().map(str::to_string)),
+        };
+        let model = lock(&live.metrics).observe(&observation);
+        let sample = Sample {
+            error: i.outcome() != Outcome::Success && i.outcome() != Outcome::ClientClosed,
+            prompt_tokens: tokens.map_or(0, |t| t.prompt),
+            completion_tokens: tokens.map_or(0, |t| t.completion),
+            cost_usd: i.cost,
+            has_usage: tokens.is_some(),
+            latency_seconds: i.processing_time.as_secs_f64(),
+        };
+        lock(&live.trends).observe(i.timestamp.unix_timestamp(), &model, &sample);
+    }
+
+    fn flush(&self) {
+        if let Some(file) = &self.file {
+            let _ = file.flush();
+        }
+    }
+
+    fn write(&mut self, i: &Interaction) {
+        self.observe(i, i.usage.as_ref());
+        let route = self.redactor.text(&i.route).into_owned();
+        let ms = i.processing_time.as_secs_f64() * 1000.0;
+        log::info!(
+            target: "access",
+            "{} {} {} {:.1}ms model={} id={}",
+            i.method,
+            route,
+            i.http_status,
+            ms,
+            i.model_requested.as_deref().unwrap_or("-"),
+            i.request_id
+        );
+        if let Some(error) = &i.error {
+            log::error!(
+                "request {} failed: status={} kind={} code={} message={}",
+                i.request_id,
+                i.http_status,
+                error["error"]["type"].as_str().unwrap_or("-"),
+                error["error"]["code"].as_str().unwrap_or("-"),
+                error["error"]["message"].as_str().unwrap_or("-"),
+            );
+        }
+        let Some(file) = &self.file else { return };
+        let mut line = serde_json::to_string(&self.line(i, route)).unwrap_or_default();
+        if let std::borrow::Cow::Owned(redacted) = self.redactor.text(&line) {
+            line = redacted;
+        }
+        let written = file.write(
+            &mut DeferredNow::new(),
+            &log::Record::builder().args(format_args!("{line}")).build(),
+        );
+        if let Err(e) = written {
+            log::error!("cannot write the interactions log: {e}");
+        }
+    }
+
+    fn line(&self, i: &Interaction, route: String) -> Line {
+        let secs = |d: Duration| d.as_secs_f64();
+        Line {
+            timestamp: rfc3339_micros(i.timestamp),
+            request_id: i.request_id.clone(),
+            method: i.method.clone(),
+            route,
+            client: Client {
+                address: i.client_addr.to_string(),
+                user_agent: i.user_agent.clone(),
+            },
+            model_requested: i.model_requested.clone(),
+            model: i.model.clone(),
+            provider: i.provider,
+            api_base: i
+                .api_base
+                .as_deref()
+                .map(|b| self.redactor.text(b).into_owned()),
+            stream: i.stream,
+            http_status: i.http_status,
+            status: i.outcome().as_str(),
+            error: i.error.as_ref().map(|e| e["error"].clone()),
+            processing_time: secs(i.processing_time),
+            upstream_latency: i.upstream_latency.map(secs),
+            time_to_first_token: i.time_to_first_token.map(secs),
+            gateway_overhead_ms: i.gateway_overhead.map(|d| d.as_secs_f64() * 1000.0),
+            usage: self.usage(i),
+            cost_usd: i.cost,
+            downstream_request: self.body(i.request_body.as_ref()),
+            downstream_response: self.response(i),
+        }
+    }
+
+    /// The usage in one shape: prompt, completion, total, cached and reasoning tokens.
+    fn usage(&self, i: &Interaction) -> Option<Value> {
+        let usage = i.usage.as_ref().filter(|u| u.is_object())?;
+        let n = |v: &Value| v.as_u64();
+        let prompt = n(&usage["prompt_tokens"]);
+        let completion = n(&usage["completion_tokens"]);
+        Some(json!({
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": n(&usage["total_tokens"]).or(prompt.zip(completion).map(|(p, c)| p + c)),
+            "cached_tokens": n(&usage["prompt_tokens_details"]["cached_tokens"]),
+            "reasoning_tokens": n(&usage["completion_tokens_details"]["reasoning_tokens"]),
+        }))
+    }
+
+    fn response(&self, i: &Interaction) -> Option<Value> {
+        let mut value = self.body(i.response_body.as_ref())?;
+        if let (Some(chunks), Value::Object(map)) = (i.chunks, &mut value) {
+            map.insert("chunks".into(), json!(chunks));
+        }
+        Some(value)
+    }
+
+    /// A body as the log keeps it: parsed JSON (text when it is not JSON), embedding vectors
+    /// summarised unless `full`, secret fields redacted, then capped when `truncated`.
+    fn body(&self, body: Option<&Body>) -> Option<Value> {
+        if matches!(self.bodies, LogBodies::Metadata | LogBodies::None) {
+            return None;
+        }
+        let mut value = match body? {
+            Body::Value(v) => v.clone(),
+            Body::Raw(bytes) => serde_json::from_slice(bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned())),
+        };
+        if self.bodies != LogBodies::Full {
+            summarise_embeddings(&mut value);
+        }
+        self.redactor.value(&mut value);
+        if self.bodies == LogBodies::Truncated {
+            let size = serde_json::to_string(&value).map(|s| s.len()).unwrap_or(0);
+            if size > self.max_body {
+                let text = serde_json::to_string(&value).unwrap_or_default();
+                let mut cut = self.max_body;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                value = json!({
+                    "truncated": true,
+                    "original_bytes": size,
+                    "head": &text[..cut],
+                });
+            }
+        }
+        Some(value)
+    }
+}
+
+/// Replaces each `data[].embedding` with its size and first values.
+fn summarise_embeddings(value: &mut Value) {
+    if value.get("object").and_then(Value::as_str) != Some("list") {
+        return;
+    }
+    let Some(data) = value.get_mut("data").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for item in data {
+        let summary = match item.get("embedding") {
+            Some(Value::Array(v)) => json!({
+                "dimensions": v.len(),
+                "first": v.iter().take(EMBEDDING_PREVIEW).collect::<Vec<_>>(),
+            }),
+            Some(Value::String(b64)) => json!({"base64_chars": b64.len()}),
+            _ => continue,
+        };
+        item["embedding"] = summary;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// `2026-11-26T08:00:00.123456+00:00`.
+fn rfc3339_micros(t: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6][offset_hour sign:mandatory]:[offset_minute]"
+    );
+    t.format(&format).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct Client {
+    address: String,
+    user_agent: Option<String>,
+}
+
+/// One line of the interactions log, fields in reading order.
+#[derive(Serialize)]
+struct Line {
+    timestamp: String,
+    request_id: String,
+    method: String,
+    route: String,
+    client: Client,
+    model_requested: Option<String>,
+    model: Option<String>,
+    provider: Option<&'static str>,
+    api_base: Option<String>,
+    stream: bool,
+    http_status: u16,
+    status: &'static str,
+    error: Option<Value>,
+    processing_time: f64,
+    upstream_latency: Option<f64>,
+    time_to_first_token: Option<f64>,
+    gateway_overhead_ms: Option<f64>,
+    usage: Option<Value>,
+    cost_usd: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    downstream_request: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    downstream_response: Option<Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_microseconds_and_an_offset() {
+        let t = time::macros::datetime!(2026-11-26 08:00:00.123456 UTC);
+        assert_eq!(rfc3339_micros(t), "2026-11-26T08:00:00.123456+00:00");
+    }
+
+    #[test]
+    fn embedding_vectors_are_summarised() {
+        let mut v = json!({"object":"list","data":[{"embedding":[0.1,0.2,0.3,0.4,0.5,0.6]},{"embedding":"AAAA"}]});
+        summarise_embeddings(&mut v);
+        assert_eq!(v["data"][0]["embedding"]["dimensions"], 6);
+        assert_eq!(
+            v["data"][0]["embedding"]["first"].as_array().unwrap().len(),
+            4
+        );
+        assert_eq!(v["data"][1]["embedding"]["base64_chars"], 4);
+    }
+}

@@ -1,0 +1,3 @@
+pub mod client;
+pub mod gateway;
+pub mod upstream;
