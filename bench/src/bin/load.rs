@@ -198,6 +198,8 @@ struct Tally {
     samples: Vec<(u64, u64, u64)>,
     errors: BTreeMap<String, u64>,
     events: u64,
+    /// Requests finished during the warm-up (not in the figures; for CPU per request).
+    warm: u64,
 }
 
 impl Tally {
@@ -262,6 +264,7 @@ fn run(o: Opts) {
             if let Ok(t) = h.join() {
                 all.samples.extend(t.samples);
                 all.events += t.events;
+                all.warm += t.warm;
                 for (k, v) in t.errors {
                     *all.errors.entry(k).or_default() += v;
                 }
@@ -326,6 +329,9 @@ fn client(
         let outcome = one_request(c, o, req, t0);
         let t1 = Instant::now();
         let counted = t0 >= measure_from;
+        if !counted {
+            t.warm += 1;
+        }
         match outcome {
             Outcome::Ok {
                 first_event,
@@ -507,7 +513,7 @@ fn report(o: &Opts, t: Tally, start: Instant, measure_from: Instant) {
             "{{\"label\":\"{}\",\"mode\":\"{}\",\"c\":{},\"events\":{},\"ms\":{},\"requests\":{},",
             "\"errors\":{},\"error_kinds\":{{{}}},\"secs\":{:.3},\"rps\":{:.1},",
             "\"p50_us\":{:.1},\"p90_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"mean_us\":{:.1},",
-            "\"ttfe_p50_us\":{:.1},\"ttfe_p99_us\":{:.1},\"sse_events\":{}}}"
+            "\"ttfe_p50_us\":{:.1},\"ttfe_p99_us\":{:.1},\"sse_events\":{},\"all_requests\":{}}}"
         ),
         o.label,
         mode,
@@ -527,6 +533,7 @@ fn report(o: &Opts, t: Tally, start: Instant, measure_from: Instant) {
         pct(&ttfe, 0.50),
         pct(&ttfe, 0.99),
         t.events,
+        n as u64 + errors + t.warm,
     );
 }
 
