@@ -16,7 +16,7 @@ use crate::reply::Exchange;
 /// Everything a request handler may use; shared by all workers.
 pub struct Gateway {
     pub config: Config,
-    pub agent: ureq::Agent,
+    pub agents: crate::upstream::Agents,
     pub recorder: Recorder,
     pub started: Instant,
     /// API calls being handled now.
@@ -26,7 +26,7 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(config: Config) -> std::io::Result<Self> {
         Ok(Gateway {
-            agent: crate::upstream::agent(&config),
+            agents: crate::upstream::Agents::new(&config),
             recorder: Recorder::start(&config)?,
             config,
             started: Instant::now(),

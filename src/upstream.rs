@@ -3,6 +3,7 @@
 //! and an SSE event reader with a bounded event size. It knows no dialect.
 
 use std::io::{self, BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ureq::http::Response;
@@ -16,22 +17,48 @@ const MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
 /// Largest single SSE event accepted from a provider; a longer one is a broken stream.
 const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
-/// The shared HTTP client. Settings from the measurements in `shared/research/tech.md`:
-/// statuses are answers, not errors; a pool large enough that concurrent calls reuse
-/// connections; 16 KiB buffers so a thousand open streams stay light.
-pub fn agent(config: &Config) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_idle_connections(1024)
-        .max_idle_connections_per_host(512)
-        .input_buffer_size(16 * 1024)
-        .output_buffer_size(16 * 1024)
-        .timeout_connect(Some(config.upstream_connect_timeout))
-        .timeout_recv_response(Some(config.upstream_timeout))
-        .user_agent(concat!("llmcallgateway/", env!("CARGO_PKG_VERSION")))
-        .no_delay(true)
-        .build()
-        .into()
+/// The HTTP clients, shared by all workers: a few independent pools, each worker thread always
+/// using the same one. ureq keeps one lock per pool, held while it picks and checks an idle
+/// connection; with a single pool, a worker descheduled while holding it stalls every other
+/// (measured in `bench/`). Settings from `shared/research/tech.md`: statuses are answers, not
+/// errors; idle pools large enough that concurrent calls reuse connections; 16 KiB buffers so a
+/// thousand open streams stay light.
+pub struct Agents {
+    agents: Vec<ureq::Agent>,
+}
+
+/// Independent connection pools.
+const POOLS: usize = 8;
+
+impl Agents {
+    pub fn new(config: &Config) -> Self {
+        let agents = (0..POOLS)
+            .map(|_| {
+                ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .max_idle_connections(128)
+                    .max_idle_connections_per_host(64)
+                    .input_buffer_size(16 * 1024)
+                    .output_buffer_size(16 * 1024)
+                    .timeout_connect(Some(config.upstream_connect_timeout))
+                    .timeout_recv_response(Some(config.upstream_timeout))
+                    .user_agent(concat!("llmcallgateway/", env!("CARGO_PKG_VERSION")))
+                    .no_delay(true)
+                    .build()
+                    .into()
+            })
+            .collect();
+        Agents { agents }
+    }
+
+    /// This thread's client.
+    pub fn get(&self) -> &ureq::Agent {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static POOL: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
+        &self.agents[POOL.with(|p| *p) % self.agents.len()]
+    }
 }
 
 /// One call to a provider.
@@ -169,9 +196,19 @@ pub enum StreamError {
 impl EventReader {
     pub fn new(body: impl Read + Send + 'static) -> Self {
         EventReader {
-            reader: BufReader::with_capacity(16 * 1024, Box::new(body)),
-            line: Vec::with_capacity(1024),
+            // The HTTP client buffers the socket already; this buffer only needs to hold
+            // enough to find line ends, and every open stream holds one.
+            reader: BufReader::with_capacity(4 * 1024, Box::new(body)),
+            line: Vec::with_capacity(512),
         }
+    }
+
+    /// Reads what is left of a finished stream (at most `max` bytes), so the connection ends
+    /// cleanly and goes back to the pool: the HTTP client reuses a connection only when its
+    /// body was read to the end. Returns whether the end was reached.
+    pub fn drain(&mut self, max: u64) -> bool {
+        let mut rest = (&mut self.reader).take(max + 1);
+        matches!(io::copy(&mut rest, &mut io::sink()), Ok(n) if n <= max)
     }
 
     /// Whether a whole further event has already been received (its blank line is in the

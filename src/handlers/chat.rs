@@ -154,9 +154,7 @@ fn mock_chat(
         });
         sent = sent.and_then(|()| send(&mut sse, &last));
     }
-    let finished = sent
-        .and_then(|()| sse.send(b"data: [DONE]\n\n"))
-        .and_then(|()| sse.finish());
+    let finished = sent.and_then(|()| sse.finish_with(b"data: [DONE]\n\n"));
     let mut record = x.record();
     record.chunks = Some(chunks);
     if finished.is_err() {
@@ -186,7 +184,7 @@ fn remote_chat(
         call.idle_timeout = Some(x.gw.config.stream_idle_timeout);
     }
     let started = Instant::now();
-    let sent = upstream::post(&x.gw.agent, &call);
+    let sent = upstream::post(x.gw.agents.get(), &call);
     if x.keeps_bodies() {
         x.record().request_body = Some(Body::Raw(call.body));
     }
@@ -298,9 +296,6 @@ impl Relay {
                 out.clear();
             }
         };
-        // Dropping the event reader closes the provider's connection when the stream is
-        // unfinished.
-        drop(events);
         if !out.is_empty() {
             first_sent.get_or_insert_with(|| x.req.received_at.elapsed());
         }
@@ -315,11 +310,18 @@ impl Relay {
             }
         }
         let delivered = match end {
-            End::Complete => sse.send(&out).and_then(|()| sse.finish()),
+            End::Complete => {
+                let delivered = sse.finish_with(&out);
+                // After the client has it all: read the provider's body to its end so the
+                // connection is reused (dropping it unread closes it).
+                events.drain(64 * 1024);
+                delivered
+            }
             End::Failed(e) => {
                 x.record_error(&e);
-                sse.send(&out).and_then(|()| end_with_error(sse, &e))
+                end_with_error(sse, &out, &e)
             }
+            // Dropping the event reader closes the provider's connection.
             End::ClientGone => Err(ClientGone),
         };
         if delivered.is_err() {

@@ -65,7 +65,7 @@ fn remote_embeddings(
 ) -> Result<(), ApiError> {
     let call = providers::embeddings_request(target, body)?;
     let started = Instant::now();
-    let sent = upstream::post(&x.gw.agent, &call);
+    let sent = upstream::post(x.gw.agents.get(), &call);
     if x.keeps_bodies() {
         x.record().request_body = Some(Body::Raw(call.body));
     }

@@ -16,6 +16,11 @@ pub const MAX_HEADERS: usize = 100;
 /// The longest chunk-size line (with extensions) and the most trailer bytes accepted.
 const MAX_CHUNK_LINE: usize = 4096;
 const MAX_TRAILER_BYTES: usize = 16 * 1024;
+/// The read buffer for request heads and chunk lines (bodies are read straight into place).
+/// Small, since every open connection, an idle one included, holds one.
+const SCRATCH_BYTES: usize = 4 * 1024;
+/// The most a body grows by per read.
+const BODY_READ_BYTES: usize = 64 * 1024;
 /// How often a worker waiting for the next request on an idle connection checks whether the
 /// server is shutting down.
 const IDLE_SLICE: Duration = Duration::from_millis(200);
@@ -115,7 +120,7 @@ impl Connection {
             stream,
             peer,
             buf: Vec::new(),
-            scratch: vec![0u8; 16 * 1024].into_boxed_slice(),
+            scratch: vec![0u8; SCRATCH_BYTES].into_boxed_slice(),
             read_timeout: None,
             served: 0,
         }
@@ -302,10 +307,14 @@ impl Connection {
             }
             self.set_read_timeout(deadline - now)
                 .map_err(|_| ReadError::Closed)?;
-            let want = (len - body.len()).min(self.scratch.len());
-            match self.stream.read(&mut self.scratch[..want]) {
+            let filled = body.len();
+            let want = (len - filled).min(BODY_READ_BYTES);
+            body.resize(filled + want, 0);
+            let read = self.stream.read(&mut body[filled..]);
+            body.truncate(filled + *read.as_ref().unwrap_or(&0));
+            match read {
                 Ok(0) => return Err(ReadError::Closed),
-                Ok(n) => body.extend_from_slice(&self.scratch[..n]),
+                Ok(_) => {}
                 Err(e) if is_timeout(&e) => {
                     return Err(ReadError::Reject(408, "request body not received in time"))
                 }

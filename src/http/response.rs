@@ -199,14 +199,30 @@ impl Stream<'_, '_> {
 
     /// Ends the body. The connection can then be reused.
     pub fn finish(self) -> Result<(), ClientGone> {
+        self.finish_with(&[])
+    }
+
+    /// Sends a last piece of the body and ends it, in one write.
+    pub fn finish_with(mut self, data: &[u8]) -> Result<(), ClientGone> {
         if self.responder.state != State::Streaming {
             return match self.responder.state {
                 State::Broken => Err(ClientGone),
                 _ => Ok(()),
             };
         }
-        if self.chunked {
-            self.responder.write(b"0\r\n\r\n")?;
+        if !self.chunked {
+            self.responder.write(data)?;
+        } else {
+            self.buf.clear();
+            if !data.is_empty() {
+                self.buf
+                    .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                self.buf.extend_from_slice(data);
+                self.buf.extend_from_slice(b"\r\n");
+            }
+            self.buf.extend_from_slice(b"0\r\n\r\n");
+            let framed = std::mem::take(&mut self.buf);
+            self.responder.write(&framed)?;
         }
         self.responder.state = State::Done;
         Ok(())

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::request::{Connection, ReadError, ReadLimits, Version};
@@ -75,7 +75,10 @@ struct Shared {
     stopping: AtomicBool,
     open_connections: AtomicUsize,
     idle_workers: AtomicUsize,
+    /// Workers running now (idle ones beyond the first few retire after a while).
     started_workers: AtomicUsize,
+    /// Workers ever started, for their names.
+    spawned_total: AtomicUsize,
     workers: Mutex<Vec<JoinHandle<()>>>,
     closer: Sender<(TcpStream, Instant)>,
 }
@@ -87,6 +90,11 @@ pub struct Server {
     shared: Arc<Shared>,
     acceptor: Option<JoinHandle<()>>,
 }
+
+/// Workers kept running however idle the server is.
+const MIN_WORKERS: usize = 4;
+/// A worker beyond those that waits this long for a connection retires.
+const WORKER_IDLE_LIFETIME: Duration = Duration::from_secs(60);
 
 /// How long the closer keeps draining a socket it was handed, at most.
 const LINGER: Duration = Duration::from_secs(1);
@@ -121,10 +129,11 @@ impl Server {
             open_connections: AtomicUsize::new(0),
             idle_workers: AtomicUsize::new(0),
             started_workers: AtomicUsize::new(0),
+            spawned_total: AtomicUsize::new(0),
             workers: Mutex::new(Vec::new()),
             closer: closer_tx,
         });
-        let initial = shared.config.workers.clamp(1, 4);
+        let initial = shared.config.workers.clamp(1, MIN_WORKERS);
         for _ in 0..initial {
             spawn_worker(&shared, &conn_rx)?;
         }
@@ -188,7 +197,8 @@ impl Server {
 }
 
 fn spawn_worker(shared: &Arc<Shared>, queue: &Receiver<Connection>) -> io::Result<()> {
-    let n = shared.started_workers.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.started_workers.fetch_add(1, Ordering::SeqCst);
+    let n = shared.spawned_total.fetch_add(1, Ordering::Relaxed) + 1;
     let worker_shared = shared.clone();
     let queue = queue.clone();
     let spawned = thread::Builder::new()
@@ -197,11 +207,10 @@ fn spawn_worker(shared: &Arc<Shared>, queue: &Receiver<Connection>) -> io::Resul
         .spawn(move || run_worker(worker_shared, queue));
     match spawned {
         Ok(handle) => {
-            shared
-                .workers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(handle);
+            let mut workers = shared.workers.lock().unwrap_or_else(|e| e.into_inner());
+            // Retired workers' handles go, so the list stays as long as the pool.
+            workers.retain(|h| !h.is_finished());
+            workers.push(handle);
             Ok(())
         }
         Err(e) => {
@@ -332,11 +341,28 @@ fn run_closer(queue: Receiver<(TcpStream, Instant)>) {
 fn run_worker(shared: Arc<Shared>, queue: Receiver<Connection>) {
     loop {
         shared.idle_workers.fetch_add(1, Ordering::SeqCst);
-        let next = queue.recv();
+        let next = queue.recv_timeout(WORKER_IDLE_LIFETIME);
         shared.idle_workers.fetch_sub(1, Ordering::SeqCst);
-        let Ok(conn) = next else { return };
-        serve_connection(&shared, conn);
-        shared.open_connections.fetch_sub(1, Ordering::SeqCst);
+        match next {
+            Ok(conn) => {
+                serve_connection(&shared, conn);
+                shared.open_connections.fetch_sub(1, Ordering::SeqCst);
+            }
+            Err(RecvTimeoutError::Timeout) if !queue.is_empty() => {}
+            Err(RecvTimeoutError::Timeout) => {
+                // Idle for long: give the thread (and its stack) back, keeping a few.
+                let retire =
+                    shared
+                        .started_workers
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                            (n > MIN_WORKERS).then(|| n - 1)
+                        });
+                if retire.is_ok() {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
     }
 }
 

@@ -22,7 +22,10 @@ fn version_and_help_print_and_exit_zero() {
     let version = run(&["--version"], &[]);
     assert!(version.status.success());
     let text = String::from_utf8_lossy(&version.stdout);
-    assert_eq!(text.trim(), format!("llmcallgateway {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        text.trim(),
+        format!("llmcallgateway {}", env!("CARGO_PKG_VERSION"))
+    );
     let help = run(&["--help"], &[]);
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
