@@ -112,12 +112,18 @@ pub fn post(agent: &ureq::Agent, call: &Call) -> Result<Answer, ApiError> {
     for (name, value) in &call.headers {
         request = request.header(*name, value);
     }
-    let request = request.config().timeout_per_read(call.idle_timeout).build();
+    let request = request.content_type("application/json");
     let started = Instant::now();
-    let response = request
-        .content_type("application/json")
-        .send(&call.body[..])
-        .map_err(|e| transport_error(e, "calling the provider"))?;
+    let sent = match call.idle_timeout {
+        // A request-level configuration copies the agent's; only streams need one.
+        Some(idle) => request
+            .config()
+            .timeout_per_read(Some(idle))
+            .build()
+            .send(&call.body[..]),
+        None => request.send(&call.body[..]),
+    };
+    let response = sent.map_err(|e| transport_error(e, "calling the provider"))?;
     Ok(Answer {
         response,
         latency: started.elapsed(),
