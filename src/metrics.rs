@@ -251,34 +251,63 @@ impl Stats {
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
     pub total: Stats,
-    /// By (provider, model as requested).
-    pub by_model: BTreeMap<(String, String), Stats>,
+    /// By provider, then by model as requested.
+    by_model: BTreeMap<String, BTreeMap<String, Stats>>,
+    models: usize,
     pub by_provider: BTreeMap<String, Stats>,
 }
 
 impl Metrics {
-    /// Adds one API call; returns the model name it was counted under.
-    pub fn observe(&mut self, o: &Observation<'_>) -> String {
+    /// Adds one API call; returns the model name it was counted under. Allocates only for a
+    /// provider or model seen for the first time (this runs once per request on the recorder).
+    pub fn observe(&mut self, o: &Observation<'_>) -> &str {
         let i = o.interaction;
         self.total.observe(o);
-        let provider = i.provider.unwrap_or("(none)").to_string();
+        let provider = i.provider.unwrap_or("(none)");
         let model = match (&i.provider, &i.model_requested) {
-            (Some(_), Some(m)) => {
-                let known = self.by_model.contains_key(&(provider.clone(), m.clone()));
-                if known || self.by_model.len() < MAX_MODELS {
-                    m.clone()
-                } else {
-                    "(other)".to_string()
-                }
-            }
-            _ => "(unresolved)".to_string(),
+            (Some(_), Some(m)) => m.as_str(),
+            _ => "(unresolved)",
         };
+        if !self.by_provider.contains_key(provider) {
+            self.by_provider
+                .insert(provider.to_string(), Stats::default());
+            self.by_model.insert(provider.to_string(), BTreeMap::new());
+        }
+        if let Some(stats) = self.by_provider.get_mut(provider) {
+            stats.observe(o);
+        }
+        let models = self
+            .by_model
+            .get_mut(provider)
+            .expect("inserted with its provider");
+        let key = if models.contains_key(model) || self.models < MAX_MODELS {
+            model
+        } else {
+            "(other)"
+        };
+        if !models.contains_key(key) {
+            models.insert(key.to_string(), Stats::default());
+            self.models += 1;
+        }
+        let bound = std::ops::Bound::Included(key);
+        let (name, stats) = models
+            .range_mut::<str, _>((bound, bound))
+            .next()
+            .expect("inserted above");
+        stats.observe(o);
+        name
+    }
+
+    /// Every (provider, model, stats), in order.
+    pub fn models(&self) -> impl Iterator<Item = (&str, &str, &Stats)> {
         self.by_model
-            .entry((provider.clone(), model.clone()))
-            .or_default()
-            .observe(o);
-        self.by_provider.entry(provider).or_default().observe(o);
-        model
+            .iter()
+            .flat_map(|(p, models)| models.iter().map(move |(m, s)| (p.as_str(), m.as_str(), s)))
+    }
+
+    /// How many model entries are kept.
+    pub fn model_count(&self) -> usize {
+        self.models
     }
 }
 

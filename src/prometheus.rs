@@ -20,9 +20,8 @@ pub struct Gauges {
 pub fn render(m: &Metrics, g: &Gauges) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let series: Vec<(String, &Stats)> = m
-        .by_model
-        .iter()
-        .map(|((provider, model), stats)| {
+        .models()
+        .map(|(provider, model, stats)| {
             let labels = format!(
                 "provider=\"{}\",model=\"{}\"",
                 escape(provider),

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use flexi_logger::writers::{FileLogWriter, LogWriter};
 use flexi_logger::DeferredNow;
 use serde::Serialize;
@@ -28,10 +28,11 @@ const CHANNEL_CAPACITY: usize = 8192;
 /// Embedding values kept per vector in a summarised embeddings response.
 const EMBEDDING_PREVIEW: usize = 4;
 
-enum Message {
-    Record(Box<Interaction>),
-    Stop(Sender<()>),
-}
+/// A finished request, its bodies already rendered into its log line (if one is kept).
+struct Record(Box<Interaction>, Option<String>);
+
+/// Records handled per turn of whoever holds the writer.
+const BATCH: usize = 256;
 
 /// The live metrics and trends: written by the recorder thread, read by handlers for as long
 /// as a copy (or a bounded query) takes.
@@ -42,10 +43,15 @@ pub struct Live {
 
 /// The workers' handle on the recorder thread.
 pub struct Recorder {
-    tx: Sender<Message>,
+    tx: Sender<Record>,
+    /// The queue's other end, for workers that help when it is full.
+    rx: Receiver<Record>,
+    stop: Sender<Sender<()>>,
+    writer: Arc<Mutex<Writer>>,
     max_depth: AtomicUsize,
     thread: Mutex<Option<JoinHandle<()>>>,
     live: Option<Arc<Live>>,
+    render: Render,
 }
 
 impl Recorder {
@@ -72,22 +78,31 @@ impl Recorder {
         if live.is_some() {
             std::fs::create_dir_all(&config.log_dir)?;
         }
-        let state = Writer {
-            live: live.clone(),
-            file: writer,
+        let render = Render {
+            lines: writer.is_some(),
             bodies: config.log_bodies,
             max_body: config.log_max_body_bytes,
             redactor: Redactor::for_config(config),
-            guard: DiskGuard::new(config),
         };
+        let writer = Arc::new(Mutex::new(Writer {
+            live: live.clone(),
+            file: writer,
+            guard: DiskGuard::new(config),
+        }));
+        let (stop, stop_rx) = crossbeam_channel::bounded(1);
+        let (thread_writer, thread_rx) = (writer.clone(), rx.clone());
         let thread = thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || state.run(rx))?;
+            .spawn(move || run(&thread_writer, &thread_rx, &stop_rx))?;
         Ok(Recorder {
             tx,
+            rx,
+            stop,
+            writer,
             max_depth: AtomicUsize::new(0),
             thread: Mutex::new(Some(thread)),
             live,
+            render,
         })
     }
 
@@ -96,10 +111,28 @@ impl Recorder {
         self.live.as_deref()
     }
 
-    /// Hands a finished request's record over. Blocks while the channel is full.
-    pub fn record(&self, interaction: Interaction) {
-        let _ = self.tx.send(Message::Record(Box::new(interaction)));
-        self.max_depth.fetch_max(self.tx.len(), Ordering::Relaxed);
+    /// Hands a finished request's record over. Called on the worker once its answer is sent:
+    /// the access and error lines are logged and the interaction line is rendered here, in
+    /// parallel across workers, so that the recorder only writes and counts. Nothing is ever
+    /// dropped: when the queue is full (the recorder thread starved of CPU by a saturated
+    /// machine) the worker takes the writer's lock and does a batch of the recorder's work
+    /// itself, then queues its record.
+    pub fn record(&self, mut interaction: Interaction) {
+        let route = self.render.redactor.text(&interaction.route).into_owned();
+        log_request(&interaction, &route);
+        let line = self
+            .render
+            .lines
+            .then(|| self.render.line(&interaction, route));
+        interaction.request_body = None;
+        interaction.response_body = None;
+        let record = Record(Box::new(interaction), line);
+        self.max_depth
+            .fetch_max(self.tx.len() + 1, Ordering::Relaxed);
+        if let Err(TrySendError::Full(record)) = self.tx.try_send(record) {
+            lock(&self.writer).drain(&self.rx, BATCH);
+            let _ = self.tx.send(record);
+        }
     }
 
     /// Records waiting for the recorder now.
@@ -115,7 +148,7 @@ impl Recorder {
     /// Writes everything sent so far, flushes, and ends the thread.
     pub fn stop(&self) {
         let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
-        if self.tx.send(Message::Stop(ack_tx)).is_ok() {
+        if self.stop.send(ack_tx).is_ok() {
             let _ = ack_rx.recv_timeout(Duration::from_secs(30));
         }
         if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -124,47 +157,95 @@ impl Recorder {
     }
 }
 
-/// What the recorder thread owns.
+/// What the recorder owns: the interactions file, the live figures, the disk guard. One
+/// holder at a time (the recorder thread, or a worker helping it).
 struct Writer {
     live: Option<Arc<Live>>,
     file: Option<FileLogWriter>,
-    bodies: LogBodies,
-    max_body: usize,
-    redactor: Redactor,
     guard: DiskGuard,
 }
 
-impl Writer {
-    fn run(mut self, rx: Receiver<Message>) {
-        let mut last_tick = Instant::now();
-        self.guard.enforce();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(1)) {
-                Ok(Message::Record(interaction)) => self.write(&interaction),
-                Ok(Message::Stop(ack)) => {
-                    while let Ok(Message::Record(interaction)) = rx.try_recv() {
-                        self.write(&interaction);
-                    }
-                    self.persist_trends(true);
-                    self.flush();
+/// How a record becomes its interaction line: which bodies to keep, and the redaction.
+struct Render {
+    /// Whether an interactions file is kept at all (`LOG_BODIES` other than `none`).
+    lines: bool,
+    bodies: LogBodies,
+    max_body: usize,
+    redactor: Redactor,
+}
+
+/// The access line of every request, and the error line of a failed one.
+fn log_request(i: &Interaction, route: &str) {
+    let ms = i.processing_time.as_secs_f64() * 1000.0;
+    log::info!(
+        target: "access",
+        "{} {} {} {:.1}ms model={} id={}",
+        i.method,
+        route,
+        i.http_status,
+        ms,
+        i.model_requested.as_deref().unwrap_or("-"),
+        i.request_id
+    );
+    if let Some(error) = &i.error {
+        log::error!(
+            "request {} failed: status={} kind={} code={} message={}",
+            i.request_id,
+            i.http_status,
+            error["error"]["type"].as_str().unwrap_or("-"),
+            error["error"]["code"].as_str().unwrap_or("-"),
+            error["error"]["message"].as_str().unwrap_or("-"),
+        );
+    }
+}
+
+/// The recorder thread: handles records as they come (in batches while they queue up), and
+/// once a second flushes, writes closed trend minutes and keeps the log directory within its
+/// limits; on stop, drains the queue, writes the open trend minutes and flushes.
+fn run(writer: &Mutex<Writer>, rx: &Receiver<Record>, stop: &Receiver<Sender<()>>) {
+    lock(writer).guard.enforce();
+    let mut last_tick = Instant::now();
+    loop {
+        crossbeam_channel::select! {
+            recv(rx) -> record => match record {
+                Ok(record) => {
+                    let mut w = lock(writer);
+                    w.write(record);
+                    w.drain(rx, BATCH);
+                }
+                Err(_) => return,
+            },
+            recv(stop) -> ack => {
+                let mut w = lock(writer);
+                w.drain(rx, usize::MAX);
+                w.persist_trends(true);
+                w.flush();
+                if let Ok(ack) = ack {
                     let _ = ack.send(());
-                    return;
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.flush();
-                    return;
-                }
+                return;
+            },
+            default(Duration::from_secs(1)) => {},
+        }
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            let w = lock(writer);
+            w.flush();
+            w.persist_trends(false);
+            for path in w.guard.enforce() {
+                log::info!("deleted old log file {}", path.display());
             }
-            // Once a second: flush, write closed trend minutes, and keep the log directory
-            // within its limits (a directory listing: cheap, and rotation may happen any time).
-            if last_tick.elapsed() >= Duration::from_secs(1) {
-                self.flush();
-                self.persist_trends(false);
-                for path in self.guard.enforce() {
-                    log::info!("deleted old log file {}", path.display());
-                }
-                last_tick = Instant::now();
+            last_tick = Instant::now();
+        }
+    }
+}
+
+impl Writer {
+    /// Handles up to `most` records that are already queued.
+    fn drain(&mut self, rx: &Receiver<Record>, most: usize) {
+        for _ in 0..most {
+            match rx.try_recv() {
+                Ok(record) => self.write(record),
+                Err(_) => return,
             }
         }
     }
@@ -194,7 +275,8 @@ impl Writer {
                 .as_ref()
                 .and_then(|e| e["error"]["type"].as_str().map(str::to_string)),
         };
-        let model = lock(&live.metrics).observe(&observation);
+        let mut metrics = lock(&live.metrics);
+        let model = metrics.observe(&observation);
         let sample = Sample {
             error: i.outcome() != Outcome::Success && i.outcome() != Outcome::ClientClosed,
             prompt_tokens: tokens.map_or(0, |t| t.prompt),
@@ -203,7 +285,7 @@ impl Writer {
             has_usage: tokens.is_some(),
             latency_seconds: i.processing_time.as_secs_f64(),
         };
-        lock(&live.trends).observe(i.timestamp.unix_timestamp(), &model, &sample);
+        lock(&live.trends).observe(i.timestamp.unix_timestamp(), model, &sample);
     }
 
     fn flush(&self) {
@@ -212,35 +294,11 @@ impl Writer {
         }
     }
 
-    fn write(&mut self, i: &Interaction) {
-        self.observe(i, i.usage.as_ref());
-        let route = self.redactor.text(&i.route).into_owned();
-        let ms = i.processing_time.as_secs_f64() * 1000.0;
-        log::info!(
-            target: "access",
-            "{} {} {} {:.1}ms model={} id={}",
-            i.method,
-            route,
-            i.http_status,
-            ms,
-            i.model_requested.as_deref().unwrap_or("-"),
-            i.request_id
-        );
-        if let Some(error) = &i.error {
-            log::error!(
-                "request {} failed: status={} kind={} code={} message={}",
-                i.request_id,
-                i.http_status,
-                error["error"]["type"].as_str().unwrap_or("-"),
-                error["error"]["code"].as_str().unwrap_or("-"),
-                error["error"]["message"].as_str().unwrap_or("-"),
-            );
-        }
-        let Some(file) = &self.file else { return };
-        let mut line = serde_json::to_string(&self.line(i, route)).unwrap_or_default();
-        if let std::borrow::Cow::Owned(redacted) = self.redactor.text(&line) {
-            line = redacted;
-        }
+    fn write(&mut self, Record(i, line): Record) {
+        self.observe(&i, i.usage.as_ref());
+        let (Some(file), Some(line)) = (&self.file, line) else {
+            return;
+        };
         let written = file.write(
             &mut DeferredNow::new(),
             &log::Record::builder().args(format_args!("{line}")).build(),
@@ -249,8 +307,19 @@ impl Writer {
             log::error!("cannot write the interactions log: {e}");
         }
     }
+}
 
-    fn line(&self, i: &Interaction, route: String) -> Line {
+impl Render {
+    /// The record as one redacted JSON line.
+    fn line(&self, i: &Interaction, route: String) -> String {
+        let line = serde_json::to_string(&self.fields(i, route)).unwrap_or_default();
+        match self.redactor.text(&line) {
+            std::borrow::Cow::Owned(redacted) => redacted,
+            std::borrow::Cow::Borrowed(_) => line,
+        }
+    }
+
+    fn fields(&self, i: &Interaction, route: String) -> Line {
         let secs = |d: Duration| d.as_secs_f64();
         Line {
             timestamp: rfc3339_micros(i.timestamp),

@@ -167,12 +167,13 @@ impl Trends {
         };
         one.latency.observe(s.latency_seconds);
         for slots in [&mut self.minutes, &mut self.pending] {
-            slots
-                .entry(minute)
-                .or_default()
-                .entry(model.to_string())
-                .or_default()
-                .merge(&one);
+            let models = slots.entry(minute).or_default();
+            match models.get_mut(model) {
+                Some(rollup) => rollup.merge(&one),
+                None => {
+                    models.insert(model.to_string(), one.clone());
+                }
+            }
         }
     }
 

@@ -69,7 +69,7 @@ pub fn get(x: &Exchange<'_>, res: &mut Responder<'_>) {
         "prices_date": PRICES_DATE,
         "totals": m.total.to_json(),
         "providers": m.by_provider.iter().map(|(p, s)| (p.clone(), s.to_json())).collect::<serde_json::Map<_, _>>(),
-        "models": m.by_model.len(),
+        "models": m.model_count(),
     });
     let _ = x.send_json(res, 200, body.to_string().into_bytes(), Vec::new());
 }
@@ -89,9 +89,8 @@ pub fn models(x: &Exchange<'_>, res: &mut Responder<'_>) {
     let Some(live) = live(x, res) else { return };
     let m = snapshot(live);
     let data: Vec<Value> = m
-        .by_model
-        .iter()
-        .map(|((provider, model), s)| {
+        .models()
+        .map(|(provider, model, s)| {
             let mut v = s.to_json();
             v["model"] = json!(model);
             v["provider"] = json!(provider);
