@@ -23,7 +23,6 @@ use flexi_logger::writers::FileLogWriter;
 use flexi_logger::{
     Age, Cleanup, Criterion, DeferredNow, Duplicate, FileSpec, LoggerHandle, Naming, WriteMode,
 };
-use serde_json::Value;
 
 use crate::config::Config;
 
@@ -76,30 +75,10 @@ impl Redactor {
         if needs_pattern_scan(&out) {
             out = Cow::Owned(redact_patterns(&out));
         }
-        out
-    }
-
-    /// Redacts a JSON value in place: secret-named fields become `"***"`, strings are
-    /// passed through [`Redactor::text`].
-    pub fn value(&self, value: &mut Value) {
-        match value {
-            Value::String(s) => {
-                if let Cow::Owned(r) = self.text(s) {
-                    *s = r;
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.value(v)),
-            Value::Object(map) => {
-                for (key, v) in map.iter_mut() {
-                    if SECRET_FIELDS.iter().any(|f| key.eq_ignore_ascii_case(f)) && !v.is_null() {
-                        *v = Value::String("***".into());
-                    } else {
-                        self.value(v);
-                    }
-                }
-            }
-            _ => {}
+        if let Some(redacted) = redact_secret_fields(&out) {
+            out = Cow::Owned(redacted);
         }
+        out
     }
 }
 
@@ -108,6 +87,59 @@ fn needs_pattern_scan(text: &str) -> bool {
         || text.contains("AIza")
         || text.contains("key=")
         || text.contains("Bearer ")
+}
+
+/// Replaces the string values of JSON fields named like secrets (`"api_key": "…"`, any case)
+/// with `***`; `None` when there is none.
+fn redact_secret_fields(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(q) = bytes[i..].iter().position(|&b| b == b'"') {
+        let start = i + q + 1;
+        i = start;
+        let Some(name) = SECRET_FIELDS.iter().find(|f| {
+            bytes.len() > start + f.len()
+                && bytes[start..start + f.len()].eq_ignore_ascii_case(f.as_bytes())
+                && bytes[start + f.len()] == b'"'
+        }) else {
+            continue;
+        };
+        // After the name: optional spaces, a colon, optional spaces, then a string value.
+        let mut j = start + name.len() + 1;
+        let skip_spaces = |j: &mut usize| {
+            while *j < bytes.len() && matches!(bytes[*j], b' ' | b'\t' | b'\n' | b'\r') {
+                *j += 1;
+            }
+        };
+        skip_spaces(&mut j);
+        if bytes.get(j) != Some(&b':') {
+            continue;
+        }
+        j += 1;
+        skip_spaces(&mut j);
+        if bytes.get(j) != Some(&b'"') {
+            continue;
+        }
+        let value_start = j + 1;
+        let mut k = value_start;
+        while k < bytes.len() && bytes[k] != b'"' {
+            k += if bytes[k] == b'\\' { 2 } else { 1 };
+        }
+        let value_end = k.min(bytes.len());
+        if &text[value_start..value_end] != "***" {
+            let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            o.push_str(&text[copied..value_start]);
+            o.push_str("***");
+            copied = value_end;
+        }
+        i = value_end.max(start);
+    }
+    out.map(|mut o| {
+        o.push_str(&text[copied..]);
+        o
+    })
 }
 
 /// Replaces key-shaped substrings. A key lookalike is a known prefix followed by at least 16
@@ -342,13 +374,19 @@ mod tests {
     }
 
     #[test]
-    fn secret_named_fields_are_redacted_in_json() {
+    fn secret_named_fields_are_redacted_in_json_text() {
         let r = Redactor::default();
-        let mut v = json!({"api_key": "x", "nested": [{"Authorization": "Bearer y"}], "keep": "z"});
-        r.value(&mut v);
+        let text = json!({"api_key": "x\"y", "nested": [{"Authorization": "Bearer y"}], "keep": "z", "password": 5})
+            .to_string();
+        let v: serde_json::Value = serde_json::from_str(&r.text(&text)).unwrap();
         assert_eq!(
             v,
-            json!({"api_key": "***", "nested": [{"Authorization": "***"}], "keep": "z"})
+            json!({"api_key": "***", "nested": [{"Authorization": "***"}], "keep": "z", "password": 5})
+        );
+        assert_eq!(r.text(r#"{"API_KEY" : "abc"}"#), r#"{"API_KEY" : "***"}"#);
+        assert_eq!(
+            r.text(r#"say "secret" and "api_key""#),
+            r#"say "secret" and "api_key""#
         );
     }
 

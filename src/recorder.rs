@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use flexi_logger::writers::{FileLogWriter, LogWriter};
 use flexi_logger::DeferredNow;
+use serde::de::IgnoredAny;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::config::{Config, LogBodies};
@@ -120,12 +122,14 @@ impl Recorder {
     pub fn record(&self, mut interaction: Interaction) {
         let route = self.render.redactor.text(&interaction.route).into_owned();
         log_request(&interaction, &route);
+        let (request, response) = (
+            interaction.request_body.take(),
+            interaction.response_body.take(),
+        );
         let line = self
             .render
             .lines
-            .then(|| self.render.line(&interaction, route));
-        interaction.request_body = None;
-        interaction.response_body = None;
+            .then(|| self.render.line(&interaction, route, request, response));
         let record = Record(Box::new(interaction), line);
         self.max_depth
             .fetch_max(self.tx.len() + 1, Ordering::Relaxed);
@@ -310,9 +314,20 @@ impl Writer {
 }
 
 impl Render {
-    /// The record as one redacted JSON line.
-    fn line(&self, i: &Interaction, route: String) -> String {
-        let line = serde_json::to_string(&self.fields(i, route)).unwrap_or_default();
+    /// The record as one redacted JSON line. Bodies are embedded as the JSON text they were
+    /// exchanged as, not parsed into a tree and written again: that is most of the cost of a
+    /// line, and the bodies are the bulk of it.
+    fn line(
+        &self,
+        i: &Interaction,
+        route: String,
+        request: Option<Body>,
+        response: Option<Body>,
+    ) -> String {
+        let mut fields = self.fields(i, route);
+        fields.downstream_request = self.body(request, None);
+        fields.downstream_response = self.body(response, i.chunks);
+        let line = serde_json::to_string(&fields).unwrap_or_default();
         match self.redactor.text(&line) {
             std::borrow::Cow::Owned(redacted) => redacted,
             std::borrow::Cow::Borrowed(_) => line,
@@ -333,10 +348,7 @@ impl Render {
             model_requested: i.model_requested.clone(),
             model: i.model.clone(),
             provider: i.provider,
-            api_base: i
-                .api_base
-                .as_deref()
-                .map(|b| self.redactor.text(b).into_owned()),
+            api_base: i.api_base.clone(),
             stream: i.stream,
             http_status: i.http_status,
             status: i.outcome().as_str(),
@@ -345,69 +357,85 @@ impl Render {
             upstream_latency: i.upstream_latency.map(secs),
             time_to_first_token: i.time_to_first_token.map(secs),
             gateway_overhead_ms: i.gateway_overhead.map(|d| d.as_secs_f64() * 1000.0),
-            usage: self.usage(i),
+            usage: usage(i),
             cost_usd: i.cost,
             dropped_params: i.dropped_params.clone(),
-            downstream_request: self.body(i.request_body.as_ref()),
-            downstream_response: self.response(i),
+            downstream_request: None,
+            downstream_response: None,
         }
     }
 
-    /// The usage in one shape: prompt, completion, total, cached and reasoning tokens.
-    fn usage(&self, i: &Interaction) -> Option<Value> {
-        let usage = i.usage.as_ref().filter(|u| u.is_object())?;
-        let n = |v: &Value| v.as_u64();
-        let prompt = n(&usage["prompt_tokens"]);
-        let completion = n(&usage["completion_tokens"]);
-        Some(json!({
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": n(&usage["total_tokens"]).or(prompt.zip(completion).map(|(p, c)| p + c)),
-            "cached_tokens": n(&usage["prompt_tokens_details"]["cached_tokens"]),
-            "reasoning_tokens": n(&usage["completion_tokens_details"]["reasoning_tokens"]),
-        }))
-    }
-
-    fn response(&self, i: &Interaction) -> Option<Value> {
-        let mut value = self.body(i.response_body.as_ref())?;
-        if let (Some(chunks), Value::Object(map)) = (i.chunks, &mut value) {
-            map.insert("chunks".into(), json!(chunks));
-        }
-        Some(value)
-    }
-
-    /// A body as the log keeps it: parsed JSON (text when it is not JSON), embedding vectors
-    /// summarised unless `full`, secret fields redacted, then capped when `truncated`.
-    fn body(&self, body: Option<&Body>) -> Option<Value> {
+    /// A body as the log keeps it: its JSON text (a JSON string when it is not JSON), embedding
+    /// vectors summarised unless `full`, a stream's event count added, then capped when
+    /// `truncated`. Secrets are redacted with the whole line.
+    fn body(&self, body: Option<Body>, chunks: Option<u64>) -> Option<Box<RawValue>> {
         if matches!(self.bodies, LogBodies::Metadata | LogBodies::None) {
             return None;
         }
-        let mut value = match body? {
-            Body::Value(v) => v.clone(),
-            Body::Raw(bytes) => serde_json::from_slice(bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned())),
-        };
-        if self.bodies != LogBodies::Full {
-            summarise_embeddings(&mut value);
-        }
-        self.redactor.value(&mut value);
-        if self.bodies == LogBodies::Truncated {
-            let size = serde_json::to_string(&value).map(|s| s.len()).unwrap_or(0);
-            if size > self.max_body {
-                let text = serde_json::to_string(&value).unwrap_or_default();
-                let mut cut = self.max_body;
-                while !text.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                value = json!({
-                    "truncated": true,
-                    "original_bytes": size,
-                    "head": &text[..cut],
-                });
+        let summarise = self.bodies != LogBodies::Full;
+        let text = match body? {
+            Body::Raw(bytes) if summarise && is_embeddings_list(&bytes) => {
+                let mut value: Value = serde_json::from_slice(&bytes).ok()?;
+                summarise_embeddings(&mut value);
+                value.to_string()
             }
-        }
-        Some(value)
+            Body::Raw(bytes) => match String::from_utf8(bytes) {
+                // In valid JSON a line break can only be white space between tokens (inside a
+                // string it must be escaped), so it can go: the log is one object per line.
+                Ok(text) if serde_json::from_str::<IgnoredAny>(&text).is_ok() => {
+                    if text.contains(['\n', '\r']) {
+                        text.replace(['\n', '\r'], " ")
+                    } else {
+                        text
+                    }
+                }
+                Ok(text) => Value::String(text).to_string(),
+                Err(e) => {
+                    Value::String(String::from_utf8_lossy(e.as_bytes()).into_owned()).to_string()
+                }
+            },
+            Body::Value(mut value) => {
+                if summarise {
+                    summarise_embeddings(&mut value);
+                }
+                if let (Some(chunks), Value::Object(map)) = (chunks, &mut value) {
+                    map.insert("chunks".into(), json!(chunks));
+                }
+                value.to_string()
+            }
+        };
+        let text = if self.bodies == LogBodies::Truncated && text.len() > self.max_body {
+            let mut cut = self.max_body;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            json!({"truncated": true, "original_bytes": text.len(), "head": &text[..cut]})
+                .to_string()
+        } else {
+            text
+        };
+        RawValue::from_string(text).ok()
     }
+}
+
+/// The usage in one shape: prompt, completion, total, cached and reasoning tokens.
+fn usage(i: &Interaction) -> Option<Value> {
+    let usage = i.usage.as_ref().filter(|u| u.is_object())?;
+    let n = |v: &Value| v.as_u64();
+    let prompt = n(&usage["prompt_tokens"]);
+    let completion = n(&usage["completion_tokens"]);
+    Some(json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": n(&usage["total_tokens"]).or(prompt.zip(completion).map(|(p, c)| p + c)),
+        "cached_tokens": n(&usage["prompt_tokens_details"]["cached_tokens"]),
+        "reasoning_tokens": n(&usage["completion_tokens_details"]["reasoning_tokens"]),
+    }))
+}
+
+/// Whether a body is an embeddings list (worth parsing to summarise its vectors).
+fn is_embeddings_list(bytes: &[u8]) -> bool {
+    bytes.windows(11).any(|w| w == b"\"embedding\"")
 }
 
 /// Replaces each `data[].embedding` with its size and first values.
@@ -478,9 +506,9 @@ struct Line {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     dropped_params: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    downstream_request: Option<Value>,
+    downstream_request: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    downstream_response: Option<Value>,
+    downstream_response: Option<Box<RawValue>>,
 }
 
 #[cfg(test)]
