@@ -84,5 +84,5 @@ printf '\n%-32s %10s %8s %14s %10s\n' "variant (c=$C, $MODE)" "req/s" "vs def." 
 for v in "${VARIANTS[@]}"; do
     r=$(median <<<"${RPS[$v]}")
     printf '%-32s %10s %8s %14s %10s\n' "$v" "$r" "$(awk -v a="$r" -v b="$base" 'BEGIN {printf "%.3f", a / b}')" \
-        "$(median <<<"${CPU[$v]}")" "$(tr ' ' '\n' | sort -g | tail -1 <<<"${DEPTH[$v]}")"
+        "$(median <<<"${CPU[$v]}")" "$(tr ' ' '\n' <<<"${DEPTH[$v]}" | sort -g | tail -1)"
 done

@@ -29,7 +29,8 @@ use crate::config::Config;
 /// The prefix of every file the gateway writes in `LOG_DIR`.
 pub const FILE_PREFIX: &str = "llmcallgateway";
 
-/// JSON field names whose values are secrets wherever they appear (compared without case).
+/// JSON field names whose values are secrets wherever they appear (compared without case). Each
+/// starts with a, x, s or p (`redact_secret_fields` relies on it).
 const SECRET_FIELDS: &[&str] = &[
     "authorization",
     "api_key",
@@ -99,6 +100,13 @@ fn redact_secret_fields(text: &str) -> Option<String> {
     while let Some(q) = bytes[i..].iter().position(|&b| b == b'"') {
         let start = i + q + 1;
         i = start;
+        // Every secret name starts with one of these letters: most quotes are passed at once.
+        if !matches!(
+            bytes.get(start).map(u8::to_ascii_lowercase),
+            Some(b'a' | b'x' | b's' | b'p')
+        ) {
+            continue;
+        }
         let Some(name) = SECRET_FIELDS.iter().find(|f| {
             bytes.len() > start + f.len()
                 && bytes[start..start + f.len()].eq_ignore_ascii_case(f.as_bytes())

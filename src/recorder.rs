@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use flexi_logger::writers::{FileLogWriter, LogWriter};
 use flexi_logger::DeferredNow;
-use serde::de::IgnoredAny;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -382,17 +381,9 @@ impl Render {
             Body::Raw(bytes) => match String::from_utf8(bytes) {
                 // In valid JSON a line break can only be white space between tokens (inside a
                 // string it must be escaped), so it can go: the log is one object per line.
-                Ok(text) if serde_json::from_str::<IgnoredAny>(&text).is_ok() => {
-                    if text.contains(['\n', '\r']) {
-                        text.replace(['\n', '\r'], " ")
-                    } else {
-                        text
-                    }
-                }
-                Ok(text) => Value::String(text).to_string(),
-                Err(e) => {
-                    Value::String(String::from_utf8_lossy(e.as_bytes()).into_owned()).to_string()
-                }
+                Ok(text) if text.contains(['\n', '\r']) => text.replace(['\n', '\r'], " "),
+                Ok(text) => text,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
             },
             Body::Value(mut value) => {
                 if summarise {
@@ -414,7 +405,12 @@ impl Render {
         } else {
             text
         };
-        RawValue::from_string(text).ok()
+        // Validated once, here (no tree is built); a body that is not JSON is logged as a
+        // JSON string.
+        match serde_json::from_str::<Box<RawValue>>(&text) {
+            Ok(raw) => Some(raw),
+            Err(_) => RawValue::from_string(Value::String(text).to_string()).ok(),
+        }
     }
 }
 
