@@ -210,10 +210,7 @@ fn google_errors_keep_message_and_status_and_name_the_code() {
 fn play(sse: &str) -> Vec<Emit> {
     let mut state = StreamState::new("gemini-x");
     let mut out = Vec::new();
-    for data in sse
-        .split("\r\n\r\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-    {
+    for data in sse.split("\n\n").filter_map(|e| e.strip_prefix("data: ")) {
         out.extend(
             state
                 .on_event(&SseEvent {
