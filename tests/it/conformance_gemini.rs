@@ -501,3 +501,50 @@ fn embeddings_batch_keeps_order_and_dimensions() {
         "Gemini reports no token count; none is invented"
     );
 }
+
+/// The real OpenAI Python SDK (`tests/sdk/provider_gemini.py`) through the gateway to a mock
+/// Gemini: a chat, a stream, a tool call and embeddings. Same Python rules as `sdk.rs`:
+/// skipped without the virtualenv locally, required under `CI=true`.
+#[test]
+fn openai_python_sdk_drives_gemini_through_the_gateway() {
+    let Some(python) = crate::sdk::python() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but no Python with openai and pytest: run scripts/test.sh (it makes .venv)"
+        );
+        eprintln!("SKIPPED: no .venv with openai + pytest; scripts/test.sh creates it");
+        return;
+    };
+    let upstream = MockUpstream::start(|r| {
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        if r.path.ends_with(":batchEmbedContents") {
+            Script::fixture(200, "gemini/embeddings.response.json")
+        } else if r.path.contains(":streamGenerateContent") {
+            Script::sse_fixture("gemini/stream_text.sse")
+        } else if body.contains("functionDeclarations") {
+            Script::fixture(200, "gemini/tool_call.response.json")
+        } else {
+            Script::fixture(200, "gemini/plain_chat.response.json")
+        }
+    });
+    let gw = gateway(&upstream, &[]);
+    let output = std::process::Command::new(python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg("tests/sdk/provider_gemini.py")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("GATEWAY_BASE_URL", format!("http://{}/v1", gw.addr))
+        .output()
+        .expect("pytest runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    gw.shutdown();
+    assert!(output.status.success(), "the SDK tests failed:\n{report}");
+    assert!(report.contains(" passed"), "pytest ran no test:\n{report}");
+    assert!(
+        upstream.requests().iter().all(|r| !r.path.contains("key=")),
+        "the key never goes in the URL"
+    );
+}
