@@ -19,6 +19,8 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("PORT", "8728", "port to listen on (0 picks a free one)"),
     ("LITELLM_API_KEY", "", "API key of the OpenAI-compatible upstream (alias: OPENAI_API_KEY)"),
     ("LITELLM_BASE_URL", "https://api.openai.com/v1", "base URL of the OpenAI-compatible upstream, with its version path (alias: OPENAI_BASE_URL)"),
+    ("GEMINI_API_KEY", "", "API key for Google Gemini models, gemini/<model> or bare gemini-<model> (alias: GOOGLE_API_KEY)"),
+    ("GEMINI_API_BASE", "https://generativelanguage.googleapis.com", "root URL of the Gemini API; the gateway appends /v1beta/models/<model>:generateContent and the like"),
     ("DROP_UNSUPPORTED_PARAMS", "false", "true drops request parameters a provider cannot honour (the interactions log lists them) instead of answering 400"),
     ("WORKERS", "1024", "most worker threads; each holds one connection, for a whole LLM call or stream"),
     ("MAX_CONNECTIONS", "4096", "most open client connections; past it new ones get 503 + retry-after"),
@@ -57,7 +59,12 @@ pub struct NativeProvider {
 
 /// The native providers. Each also needs its variables in [`VARIABLES`] and a
 /// `providers::Provider` variant.
-pub const NATIVE_PROVIDERS: &[NativeProvider] = &[];
+pub const NATIVE_PROVIDERS: &[NativeProvider] = &[NativeProvider {
+    name: "gemini",
+    key_vars: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+    base_var: "GEMINI_API_BASE",
+    default_base: "https://generativelanguage.googleapis.com",
+}];
 
 /// The validated configuration.
 #[derive(Clone)]

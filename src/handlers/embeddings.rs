@@ -53,6 +53,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
             Ok(())
         }
         Provider::OpenAI => remote_embeddings(x, res, &target, body),
+        Provider::Gemini => remote_embeddings(x, res, &target, body),
     }
 }
 
@@ -63,6 +64,7 @@ fn remote_embeddings(
     target: &Target,
     body: Map<String, Value>,
 ) -> Result<(), ApiError> {
+    let base64 = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
     let call = providers::embeddings_request(target, body)?;
     let started = Instant::now();
     let sent = upstream::post(x.gw.agents.get(), &call);
@@ -80,10 +82,12 @@ fn remote_embeddings(
     let mut headers = providers::forwarded_headers(&answer);
     if !(200..300).contains(&status) {
         let mut e = providers::parse_error(target, status, &bytes);
-        e.headers = headers;
+        e.headers
+            .retain(|(n, _)| headers.iter().all(|(f, _)| f != n));
+        e.headers.extend(headers);
         return Err(e);
     }
-    let reply = providers::embeddings_response(target, bytes)?;
+    let reply = providers::embeddings_response(target, bytes, base64)?;
     let cost = x.set_usage(reply.usage);
     let (name, ms) = x.overhead(upstream_time);
     headers.push((name.into(), ms));

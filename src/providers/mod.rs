@@ -11,6 +11,7 @@
 //! they never touch a socket or the recorder. The functions here dispatch on [`Provider`] with
 //! exhaustive matches, so adding a provider breaks every dispatch site at compile time.
 
+pub mod gemini;
 pub mod mock;
 pub mod openai;
 
@@ -24,6 +25,7 @@ use crate::upstream::{Answer, Call, SseEvent};
 pub enum Provider {
     Mock,
     OpenAI,
+    Gemini,
 }
 
 impl Provider {
@@ -31,15 +33,16 @@ impl Provider {
         match self {
             Provider::Mock => "mock",
             Provider::OpenAI => "openai",
+            Provider::Gemini => "gemini",
         }
     }
 }
 
 /// The native providers by the name used in `provider/model` and in `NATIVE_PROVIDERS`.
-const NATIVES: &[(&str, Provider)] = &[];
+const NATIVES: &[(&str, Provider)] = &[("gemini", Provider::Gemini)];
 
 /// Bare model-name prefixes that name a native provider's models (`claude-…`).
-const BARE_PREFIXES: &[(&str, &str)] = &[];
+const BARE_PREFIXES: &[(&str, &str)] = &[("gemini-", "gemini")];
 
 /// A resolved model: who serves it, the name to send them, and where they are.
 #[derive(Clone, Debug)]
@@ -155,6 +158,7 @@ pub enum Emit {
 /// The per-stream state of a dialect's translator.
 pub enum ChatStream {
     OpenAI(openai::StreamState),
+    Gemini(gemini::StreamState),
 }
 
 impl ChatStream {
@@ -162,6 +166,7 @@ impl ChatStream {
     pub fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
         match self {
             ChatStream::OpenAI(state) => state.on_event(event),
+            ChatStream::Gemini(state) => state.on_event(event),
         }
     }
 }
@@ -196,7 +201,7 @@ pub fn chat_request(
     target: &Target,
     body: Map<String, Value>,
     stream: bool,
-    _context: &RequestContext<'_>,
+    context: &RequestContext<'_>,
 ) -> Result<Prepared, ApiError> {
     let endpoint = endpoint(target)?;
     match target.provider {
@@ -204,6 +209,13 @@ pub fn chat_request(
             call: openai::chat_request(endpoint, &target.model, body, stream),
             dropped: Vec::new(),
         }),
+        Provider::Gemini => gemini::chat_request(
+            endpoint,
+            &target.model,
+            body,
+            stream,
+            context.drop_unsupported,
+        ),
         Provider::Mock => Err(ApiError::new(
             500,
             "server_error",
@@ -216,6 +228,7 @@ pub fn chat_request(
 /// The provider's 2xx chat answer as an OpenAI `chat.completion`.
 pub fn chat_response(target: &Target, body: Vec<u8>) -> Result<Reply, ApiError> {
     match target.provider {
+        Provider::Gemini => gemini::chat_response(&target.model, body),
         Provider::OpenAI | Provider::Mock => openai::response(body),
     }
 }
@@ -223,6 +236,7 @@ pub fn chat_response(target: &Target, body: Vec<u8>) -> Result<Reply, ApiError> 
 /// The translator for a stream from this provider.
 pub fn chat_stream(target: &Target) -> ChatStream {
     match target.provider {
+        Provider::Gemini => ChatStream::Gemini(gemini::StreamState::new(&target.model)),
         Provider::OpenAI | Provider::Mock => ChatStream::OpenAI(openai::StreamState),
     }
 }
@@ -230,6 +244,7 @@ pub fn chat_stream(target: &Target) -> ChatStream {
 /// The provider's error answer in the OpenAI shape, its status kept by the dialect's rules.
 pub fn parse_error(target: &Target, status: u16, body: &[u8]) -> ApiError {
     match target.provider {
+        Provider::Gemini => gemini::parse_error(status, body),
         Provider::OpenAI | Provider::Mock => openai::parse_error(status, body),
     }
 }
@@ -239,6 +254,7 @@ pub fn embeddings_request(target: &Target, body: Map<String, Value>) -> Result<C
     let endpoint = endpoint(target)?;
     match target.provider {
         Provider::OpenAI => Ok(openai::embeddings_request(endpoint, &target.model, body)),
+        Provider::Gemini => gemini::embeddings_request(endpoint, &target.model, body),
         Provider::Mock => Err(ApiError::new(
             500,
             "server_error",
@@ -248,9 +264,15 @@ pub fn embeddings_request(target: &Target, body: Map<String, Value>) -> Result<C
     }
 }
 
-/// The provider's 2xx embeddings answer as an OpenAI embeddings list.
-pub fn embeddings_response(target: &Target, body: Vec<u8>) -> Result<Reply, ApiError> {
+/// The provider's 2xx embeddings answer as an OpenAI embeddings list (`base64`: the client
+/// asked for `encoding_format=base64`; OpenAI-dialect answers already are in its format).
+pub fn embeddings_response(
+    target: &Target,
+    body: Vec<u8>,
+    base64: bool,
+) -> Result<Reply, ApiError> {
     match target.provider {
+        Provider::Gemini => gemini::embeddings_response(&target.model, body, base64),
         Provider::OpenAI | Provider::Mock => openai::response(body),
     }
 }

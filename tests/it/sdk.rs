@@ -8,7 +8,7 @@ use std::process::Command;
 
 use crate::support::gateway::Gateway;
 
-fn python() -> Option<PathBuf> {
+pub(crate) fn python() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("LLMCG_PYTHON") {
         return Some(PathBuf::from(p));
     }
