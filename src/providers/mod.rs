@@ -1,8 +1,11 @@
 //! Which provider serves a model name, under which name, and the dialect adapters.
 //!
-//! `mock/…` models are built in and answered in-process. `openai/<model>` and every other name
-//! go to the configured OpenAI-compatible upstream (`LITELLM_BASE_URL`), name unchanged, so a
-//! LiteLLM-style upstream can route `provider/model` names itself.
+//! `mock/…` models are built in and answered in-process. A native provider's `provider/model`
+//! name, or a bare name of its family (`gemini-…`), goes to that provider when its key is set
+//! (else to the OpenAI-compatible upstream if there is one, else 401 naming the key variable).
+//! `openai/<model>` and every other name go to the OpenAI-compatible upstream
+//! (`LITELLM_BASE_URL`), name unchanged, so a LiteLLM-style upstream can route `provider/model`
+//! names itself.
 //!
 //! Each remote dialect is one module with the same functions: `chat_request` (the provider's
 //! request for an OpenAI chat body), a response translator (the provider's 2xx body → an
