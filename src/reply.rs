@@ -69,6 +69,7 @@ impl<'a> Exchange<'a> {
         record.api_base = match target.provider {
             Provider::Mock => None,
             Provider::OpenAI => self.gw.config.upstream.as_ref().map(|u| u.base_url.clone()),
+            Provider::Anthropic => target.endpoint.as_ref().map(|e| e.base_url.clone()),
         };
     }
 

@@ -34,6 +34,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
     match target.provider {
         Provider::Mock => mock_chat(x, res, &model, &target, &body, stream),
         Provider::OpenAI => remote_chat(x, res, &target, body, stream),
+        Provider::Anthropic => remote_chat(x, res, &target, body, stream),
     }
 }
 
@@ -206,7 +207,10 @@ fn remote_chat(
         }
         if !(200..300).contains(&status) {
             let mut e = providers::parse_error(target, status, &bytes);
-            e.headers = forwarded;
+            // The provider's own headers win over advice the dialect adds (a 529's retry-after).
+            e.headers
+                .retain(|(n, _)| !forwarded.iter().any(|(f, _)| f == n));
+            e.headers.extend(forwarded);
             return Err(e);
         }
         let reply = providers::chat_response(target, bytes)?;

@@ -53,6 +53,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
             Ok(())
         }
         Provider::OpenAI => remote_embeddings(x, res, &target, body),
+        Provider::Anthropic => remote_embeddings(x, res, &target, body),
     }
 }
 

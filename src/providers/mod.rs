@@ -11,6 +11,7 @@
 //! they never touch a socket or the recorder. The functions here dispatch on [`Provider`] with
 //! exhaustive matches, so adding a provider breaks every dispatch site at compile time.
 
+pub mod anthropic;
 pub mod mock;
 pub mod openai;
 
@@ -24,6 +25,7 @@ use crate::upstream::{Answer, Call, SseEvent};
 pub enum Provider {
     Mock,
     OpenAI,
+    Anthropic,
 }
 
 impl Provider {
@@ -31,15 +33,16 @@ impl Provider {
         match self {
             Provider::Mock => "mock",
             Provider::OpenAI => "openai",
+            Provider::Anthropic => "anthropic",
         }
     }
 }
 
 /// The native providers by the name used in `provider/model` and in `NATIVE_PROVIDERS`.
-const NATIVES: &[(&str, Provider)] = &[];
+const NATIVES: &[(&str, Provider)] = &[("anthropic", Provider::Anthropic)];
 
 /// Bare model-name prefixes that name a native provider's models (`claude-…`).
-const BARE_PREFIXES: &[(&str, &str)] = &[];
+const BARE_PREFIXES: &[(&str, &str)] = &[("claude-", "anthropic")];
 
 /// A resolved model: who serves it, the name to send them, and where they are.
 #[derive(Clone, Debug)]
@@ -155,6 +158,7 @@ pub enum Emit {
 /// The per-stream state of a dialect's translator.
 pub enum ChatStream {
     OpenAI(openai::StreamState),
+    Anthropic(anthropic::StreamState),
 }
 
 impl ChatStream {
@@ -162,6 +166,7 @@ impl ChatStream {
     pub fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
         match self {
             ChatStream::OpenAI(state) => state.on_event(event),
+            ChatStream::Anthropic(state) => state.on_event(event),
         }
     }
 }
@@ -196,7 +201,7 @@ pub fn chat_request(
     target: &Target,
     body: Map<String, Value>,
     stream: bool,
-    _context: &RequestContext<'_>,
+    context: &RequestContext<'_>,
 ) -> Result<Prepared, ApiError> {
     let endpoint = endpoint(target)?;
     match target.provider {
@@ -204,6 +209,9 @@ pub fn chat_request(
             call: openai::chat_request(endpoint, &target.model, body, stream),
             dropped: Vec::new(),
         }),
+        Provider::Anthropic => {
+            anthropic::chat_request(endpoint, &target.model, body, stream, context)
+        }
         Provider::Mock => Err(ApiError::new(
             500,
             "server_error",
@@ -217,6 +225,7 @@ pub fn chat_request(
 pub fn chat_response(target: &Target, body: Vec<u8>) -> Result<Reply, ApiError> {
     match target.provider {
         Provider::OpenAI | Provider::Mock => openai::response(body),
+        Provider::Anthropic => anthropic::response(&body),
     }
 }
 
@@ -224,6 +233,7 @@ pub fn chat_response(target: &Target, body: Vec<u8>) -> Result<Reply, ApiError> 
 pub fn chat_stream(target: &Target) -> ChatStream {
     match target.provider {
         Provider::OpenAI | Provider::Mock => ChatStream::OpenAI(openai::StreamState),
+        Provider::Anthropic => ChatStream::Anthropic(anthropic::StreamState::new()),
     }
 }
 
@@ -231,6 +241,7 @@ pub fn chat_stream(target: &Target) -> ChatStream {
 pub fn parse_error(target: &Target, status: u16, body: &[u8]) -> ApiError {
     match target.provider {
         Provider::OpenAI | Provider::Mock => openai::parse_error(status, body),
+        Provider::Anthropic => anthropic::parse_error(status, body),
     }
 }
 
@@ -239,6 +250,13 @@ pub fn embeddings_request(target: &Target, body: Map<String, Value>) -> Result<C
     let endpoint = endpoint(target)?;
     match target.provider {
         Provider::OpenAI => Ok(openai::embeddings_request(endpoint, &target.model, body)),
+        Provider::Anthropic => Err(ApiError::invalid(
+            Some("model"),
+            format!(
+                "`{}` is an Anthropic model, and Anthropic has no embeddings API.",
+                target.model
+            ),
+        )),
         Provider::Mock => Err(ApiError::new(
             500,
             "server_error",
@@ -252,6 +270,10 @@ pub fn embeddings_request(target: &Target, body: Map<String, Value>) -> Result<C
 pub fn embeddings_response(target: &Target, body: Vec<u8>) -> Result<Reply, ApiError> {
     match target.provider {
         Provider::OpenAI | Provider::Mock => openai::response(body),
+        Provider::Anthropic => Err(ApiError::invalid(
+            Some("model"),
+            "Anthropic has no embeddings API.",
+        )),
     }
 }
 
