@@ -3,6 +3,7 @@
 
 mod support;
 
+mod conformance_anthropic;
 mod gateway_errors;
 mod gateway_headers;
 mod gateway_limits;
