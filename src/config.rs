@@ -21,6 +21,8 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("LITELLM_BASE_URL", "https://api.openai.com/v1", "base URL of the OpenAI-compatible upstream, with its version path (alias: OPENAI_BASE_URL)"),
     ("GEMINI_API_KEY", "", "API key for Google Gemini models, gemini/<model> or bare gemini-<model> (alias: GOOGLE_API_KEY)"),
     ("GEMINI_API_BASE", "https://generativelanguage.googleapis.com", "root URL of the Gemini API; the gateway appends /v1beta/models/<model>:generateContent and the like"),
+    ("ANTHROPIC_API_KEY", "", "API key for anthropic/… and claude-… models (sent as x-api-key)"),
+    ("ANTHROPIC_API_BASE", "https://api.anthropic.com", "root URL of the Anthropic API, without /v1 (the gateway appends /v1/messages)"),
     ("DROP_UNSUPPORTED_PARAMS", "false", "true drops request parameters a provider cannot honour (the interactions log lists them) instead of answering 400"),
     ("WORKERS", "1024", "most worker threads; each holds one connection, for a whole LLM call or stream"),
     ("MAX_CONNECTIONS", "4096", "most open client connections; past it new ones get 503 + retry-after"),
@@ -59,12 +61,20 @@ pub struct NativeProvider {
 
 /// The native providers. Each also needs its variables in [`VARIABLES`] and a
 /// `providers::Provider` variant.
-pub const NATIVE_PROVIDERS: &[NativeProvider] = &[NativeProvider {
-    name: "gemini",
-    key_vars: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
-    base_var: "GEMINI_API_BASE",
-    default_base: "https://generativelanguage.googleapis.com",
-}];
+pub const NATIVE_PROVIDERS: &[NativeProvider] = &[
+    NativeProvider {
+        name: "gemini",
+        key_vars: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+        base_var: "GEMINI_API_BASE",
+        default_base: "https://generativelanguage.googleapis.com",
+    },
+    NativeProvider {
+        name: "anthropic",
+        key_vars: &["ANTHROPIC_API_KEY"],
+        base_var: "ANTHROPIC_API_BASE",
+        default_base: "https://api.anthropic.com",
+    },
+];
 
 /// The validated configuration.
 #[derive(Clone)]

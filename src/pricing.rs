@@ -54,7 +54,8 @@ const BUILT_IN: &[(&str, f64, f64, f64)] = &[
     ("text-embedding-3-small", 0.02, -1.0, 0.0),
     ("text-embedding-3-large", 0.13, -1.0, 0.0),
     ("text-embedding-ada-002", 0.10, -1.0, 0.0),
-    // Anthropic (cache reads at a tenth of the input price)
+    // Anthropic (cache reads at a tenth of the input price; cache writes, 1.25× input, are
+    // counted as input by the adapter, so those requests' cost is slightly low)
     ("claude-opus-4-5", 5.0, 0.50, 25.0),
     ("claude-opus-4-1", 15.0, 1.50, 75.0),
     ("claude-opus-4", 15.0, 1.50, 75.0),

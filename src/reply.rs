@@ -70,6 +70,7 @@ impl<'a> Exchange<'a> {
             Provider::Mock => None,
             Provider::OpenAI => self.gw.config.upstream.as_ref().map(|u| u.base_url.clone()),
             Provider::Gemini => target.endpoint.as_ref().map(|e| e.base_url.clone()),
+            Provider::Anthropic => target.endpoint.as_ref().map(|e| e.base_url.clone()),
         };
     }
 

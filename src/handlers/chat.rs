@@ -35,6 +35,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
         Provider::Mock => mock_chat(x, res, &model, &target, &body, stream),
         Provider::OpenAI => remote_chat(x, res, &target, body, stream),
         Provider::Gemini => remote_chat(x, res, &target, body, stream),
+        Provider::Anthropic => remote_chat(x, res, &target, body, stream),
     }
 }
 

@@ -14,6 +14,7 @@
 //! they never touch a socket or the recorder. The functions here dispatch on [`Provider`] with
 //! exhaustive matches, so adding a provider breaks every dispatch site at compile time.
 
+pub mod anthropic;
 pub mod gemini;
 pub mod mock;
 pub mod openai;
@@ -29,6 +30,7 @@ pub enum Provider {
     Mock,
     OpenAI,
     Gemini,
+    Anthropic,
 }
 
 impl Provider {
@@ -37,15 +39,19 @@ impl Provider {
             Provider::Mock => "mock",
             Provider::OpenAI => "openai",
             Provider::Gemini => "gemini",
+            Provider::Anthropic => "anthropic",
         }
     }
 }
 
 /// The native providers by the name used in `provider/model` and in `NATIVE_PROVIDERS`.
-const NATIVES: &[(&str, Provider)] = &[("gemini", Provider::Gemini)];
+const NATIVES: &[(&str, Provider)] = &[
+    ("anthropic", Provider::Anthropic),
+    ("gemini", Provider::Gemini),
+];
 
 /// Bare model-name prefixes that name a native provider's models (`claude-…`).
-const BARE_PREFIXES: &[(&str, &str)] = &[("gemini-", "gemini")];
+const BARE_PREFIXES: &[(&str, &str)] = &[("claude-", "anthropic"), ("gemini-", "gemini")];
 
 /// A resolved model: who serves it, the name to send them, and where they are.
 #[derive(Clone, Debug)]
@@ -162,6 +168,7 @@ pub enum Emit {
 pub enum ChatStream {
     OpenAI(openai::StreamState),
     Gemini(gemini::StreamState),
+    Anthropic(anthropic::StreamState),
 }
 
 impl ChatStream {
@@ -170,6 +177,7 @@ impl ChatStream {
         match self {
             ChatStream::OpenAI(state) => state.on_event(event),
             ChatStream::Gemini(state) => state.on_event(event),
+            ChatStream::Anthropic(state) => state.on_event(event),
         }
     }
 }
@@ -219,6 +227,9 @@ pub fn chat_request(
             stream,
             context.drop_unsupported,
         ),
+        Provider::Anthropic => {
+            anthropic::chat_request(endpoint, &target.model, body, stream, context)
+        }
         Provider::Mock => Err(ApiError::new(
             500,
             "server_error",
@@ -233,6 +244,7 @@ pub fn chat_response(target: &Target, body: Vec<u8>) -> Result<Reply, ApiError> 
     match target.provider {
         Provider::Gemini => gemini::chat_response(&target.model, body),
         Provider::OpenAI | Provider::Mock => openai::response(body),
+        Provider::Anthropic => anthropic::response(&body),
     }
 }
 
@@ -241,6 +253,7 @@ pub fn chat_stream(target: &Target) -> ChatStream {
     match target.provider {
         Provider::Gemini => ChatStream::Gemini(gemini::StreamState::new(&target.model)),
         Provider::OpenAI | Provider::Mock => ChatStream::OpenAI(openai::StreamState),
+        Provider::Anthropic => ChatStream::Anthropic(anthropic::StreamState::new()),
     }
 }
 
@@ -249,6 +262,7 @@ pub fn parse_error(target: &Target, status: u16, body: &[u8]) -> ApiError {
     match target.provider {
         Provider::Gemini => gemini::parse_error(status, body),
         Provider::OpenAI | Provider::Mock => openai::parse_error(status, body),
+        Provider::Anthropic => anthropic::parse_error(status, body),
     }
 }
 
@@ -258,6 +272,13 @@ pub fn embeddings_request(target: &Target, body: Map<String, Value>) -> Result<C
     match target.provider {
         Provider::OpenAI => Ok(openai::embeddings_request(endpoint, &target.model, body)),
         Provider::Gemini => gemini::embeddings_request(endpoint, &target.model, body),
+        Provider::Anthropic => Err(ApiError::invalid(
+            Some("model"),
+            format!(
+                "`{}` is an Anthropic model, and Anthropic has no embeddings API.",
+                target.model
+            ),
+        )),
         Provider::Mock => Err(ApiError::new(
             500,
             "server_error",
@@ -277,6 +298,10 @@ pub fn embeddings_response(
     match target.provider {
         Provider::Gemini => gemini::embeddings_response(&target.model, body, base64),
         Provider::OpenAI | Provider::Mock => openai::response(body),
+        Provider::Anthropic => Err(ApiError::invalid(
+            Some("model"),
+            "Anthropic has no embeddings API.",
+        )),
     }
 }
 

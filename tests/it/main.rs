@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod conformance_anthropic;
 mod conformance_gemini;
 mod dashboard;
 mod gateway_errors;
