@@ -4,9 +4,81 @@
 //! records this, so a streamed answer reads like the non-stream one. Text kept per stream is
 //! capped (`limit`) so a runaway stream cannot grow the worker's memory without bound.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
+
+/// What the relay needs to know about a chunk it folded in.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// The chunk carries an error object (the provider failed mid-stream).
+    pub error: bool,
+    /// `choices: []` with `usage`: the usage-only chunk, which the gateway always asks for and
+    /// passes on only to clients that asked for it themselves.
+    pub usage_only: bool,
+}
+
+/// The parts of a `chat.completion.chunk` the assembler reads, borrowed from its text.
+#[derive(Deserialize)]
+struct ChunkView<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    created: Option<Value>,
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    system_fingerprint: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    service_tier: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    choices: Option<Vec<ChoiceView<'a>>>,
+    usage: Option<Value>,
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceView<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    delta: Option<DeltaView<'a>>,
+    #[serde(borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Default, Deserialize)]
+struct DeltaView<'a> {
+    #[serde(borrow)]
+    role: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tool_calls: Option<Vec<ToolCallView<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallView<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    function: Option<FunctionView<'a>>,
+}
+
+#[derive(Default, Deserialize)]
+struct FunctionView<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
 
 #[derive(Default)]
 struct Choice {
@@ -50,74 +122,99 @@ impl Assembler {
         }
     }
 
-    /// Folds one chunk in.
-    pub fn add(&mut self, chunk: &Value) {
-        self.chunks += 1;
-        for key in [
-            "id",
-            "created",
-            "model",
-            "system_fingerprint",
-            "service_tier",
-        ] {
-            if let Some(v) = chunk.get(key).filter(|v| !v.is_null()) {
-                self.envelope.entry(key).or_insert_with(|| v.clone());
+    /// Folds one chunk in, given as the JSON text that is relayed. It is read into borrowed
+    /// views rather than a tree (this runs for every streamed event). A chunk of an unexpected
+    /// shape is relayed but not folded in; text that is not JSON is an error.
+    pub fn add(&mut self, data: &str) -> Result<Seen, serde_json::Error> {
+        let chunk: ChunkView<'_> = match serde_json::from_str(data) {
+            Ok(chunk) => chunk,
+            Err(_) => {
+                let value: Value = serde_json::from_str(data)?;
+                return Ok(Seen {
+                    error: value.get("error").is_some_and(|e| !e.is_null()),
+                    usage_only: false,
+                });
             }
-        }
-        if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
-            self.usage = Some(usage.clone());
-        }
-        let Some(choices) = chunk.get("choices").and_then(Value::as_array) else {
-            return;
         };
+        if chunk.error.as_ref().is_some_and(|e| !e.is_null()) {
+            return Ok(Seen {
+                error: true,
+                usage_only: false,
+            });
+        }
+        self.chunks += 1;
+        for (key, value) in [
+            ("id", chunk.id.map(|v| Value::String(v.into_owned()))),
+            ("created", chunk.created),
+            ("model", chunk.model.map(|v| Value::String(v.into_owned()))),
+            (
+                "system_fingerprint",
+                chunk
+                    .system_fingerprint
+                    .map(|v| Value::String(v.into_owned())),
+            ),
+            (
+                "service_tier",
+                chunk.service_tier.map(|v| Value::String(v.into_owned())),
+            ),
+        ] {
+            if let Some(v) = value.filter(|v| !v.is_null()) {
+                self.envelope.entry(key).or_insert(v);
+            }
+        }
+        let choices = chunk.choices.unwrap_or_default();
+        let usage_only = choices.is_empty() && chunk.usage.as_ref().is_some_and(|u| !u.is_null());
+        if let Some(usage) = chunk.usage.filter(|u| !u.is_null()) {
+            self.usage = Some(usage);
+        }
         for c in choices {
-            let index = c.get("index").and_then(Value::as_u64).unwrap_or(0);
-            let delta = c.get("delta").unwrap_or(&Value::Null);
+            let index = c.index.unwrap_or(0);
+            let delta = c.delta.unwrap_or_default();
             let mut choice = self.choices.remove(&index).unwrap_or_default();
-            if let Some(role) = delta.get("role").and_then(Value::as_str) {
-                choice.role = Some(role.to_string());
+            if let Some(role) = delta.role {
+                choice.role = Some(role.into_owned());
             }
-            for (field, target) in [
-                ("content", &mut choice.content),
-                ("refusal", &mut choice.refusal),
-                ("reasoning_content", &mut choice.reasoning),
+            for (text, target) in [
+                (delta.content, &mut choice.content),
+                (delta.refusal, &mut choice.refusal),
+                (delta.reasoning_content, &mut choice.reasoning),
             ] {
-                if let Some(text) = delta.get(field).and_then(Value::as_str) {
-                    self.kept += push_capped(
-                        target,
-                        text,
-                        self.limit.saturating_sub(self.kept),
-                        &mut self.truncated,
-                    );
+                if let Some(text) = text {
+                    let room = self.limit.saturating_sub(self.kept);
+                    self.kept += push_capped(target, &text, room, &mut self.truncated);
                 }
             }
-            if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
-                for call in calls {
-                    let i = call.get("index").and_then(Value::as_u64).unwrap_or(0);
-                    let entry = choice.tool_calls.entry(i).or_default();
-                    if let Some(id) = call.get("id").and_then(Value::as_str) {
-                        entry.id = Some(id.to_string());
-                    }
-                    if let Some(kind) = call.get("type").and_then(Value::as_str) {
-                        entry.kind = Some(kind.to_string());
-                    }
-                    let function = call.get("function").unwrap_or(&Value::Null);
-                    if let Some(name) = function.get("name").and_then(Value::as_str) {
-                        entry.name.push_str(name);
-                    }
-                    if let Some(args) = function.get("arguments").and_then(Value::as_str) {
-                        let room = self.limit.saturating_sub(self.kept);
-                        let mut arguments = Some(std::mem::take(&mut entry.arguments));
-                        self.kept += push_capped(&mut arguments, args, room, &mut self.truncated);
-                        entry.arguments = arguments.unwrap_or_default();
-                    }
+            for call in delta.tool_calls.unwrap_or_default() {
+                let entry = choice
+                    .tool_calls
+                    .entry(call.index.unwrap_or(0))
+                    .or_default();
+                if let Some(id) = call.id {
+                    entry.id = Some(id.into_owned());
+                }
+                if let Some(kind) = call.kind {
+                    entry.kind = Some(kind.into_owned());
+                }
+                let function = call.function.unwrap_or_default();
+                if let Some(name) = function.name {
+                    entry.name.push_str(&name);
+                }
+                if let Some(args) = function.arguments {
+                    let room = self.limit.saturating_sub(self.kept);
+                    let mut arguments = Some(std::mem::take(&mut entry.arguments));
+                    self.kept += push_capped(&mut arguments, &args, room, &mut self.truncated);
+                    entry.arguments = arguments.unwrap_or_default();
                 }
             }
-            if let Some(reason) = c.get("finish_reason").and_then(Value::as_str) {
-                choice.finish_reason = Some(reason.to_string());
+            if let Some(reason) = c.finish_reason {
+                choice.finish_reason = Some(reason.into_owned());
             }
             self.choices.insert(index, choice);
         }
+        Ok(Seen {
+            error: false,
+            usage_only,
+        })
     }
 
     pub fn usage(&self) -> Option<&Value> {
@@ -214,7 +311,7 @@ mod tests {
             json!({"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"ty\":\"Paris\"}"}}]},"finish_reason":"tool_calls"}]}),
             json!({"id":"c1","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}),
         ] {
-            a.add(&chunk);
+            a.add(&chunk.to_string()).unwrap();
         }
         let v = a.to_value();
         assert_eq!(v["object"], "chat.completion");
@@ -235,9 +332,38 @@ mod tests {
     #[test]
     fn kept_text_is_capped() {
         let mut a = Assembler::new(4);
-        a.add(&json!({"choices":[{"index":0,"delta":{"content":"abcdef"}}]}));
+        a.add(&json!({"choices":[{"index":0,"delta":{"content":"abcdef"}}]}).to_string())
+            .unwrap();
         let v = a.to_value();
         assert_eq!(v["choices"][0]["message"]["content"], "abcd");
         assert_eq!(v["truncated_for_log"], true);
+    }
+
+    #[test]
+    fn the_usage_only_chunk_and_error_chunks_are_recognised() {
+        let mut a = Assembler::new(1024);
+        let seen = |a: &mut Assembler, v: Value| a.add(&v.to_string()).unwrap();
+        let usage_only = seen(&mut a, json!({"choices": [], "usage": {"total_tokens": 5}}));
+        assert_eq!(
+            usage_only,
+            Seen {
+                error: false,
+                usage_only: true
+            }
+        );
+        assert!(!seen(&mut a, json!({"choices": [], "usage": null})).usage_only);
+        let both = json!({"choices": [{"index": 0, "delta": {}}], "usage": {"total_tokens": 5}});
+        assert!(!seen(&mut a, both).usage_only);
+        assert!(seen(&mut a, json!({"error": {"message": "boom"}})).error);
+        // Unexpected shapes are relayed, not folded in; text that is not JSON is an error.
+        let odd = seen(&mut a, json!({"choices": "odd"}));
+        assert_eq!(
+            odd,
+            Seen {
+                error: false,
+                usage_only: false
+            }
+        );
+        assert!(a.add("{not json").is_err());
     }
 }

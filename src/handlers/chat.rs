@@ -285,12 +285,13 @@ impl Relay {
                     ))
                 }
             };
-            match self.translator.on_event(&event) {
-                Ok(emits) => {
-                    if self.emit(emits, &mut out) {
-                        break End::Complete;
-                    }
-                }
+            match self
+                .translator
+                .on_event(&event)
+                .and_then(|emits| self.emit(emits, &mut out))
+            {
+                Ok(true) => break End::Complete,
+                Ok(false) => {}
                 Err(e) => break End::Failed(e),
             }
             if !events.has_complete_event() && !out.is_empty() {
@@ -336,26 +337,32 @@ impl Relay {
     }
 
     /// Writes what the translator emitted into `out`; true once the stream is complete. An
-    /// error object from the provider is relayed and ends the stream too.
-    fn emit(&mut self, emits: Vec<Emit>, out: &mut Vec<u8>) -> bool {
+    /// error object from the provider is relayed and ends the stream too; an event that is not
+    /// JSON is an error.
+    fn emit(&mut self, emits: Vec<Emit>, out: &mut Vec<u8>) -> Result<bool, ApiError> {
         for emit in emits {
-            let (data, chunk) = match emit {
+            let data = match emit {
                 Emit::Done => {
                     sse_data(out, "[DONE]");
-                    return true;
+                    return Ok(true);
                 }
-                Emit::Raw(data, chunk) => (data, chunk),
-                Emit::Chunk(chunk) => (chunk.to_string(), chunk),
+                Emit::Raw(data) => data,
+                Emit::Chunk(chunk) => chunk.to_string(),
             };
-            if chunk.get("error").is_some_and(|e| !e.is_null()) {
+            let seen = self.assembled.add(&data).map_err(|e| {
+                ApiError::bad_gateway(
+                    "upstream_bad_response",
+                    format!("The provider sent a stream event that is not valid JSON: {e}"),
+                )
+            })?;
+            if seen.error {
                 sse_data(out, &data);
-                return true;
+                return Ok(true);
             }
-            self.assembled.add(&chunk);
-            if self.wants_usage || !providers::is_usage_only_chunk(&chunk) {
+            if self.wants_usage || !seen.usage_only {
                 sse_data(out, &data);
             }
         }
-        false
+        Ok(false)
     }
 }

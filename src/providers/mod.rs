@@ -156,8 +156,8 @@ pub struct Reply {
 /// What a stream translator makes of one provider event.
 #[derive(Debug)]
 pub enum Emit {
-    /// An OpenAI chunk as the provider sent it (relayed byte for byte), with its parse.
-    Raw(String, Value),
+    /// An OpenAI chunk as the provider sent it (relayed byte for byte).
+    Raw(String),
     /// An OpenAI chunk the translator built.
     Chunk(Value),
     /// The stream is complete (`data: [DONE]`).
@@ -305,16 +305,6 @@ pub fn embeddings_response(
     }
 }
 
-/// Whether a chunk is the usage-only one (`choices: []` with `usage`), which the gateway always
-/// asks for and passes on only to clients that asked for it themselves.
-pub fn is_usage_only_chunk(chunk: &Value) -> bool {
-    chunk
-        .get("choices")
-        .and_then(Value::as_array)
-        .is_some_and(Vec::is_empty)
-        && chunk.get("usage").is_some_and(|u| !u.is_null())
-}
-
 /// Whether the client asked for the usage chunk itself.
 pub fn client_wants_usage(body: &Map<String, Value>) -> bool {
     body.get("stream_options")
@@ -356,19 +346,9 @@ mod tests {
     }
 
     #[test]
-    fn only_the_usage_only_chunk_is_recognised() {
-        assert!(is_usage_only_chunk(
-            &json!({"choices": [], "usage": {"total_tokens": 5}})
-        ));
-        assert!(!is_usage_only_chunk(&json!({"choices": [], "usage": null})));
-        assert!(!is_usage_only_chunk(
-            &json!({"choices": [{"index": 0}], "usage": {"total_tokens": 5}})
-        ));
-        assert!(client_wants_usage(
-            json!({"stream_options": {"include_usage": true}})
-                .as_object()
-                .unwrap()
-        ));
+    fn the_client_asks_for_usage_with_stream_options() {
+        let asks = json!({"stream_options": {"include_usage": true}});
+        assert!(client_wants_usage(asks.as_object().unwrap()));
         assert!(!client_wants_usage(
             json!({"stream": true}).as_object().unwrap()
         ));
