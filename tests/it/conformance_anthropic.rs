@@ -4,9 +4,6 @@
 //! recorded answer, stream or error. Case names are shared with the other native providers'
 //! conformance modules.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use serde_json::{json, Value};
 
 use crate::support::client::{
@@ -565,29 +562,11 @@ fn embeddings_are_400_naming_model() {
     assert!(upstream.requests().is_empty());
 }
 
-fn python() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("LLMCG_PYTHON") {
-        return Some(PathBuf::from(p));
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let ok = venv.exists()
-        && Command::new(&venv)
-            .args(["-c", "import openai, pytest"])
-            .status()
-            .is_ok_and(|s| s.success());
-    ok.then_some(venv)
-}
-
 /// `tests/sdk/provider_anthropic.py`: the real OpenAI Python SDK through the gateway to a
 /// mock Anthropic API. Skipped (with a note) without the project's virtualenv, never in CI.
 #[test]
 fn openai_python_sdk_through_anthropic() {
-    let Some(python) = python() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but no Python with openai and pytest: run scripts/test.sh (it makes .venv)"
-        );
-        eprintln!("SKIPPED: no .venv with openai + pytest; scripts/test.sh creates it");
+    let Some(python) = crate::sdk::python_or_skip() else {
         return;
     };
     let upstream = MockUpstream::start(|request| {
@@ -600,19 +579,5 @@ fn openai_python_sdk_through_anthropic() {
         }
     });
     let gw = gateway(&upstream, &[]);
-    let output = Command::new(python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .arg("tests/sdk/provider_anthropic.py")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("GATEWAY_BASE_URL", format!("http://{}/v1", gw.addr))
-        .output()
-        .expect("pytest runs");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    gw.shutdown();
-    assert!(output.status.success(), "the SDK tests failed:\n{report}");
-    assert!(report.contains(" passed"), "pytest ran no test:\n{report}");
+    crate::sdk::pytest(python, gw.addr, &["tests/sdk/provider_anthropic.py"]);
 }

@@ -507,12 +507,7 @@ fn embeddings_batch_keeps_order_and_dimensions() {
 /// skipped without the virtualenv locally, required under `CI=true`.
 #[test]
 fn openai_python_sdk_drives_gemini_through_the_gateway() {
-    let Some(python) = crate::sdk::python() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but no Python with openai and pytest: run scripts/test.sh (it makes .venv)"
-        );
-        eprintln!("SKIPPED: no .venv with openai + pytest; scripts/test.sh creates it");
+    let Some(python) = crate::sdk::python_or_skip() else {
         return;
     };
     let upstream = MockUpstream::start(|r| {
@@ -528,21 +523,7 @@ fn openai_python_sdk_drives_gemini_through_the_gateway() {
         }
     });
     let gw = gateway(&upstream, &[]);
-    let output = std::process::Command::new(python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .arg("tests/sdk/provider_gemini.py")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("GATEWAY_BASE_URL", format!("http://{}/v1", gw.addr))
-        .output()
-        .expect("pytest runs");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    gw.shutdown();
-    assert!(output.status.success(), "the SDK tests failed:\n{report}");
-    assert!(report.contains(" passed"), "pytest ran no test:\n{report}");
+    crate::sdk::pytest(python, gw.addr, &["tests/sdk/provider_gemini.py"]);
     assert!(
         upstream.requests().iter().all(|r| !r.path.contains("key=")),
         "the key never goes in the URL"

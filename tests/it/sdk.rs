@@ -1,14 +1,18 @@
-//! The real OpenAI Python SDK against a running gateway that serves the mock models:
-//! `tests/sdk/test_openai_sdk.py` and `test_prometheus.py`, run with the project's virtualenv (`.venv`, made by `scripts/test.sh`, or `LLMCG_PYTHON`).
-//! Without that Python the test says so and passes locally; under `CI=true` it fails instead,
-//! so CI can never skip it.
+//! The real OpenAI Python SDK against a running gateway that serves the mock models
+//! (`tests/sdk/test_openai_sdk.py`, `test_prometheus.py`), and the helpers the provider
+//! modules use to run theirs. They run with the project's virtualenv (`.venv`, made by
+//! `scripts/test.sh`, or `LLMCG_PYTHON`). Without that Python a test says so and passes
+//! locally; under `CI=true` it fails instead, so CI can never skip it.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 
 use crate::support::gateway::Gateway;
 
-pub(crate) fn python() -> Option<PathBuf> {
+/// The project's Python with openai and pytest (`LLMCG_PYTHON`, else `.venv`). Without one
+/// the calling test is skipped with a note, except under `CI=true`, where that fails.
+pub(crate) fn python_or_skip() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("LLMCG_PYTHON") {
         return Some(PathBuf::from(p));
     }
@@ -18,28 +22,24 @@ pub(crate) fn python() -> Option<PathBuf> {
             .args(["-c", "import openai, pytest"])
             .status()
             .is_ok_and(|s| s.success());
-    ok.then_some(venv)
-}
-
-#[test]
-fn openai_python_sdk_drives_the_gateway() {
-    let Some(python) = python() else {
+    if !ok {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "CI=true but no Python with openai and pytest: run scripts/test.sh (it makes .venv)"
         );
         eprintln!("SKIPPED: no .venv with openai + pytest; scripts/test.sh creates it");
-        return;
-    };
-    let gateway = Gateway::start(&[]);
+    }
+    ok.then_some(venv)
+}
+
+/// Runs pytest on `files` with `GATEWAY_BASE_URL` pointing at the gateway at `addr`; fails
+/// on any failure, and when no test ran.
+pub(crate) fn pytest(python: PathBuf, addr: SocketAddr, files: &[&str]) {
     let output = Command::new(python)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .args([
-            "tests/sdk/test_openai_sdk.py",
-            "tests/sdk/test_prometheus.py",
-        ])
+        .args(files)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("GATEWAY_BASE_URL", format!("http://{}/v1", gateway.addr))
+        .env("GATEWAY_BASE_URL", format!("http://{addr}/v1"))
         .output()
         .expect("pytest runs");
     let report = format!(
@@ -47,7 +47,19 @@ fn openai_python_sdk_drives_the_gateway() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    gateway.shutdown();
     assert!(output.status.success(), "the SDK tests failed:\n{report}");
     assert!(report.contains(" passed"), "pytest ran no test:\n{report}");
+}
+
+#[test]
+fn openai_python_sdk_drives_the_gateway() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let gateway = Gateway::start(&[]);
+    let files = [
+        "tests/sdk/test_openai_sdk.py",
+        "tests/sdk/test_prometheus.py",
+    ];
+    pytest(python, gateway.addr, &files);
 }
