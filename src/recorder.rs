@@ -116,8 +116,8 @@ impl Recorder {
     /// the access and error lines are logged and the interaction line is rendered here, in
     /// parallel across workers, so that the recorder only writes and counts. Nothing is ever
     /// dropped: when the queue is full (the recorder thread starved of CPU by a saturated
-    /// machine) the worker takes the writer's lock and does a batch of the recorder's work
-    /// itself, then queues its record.
+    /// machine) and nobody holds the writer, the worker does a batch of the recorder's work
+    /// itself; then it queues its record (waiting for room if need be).
     pub fn record(&self, mut interaction: Interaction) {
         let route = self.render.redactor.text(&interaction.route).into_owned();
         log_request(&interaction, &route);
@@ -133,7 +133,11 @@ impl Recorder {
         self.max_depth
             .fetch_max(self.tx.len() + 1, Ordering::Relaxed);
         if let Err(TrySendError::Full(record)) = self.tx.try_send(record) {
-            lock(&self.writer).drain(&self.rx, BATCH);
+            // Help only when nobody is writing already: whoever holds the writer is making
+            // room, and queuing behind them on the lock would only add a convoy.
+            if let Ok(mut writer) = self.writer.try_lock() {
+                writer.drain(&self.rx, BATCH);
+            }
             let _ = self.tx.send(record);
         }
     }
