@@ -86,7 +86,9 @@ def main():
     args = parser.parse_args()
 
     # The gateway holds the provider keys; the SDK insists on a key, so send a placeholder.
-    client = OpenAI(base_url=args.base_url, api_key=os.environ.get("GATEWAY_API_KEY", "unused"))
+    client = OpenAI(
+        base_url=args.base_url, api_key=os.environ.get("GATEWAY_API_KEY", "unused"), timeout=30.0
+    )
     steps = [
         ("chat", lambda: chat(client, args.chat_model)),
         ("stream", lambda: stream(client, args.stream_model)),

@@ -7,6 +7,7 @@ mod cli;
 mod conformance_anthropic;
 mod conformance_gemini;
 mod dashboard;
+mod examples;
 mod gateway_errors;
 mod gateway_headers;
 mod gateway_limits;
