@@ -17,4 +17,5 @@ mod gateway_schema;
 mod http_layer;
 mod interaction_logs;
 mod metrics;
+mod readmes;
 mod sdk;
