@@ -6,11 +6,17 @@
 //! configuration reads them from this table, so adding a vendor is adding a row.
 //!
 //! Default bases were checked against the vendors' documentation (or their OpenAI-SDK
-//! examples) where the search tool found it: groq, deepseek, mistral, dashscope (international,
-//! Singapore), zhipu (open.bigmodel.cn), volcengine (ark, cn-beijing), minimax (international,
-//! api.minimax.io). Not verified here, taken from the vendors' OpenAI-compatibility pages as
-//! remembered: together_ai, fireworks_ai, openrouter, perplexity, xai, deepinfra, cerebras,
-//! moonshot (international, .ai), siliconflow (.cn), ollama, lm_studio.
+//! examples) where the search tool found it: groq, mistral, fireworks_ai, cerebras, dashscope
+//! (international, Singapore), zhipu (open.bigmodel.cn), volcengine (ark, cn-beijing), minimax
+//! (international, api.minimax.io). Not verified here, taken from the vendors' compatibility
+//! pages as remembered: deepseek, together_ai, openrouter, perplexity, xai, deepinfra, moonshot
+//! (international, .ai), siliconflow (.cn), ollama, lm_studio.
+//!
+//! `stream_usage` was verified as false for mistral (422 `extra_forbidden`), zhipu and minimax
+//! (clients strip it for them); true as remembered for groq, deepseek, xai, deepinfra, dashscope,
+//! volcengine, ollama and vLLM. The others (together_ai, fireworks_ai, openrouter, perplexity,
+//! cerebras, moonshot, siliconflow, lm_studio) could not be verified and are marked false: an
+//! unknown usage is honest, a rejected request is not.
 //!
 //! `stream_usage` is true only where the vendor is known to accept `stream_options`
 //! (`include_usage`); elsewhere it is not sent (Mistral answers 422 `extra_forbidden` to it),
