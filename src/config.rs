@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::http::ServerConfig;
 use crate::pricing::Prices;
+use crate::providers::compat::VENDORS;
 
 /// Every variable the gateway reads, with its default and meaning: the source of `--help`,
 /// `.env.example` and the README table.
@@ -23,6 +24,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("GEMINI_API_BASE", "https://generativelanguage.googleapis.com", "root URL of the Gemini API; the gateway appends /v1beta/models/<model>:generateContent and the like"),
     ("ANTHROPIC_API_KEY", "", "API key for anthropic/… and claude-… models (sent as x-api-key)"),
     ("ANTHROPIC_API_BASE", "https://api.anthropic.com", "root URL of the Anthropic API, without /v1 (the gateway appends /v1/messages)"),
+    ("<PROVIDER>_API_KEY", "", "API key of an OpenAI-compatible vendor for <provider>/<model>, e.g. GROQ_API_KEY for groq/llama-3.3-70b-versatile; the README's provider table lists every vendor (ollama, lm_studio, vllm, hosted_vllm, openai_compatible need none)"),
+    ("<PROVIDER>_API_BASE", "(per provider)", "base URL of that vendor with its version path, e.g. OLLAMA_API_BASE=http://127.0.0.1:11434/v1; required for vllm, hosted_vllm and openai_compatible"),
+    ("AZURE_API_KEY", "", "API key for Azure OpenAI, azure/<deployment> (sent as the api-key header)"),
+    ("AZURE_API_BASE", "", "Azure OpenAI resource URL, https://<resource>.openai.azure.com (the gateway appends /openai/deployments/<deployment>/…)"),
+    ("AZURE_API_VERSION", "2024-10-21", "the api-version query parameter sent to Azure OpenAI"),
+    ("MODELS_CACHE_SECS", "300", "how long /v1/models keeps each provider's model list before asking it again"),
     ("DROP_UNSUPPORTED_PARAMS", "false", "true drops request parameters a provider cannot honour (the interactions log lists them) instead of answering 400"),
     ("WORKERS", "1024", "most worker threads; each holds one connection, for a whole LLM call or stream"),
     ("MAX_CONNECTIONS", "4096", "most open client connections; past it new ones get 503 + retry-after"),
@@ -84,6 +91,12 @@ pub struct Config {
     pub upstream: Option<Endpoint>,
     /// The native providers' endpoints, by provider name (a key may be unset).
     pub natives: BTreeMap<&'static str, Endpoint>,
+    /// The OpenAI-compatible vendors with a known base (`providers::compat::VENDORS`), by
+    /// name (a key may be unset).
+    pub compat: BTreeMap<&'static str, Endpoint>,
+    pub azure: Azure,
+    /// How long a provider's model list is kept for `/v1/models`.
+    pub models_cache: Duration,
     pub drop_unsupported_params: bool,
     /// The HTTP layer's limits: WORKERS, MAX_CONNECTIONS, the client timeouts,
     /// MAX_REQUEST_BYTES, SHUTDOWN_GRACE_SECS.
@@ -132,6 +145,14 @@ impl fmt::Debug for Endpoint {
             self.base_url
         )
     }
+}
+
+/// Azure OpenAI's settings (AZURE_API_BASE, AZURE_API_KEY, AZURE_API_VERSION).
+#[derive(Clone)]
+pub struct Azure {
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub api_version: String,
 }
 
 /// A variable with an invalid value.
@@ -203,12 +224,34 @@ impl Config {
             };
             natives.insert(native.name, endpoint);
         }
+        let mut compat = BTreeMap::new();
+        for vendor in VENDORS {
+            let base = get(vendor.base_var).or_else(|| vendor.default_base.map(str::to_string));
+            if let Some(base) = base {
+                let endpoint = Endpoint {
+                    base_url: parse_url(vendor.base_var, &base)?,
+                    api_key: get(vendor.key_var),
+                };
+                compat.insert(vendor.name, endpoint);
+            }
+        }
+        let azure = Azure {
+            base_url: match get("AZURE_API_BASE") {
+                Some(base) => Some(parse_url("AZURE_API_BASE", &base)?),
+                None => None,
+            },
+            api_key: get("AZURE_API_KEY"),
+            api_version: get("AZURE_API_VERSION").unwrap_or_else(|| "2024-10-21".into()),
+        };
         let max_connections = parse_count(&get, "MAX_CONNECTIONS", 4096)?;
         Ok(Config {
             host: parse(&get, "HOST", "127.0.0.1".parse().unwrap(), "an IP address")?,
             port: parse(&get, "PORT", 8728, "a port number 0-65535")?,
             upstream,
             natives,
+            compat,
+            azure,
+            models_cache: parse_secs(&get, "MODELS_CACHE_SECS", 300.0)?,
             drop_unsupported_params: parse_bool(&get, "DROP_UNSUPPORTED_PARAMS")?,
             server: ServerConfig {
                 workers: parse_count(&get, "WORKERS", 1024)?,
@@ -295,7 +338,25 @@ impl Config {
                 lines.push(format!("{}={key}", native.key_vars[0]));
             }
         }
+        for vendor in VENDORS {
+            if let Some(e) = self.compat.get(vendor.name) {
+                if let Some(key) = &e.api_key {
+                    lines.push(format!("{}={}", vendor.base_var, e.base_url));
+                    lines.push(format!("{}={}", vendor.key_var, mask(key)));
+                }
+            }
+        }
+        if let Some(base) = &self.azure.base_url {
+            lines.push(format!("AZURE_API_BASE={base}"));
+            let key = self.azure.api_key.as_deref().map(mask);
+            lines.push(format!(
+                "AZURE_API_KEY={}",
+                key.unwrap_or_else(|| "(none)".into())
+            ));
+            lines.push(format!("AZURE_API_VERSION={}", self.azure.api_version));
+        }
         lines.extend([
+            format!("MODELS_CACHE_SECS={}", secs(self.models_cache)),
             format!("DROP_UNSUPPORTED_PARAMS={}", self.drop_unsupported_params),
             format!("WORKERS={}", self.server.workers),
             format!("MAX_CONNECTIONS={}", self.server.max_connections),
@@ -539,6 +600,32 @@ mod tests {
     }
 
     #[test]
+    fn vendors_read_their_variables_from_the_table() {
+        let c = load(&[
+            ("GROQ_API_KEY", "gsk-fake"),
+            ("VLLM_API_BASE", "http://127.0.0.1:8000/v1/"),
+            ("AZURE_API_BASE", "https://res.openai.azure.com/"),
+        ])
+        .unwrap();
+        let groq = &c.compat["groq"];
+        assert_eq!(groq.base_url, "https://api.groq.com/openai/v1");
+        assert_eq!(groq.api_key.as_deref(), Some("gsk-fake"));
+        assert_eq!(c.compat["vllm"].base_url, "http://127.0.0.1:8000/v1");
+        assert!(!c.compat.contains_key("hosted_vllm"), "no default base");
+        assert_eq!(c.compat["ollama"].base_url, "http://127.0.0.1:11434/v1");
+        assert_eq!(
+            c.azure.base_url.as_deref(),
+            Some("https://res.openai.azure.com")
+        );
+        assert_eq!(c.azure.api_version, "2024-10-21");
+        assert_eq!(c.models_cache, Duration::from_secs(300));
+        assert_eq!(
+            load(&[("MISTRAL_API_BASE", "nope")]).unwrap_err().variable,
+            "MISTRAL_API_BASE"
+        );
+    }
+
+    #[test]
     fn describe_masks_the_key() {
         let c = load(&[("LITELLM_API_KEY", "sk-test-fake-0123456789abcdef")]).unwrap();
         let text = c.describe();
@@ -563,7 +650,12 @@ mod tests {
                 read += 1;
             }
         }
-        assert!(read >= VARIABLES.len() - NATIVE_PROVIDERS.len() * 2);
+        assert!(read >= VARIABLES.len() - NATIVE_PROVIDERS.len() * 2 - 2);
+        // The vendors' variables are read from their table, documented by the two pattern
+        // rows (which `<PROVIDER>_…` names stand for is the README's provider table).
+        for pattern in ["<PROVIDER>_API_KEY", "<PROVIDER>_API_BASE"] {
+            assert!(VARIABLES.iter().any(|(v, _, _)| *v == pattern));
+        }
         for native in NATIVE_PROVIDERS {
             let vars = native.key_vars.iter().chain([&native.base_var]);
             for var in vars {
@@ -588,6 +680,14 @@ mod tests {
                 example.contains(&format!("# {name}=")),
                 "{name} missing from .env.example"
             );
+        }
+        for vendor in VENDORS {
+            for var in [vendor.key_var, vendor.base_var] {
+                assert!(
+                    readme.contains(&format!("`{var}`")),
+                    "{var} missing from README.md's provider table"
+                );
+            }
         }
     }
 }

@@ -64,11 +64,13 @@ impl<'a> Exchange<'a> {
     /// Records who serves the request.
     pub fn note_target(&self, target: &Target) {
         let mut record = self.record();
-        record.provider = Some(target.provider.name());
+        record.provider = Some(target.provider_name());
         record.model = Some(target.model.clone());
         record.api_base = match target.provider {
             Provider::Mock => None,
-            Provider::OpenAI => self.gw.config.upstream.as_ref().map(|u| u.base_url.clone()),
+            Provider::OpenAI | Provider::Azure => {
+                target.endpoint.as_ref().map(|e| e.base_url.clone())
+            }
             Provider::Gemini => target.endpoint.as_ref().map(|e| e.base_url.clone()),
             Provider::Anthropic => target.endpoint.as_ref().map(|e| e.base_url.clone()),
         };

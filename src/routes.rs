@@ -21,6 +21,8 @@ pub struct Gateway {
     pub started: Instant,
     /// API calls being handled now.
     pub in_flight: AtomicUsize,
+    /// The providers' model lists for `/v1/models`.
+    pub models: handlers::models::Cache,
 }
 
 impl Gateway {
@@ -31,6 +33,7 @@ impl Gateway {
             config,
             started: Instant::now(),
             in_flight: AtomicUsize::new(0),
+            models: Default::default(),
         })
     }
 

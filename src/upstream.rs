@@ -130,6 +130,34 @@ pub fn post(agent: &ureq::Agent, call: &Call) -> Result<Answer, ApiError> {
     })
 }
 
+/// Sends a GET (a provider's model list), the whole exchange bounded by `timeout`; returns the
+/// status and the body (bounded).
+pub fn get(
+    agent: &ureq::Agent,
+    url: &str,
+    headers: &[(&'static str, String)],
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), ApiError> {
+    let mut request = agent.get(url);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let mut response = request
+        .config()
+        .timeout_global(Some(timeout))
+        .build()
+        .call()
+        .map_err(|e| transport_error(e, "listing the provider's models"))?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(16 * 1024 * 1024)
+        .read_to_vec()
+        .map_err(|e| transport_error(e, "reading the provider's model list"))?;
+    Ok((status, body))
+}
+
 /// Maps a transport failure to the status a client should see: 504 when the provider was
 /// too slow, 502 when it could not be reached or broke the protocol. URLs in messages never
 /// carry query strings (they may hold keys).

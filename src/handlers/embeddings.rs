@@ -55,6 +55,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
         Provider::OpenAI => remote_embeddings(x, res, &target, body),
         Provider::Gemini => remote_embeddings(x, res, &target, body),
         Provider::Anthropic => remote_embeddings(x, res, &target, body),
+        Provider::Azure => remote_embeddings(x, res, &target, body),
     }
 }
 

@@ -1,40 +1,204 @@
-//! `GET /v1/models` and `GET /v1/models/{id}`: the built-in mock models. Ids may contain `/`,
-//! which the SDKs send percent-encoded (`mock%2Fecho`).
+//! `GET /v1/models` and `GET /v1/models/{id}`: the built-in mock models, then the models of each
+//! configured OpenAI-compatible provider — the default upstream (ids as it gives them) and every
+//! table vendor that has a key, or a base of its own for the keyless ones (ids as
+//! `vendor/model`, `owned_by` the vendor). Each provider's list (`GET {base}/models`) is fetched
+//! when first needed, all stale ones at once, each within [`LIST_TIMEOUT`], and kept for
+//! `MODELS_CACHE_SECS`. A provider that fails is logged and left out (or keeps its last list),
+//! and is asked again after at most [`RETRY_AFTER`]. Ids may contain `/`, which the SDKs send
+//! percent-encoded (`mock%2Fecho`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::handlers::percent_decode;
 use crate::http::Responder;
-use crate::providers::mock;
+use crate::providers::{compat, mock};
 use crate::reply::Exchange;
+use crate::routes::Gateway;
+
+/// The longest one provider's model list may take.
+const LIST_TIMEOUT: Duration = Duration::from_secs(5);
+/// A provider whose list could not be fetched is asked again after this long at most.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// The providers' model lists, by provider name.
+#[derive(Default)]
+pub struct Cache {
+    lists: Mutex<HashMap<&'static str, Cached>>,
+}
+
+struct Cached {
+    expires: Instant,
+    models: Vec<Value>,
+}
+
+/// A provider whose models are listed.
+struct Source {
+    /// `openai` for the default upstream.
+    name: &'static str,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    /// Ids become `name/id`.
+    prefixed: bool,
+}
+
+fn sources(config: &Config) -> Vec<Source> {
+    let bearer = |key: &Option<String>| {
+        let mut headers = vec![("accept", "application/json".to_string())];
+        if let Some(key) = key {
+            headers.push(("authorization", format!("Bearer {key}")));
+        }
+        headers
+    };
+    let mut out = Vec::new();
+    if let Some(upstream) = &config.upstream {
+        out.push(Source {
+            name: "openai",
+            url: format!("{}/models", upstream.base_url),
+            headers: bearer(&upstream.api_key),
+            prefixed: false,
+        });
+    }
+    for vendor in compat::VENDORS {
+        let Some(endpoint) = config.compat.get(vendor.name) else {
+            continue;
+        };
+        let own_base = vendor.default_base != Some(endpoint.base_url.as_str());
+        let listed =
+            endpoint.api_key.is_some() || (vendor.key == compat::Key::Optional && own_base);
+        if listed {
+            out.push(Source {
+                name: vendor.name,
+                url: format!("{}/models", endpoint.base_url),
+                headers: bearer(&endpoint.api_key),
+                prefixed: true,
+            });
+        }
+    }
+    out
+}
 
 fn model_object(id: &str) -> Value {
     json!({"id": id, "object": "model", "created": mock::CREATED, "owned_by": "llmcallgateway"})
 }
 
-pub fn list(x: &Exchange<'_>, res: &mut Responder<'_>) {
-    let data: Vec<Value> = mock::MODELS
+/// One provider's list, as the gateway lists it.
+fn fetch(gw: &Gateway, source: &Source) -> Result<Vec<Value>, String> {
+    let timeout = LIST_TIMEOUT.min(gw.config.upstream_timeout);
+    let (status, body) =
+        crate::upstream::get(gw.agents.get(), &source.url, &source.headers, timeout)
+            .map_err(|e| e.message)?;
+    if !(200..300).contains(&status) {
+        return Err(format!("HTTP {status}"));
+    }
+    let list: Value = serde_json::from_slice(&body).map_err(|_| "not JSON".to_string())?;
+    let items = list["data"]
+        .as_array()
+        .ok_or_else(|| "no `data` list".to_string())?;
+    Ok(items
+        .iter()
+        .filter_map(|m| {
+            let id = m["id"].as_str()?;
+            let created = m["created"].as_u64().unwrap_or(0);
+            Some(if source.prefixed {
+                json!({"id": format!("{}/{id}", source.name), "object": "model", "created": created, "owned_by": source.name})
+            } else {
+                let owned_by = m["owned_by"].as_str().unwrap_or(source.name);
+                json!({"id": id, "object": "model", "created": created, "owned_by": owned_by})
+            })
+        })
+        .collect())
+}
+
+/// Every model the gateway can list now: the mock models, then each provider's (from the cache,
+/// refreshing the stale lists concurrently).
+fn all_models(gw: &Gateway) -> Vec<Value> {
+    let sources = sources(&gw.config);
+    let now = Instant::now();
+    let stale: Vec<&Source> = {
+        let lists = gw.models.lists.lock().unwrap_or_else(|e| e.into_inner());
+        sources
+            .iter()
+            .filter(|s| lists.get(s.name).is_none_or(|c| c.expires <= now))
+            .collect()
+    };
+    if !stale.is_empty() {
+        let fetched: Vec<(&Source, Result<Vec<Value>, String>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = stale
+                .iter()
+                .map(|s| (*s, scope.spawn(|| fetch(gw, s))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|(s, h)| (s, h.join().unwrap_or_else(|_| Err("panicked".into()))))
+                .collect()
+        });
+        let mut lists = gw.models.lists.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        for (source, result) in fetched {
+            match result {
+                Ok(models) => {
+                    let expires = now + gw.config.models_cache;
+                    lists.insert(source.name, Cached { expires, models });
+                }
+                Err(problem) => {
+                    log::warn!(
+                        "cannot list the models of {} ({}): {problem}",
+                        source.name,
+                        source.url
+                    );
+                    let expires = now + gw.config.models_cache.min(RETRY_AFTER);
+                    let models = lists
+                        .remove(source.name)
+                        .map(|c| c.models)
+                        .unwrap_or_default();
+                    lists.insert(source.name, Cached { expires, models });
+                }
+            }
+        }
+    }
+    let mut data: Vec<Value> = mock::MODELS
         .iter()
         .map(|m| model_object(&format!("mock/{m}")))
         .collect();
-    let body = json!({"object": "list", "data": data});
+    let mut seen: HashSet<String> = HashSet::new();
+    let lists = gw.models.lists.lock().unwrap_or_else(|e| e.into_inner());
+    for source in &sources {
+        for model in lists.get(source.name).map_or(&[][..], |c| &c.models[..]) {
+            if seen.insert(model["id"].as_str().unwrap_or_default().to_string()) {
+                data.push(model.clone());
+            }
+        }
+    }
+    data
+}
+
+pub fn list(x: &Exchange<'_>, res: &mut Responder<'_>) {
+    let body = json!({"object": "list", "data": all_models(x.gw)});
     let _ = x.send_json(res, 200, body.to_string().into_bytes(), Vec::new());
 }
 
 pub fn retrieve(x: &Exchange<'_>, res: &mut Responder<'_>, raw_id: &str) {
     let id = percent_decode(raw_id);
-    let known = id
+    let known = if id
         .strip_prefix("mock/")
-        .is_some_and(|m| mock::MODELS.contains(&m));
-    if known {
-        let _ = x.send_json(
-            res,
-            200,
-            model_object(&id).to_string().into_bytes(),
-            Vec::new(),
-        );
+        .is_some_and(|m| mock::MODELS.contains(&m))
+    {
+        Some(model_object(&id))
     } else {
-        x.send_error(res, &ApiError::model_not_found(&id, ""));
+        all_models(x.gw)
+            .into_iter()
+            .find(|m| m["id"] == id.as_str())
+    };
+    match known {
+        Some(model) => {
+            let _ = x.send_json(res, 200, model.to_string().into_bytes(), Vec::new());
+        }
+        None => x.send_error(res, &ApiError::model_not_found(&id, "")),
     }
 }

@@ -3,6 +3,9 @@
 //! `mock/…` models are built in and answered in-process. A native provider's `provider/model`
 //! name, or a bare name of its family (`gemini-…`), goes to that provider when its key is set
 //! (else to the OpenAI-compatible upstream if there is one, else 401 naming the key variable).
+//! An OpenAI-compatible vendor's `vendor/model` (`groq/…`, `ollama/…`: the table in
+//! [`compat`]) goes to that vendor through the OpenAI adapter when its key is set (local
+//! servers need none), with the same fallback; `azure/<deployment>` goes to Azure OpenAI.
 //! `openai/<model>` and every other name go to the OpenAI-compatible upstream
 //! (`LITELLM_BASE_URL`), name unchanged, so a LiteLLM-style upstream can route `provider/model`
 //! names itself.
@@ -15,6 +18,8 @@
 //! exhaustive matches, so adding a provider breaks every dispatch site at compile time.
 
 pub mod anthropic;
+pub mod azure;
+pub mod compat;
 pub mod gemini;
 pub mod mock;
 pub mod openai;
@@ -31,6 +36,8 @@ pub enum Provider {
     OpenAI,
     Gemini,
     Anthropic,
+    /// Azure OpenAI (the OpenAI dialect, addressed by deployment).
+    Azure,
 }
 
 impl Provider {
@@ -40,6 +47,7 @@ impl Provider {
             Provider::OpenAI => "openai",
             Provider::Gemini => "gemini",
             Provider::Anthropic => "anthropic",
+            Provider::Azure => "azure",
         }
     }
 }
@@ -60,22 +68,109 @@ pub struct Target {
     pub model: String,
     /// `None` for the built-in models.
     pub endpoint: Option<Endpoint>,
+    /// An OpenAI-compatible vendor from the table (its quirks); `None` for the others.
+    pub vendor: Option<&'static compat::Vendor>,
+    /// Azure: the `api-version` query parameter.
+    pub api_version: Option<String>,
+}
+
+impl Target {
+    fn new(provider: Provider, model: &str, endpoint: Option<Endpoint>) -> Target {
+        Target {
+            provider,
+            model: model.to_string(),
+            endpoint,
+            vendor: None,
+            api_version: None,
+        }
+    }
+
+    /// Who serves it, as the logs and metrics name it (`groq`, not `openai`).
+    pub fn provider_name(&self) -> &'static str {
+        self.vendor.map_or(self.provider.name(), |v| v.name)
+    }
+}
+
+/// The 401 for a provider whose key is not set.
+fn missing_key(requested: &str, name: &str, var: &str) -> ApiError {
+    ApiError::new(
+        401,
+        "authentication_error",
+        Some("missing_api_key"),
+        format!("`{requested}` is served by {name}, and no key is configured for it: set {var}."),
+    )
+}
+
+/// Azure's or a table vendor's target; `Ok(None)`: not configured, an upstream will do.
+fn resolve_table(
+    config: &Config,
+    requested: &str,
+    name: &str,
+    model: &str,
+) -> Result<Option<Target>, ApiError> {
+    let no_base = |var: &str| {
+        ApiError::new(
+            400,
+            "invalid_request_error",
+            Some("provider_not_configured"),
+            format!(
+                "`{requested}` is served by {name}, whose address is not configured: set {var}."
+            ),
+        )
+    };
+    if name == "azure" {
+        let azure = &config.azure;
+        return match (&azure.base_url, &azure.api_key) {
+            (Some(base), Some(key)) => {
+                azure::check_deployment(model)?;
+                Ok(Some(Target {
+                    api_version: Some(azure.api_version.clone()),
+                    ..Target::new(
+                        Provider::Azure,
+                        model,
+                        Some(Endpoint {
+                            base_url: base.clone(),
+                            api_key: Some(key.clone()),
+                        }),
+                    )
+                }))
+            }
+            _ if config.upstream.is_some() => Ok(None),
+            (_, None) => Err(missing_key(requested, name, "AZURE_API_KEY")),
+            (None, Some(_)) => Err(no_base("AZURE_API_BASE")),
+        };
+    }
+    let Some(vendor) = compat::vendor(name) else {
+        return Ok(None);
+    };
+    let endpoint = config.compat.get(vendor.name);
+    let usable = endpoint.filter(|e| vendor.key == compat::Key::Optional || e.api_key.is_some());
+    match usable {
+        Some(endpoint) => Ok(Some(Target {
+            vendor: Some(vendor),
+            ..Target::new(Provider::OpenAI, model, Some(endpoint.clone()))
+        })),
+        None if config.upstream.is_some() => Ok(None),
+        None if endpoint.is_none() => Err(no_base(vendor.base_var)),
+        None => Err(missing_key(requested, name, vendor.key_var)),
+    }
 }
 
 /// Resolves a requested model name.
 pub fn resolve(config: &Config, requested: &str) -> Result<Target, ApiError> {
     if let Some(name) = requested.strip_prefix("mock/") {
         if mock::MODELS.contains(&name) {
-            return Ok(Target {
-                provider: Provider::Mock,
-                model: name.to_string(),
-                endpoint: None,
-            });
+            return Ok(Target::new(Provider::Mock, name, None));
         }
         return Err(ApiError::model_not_found(
             requested,
             "The built-in models are mock/echo, mock/lorem and mock/embed.",
         ));
+    }
+    if let Some((name, model)) = requested.split_once('/') {
+        if let Some(target) = resolve_table(config, requested, name, model)? {
+            return Ok(target);
+        }
     }
     let native = match requested.split_once('/') {
         Some((name, model)) if config.natives.contains_key(name) => Some((name, model)),
@@ -88,23 +183,14 @@ pub fn resolve(config: &Config, requested: &str) -> Result<Target, ApiError> {
         let provider = NATIVES.iter().find(|(n, _)| *n == name).map(|(_, p)| *p);
         if let (Some(provider), Some(endpoint)) = (provider, config.natives.get(name)) {
             if endpoint.api_key.is_some() {
-                return Ok(Target {
-                    provider,
-                    model: model.to_string(),
-                    endpoint: Some(endpoint.clone()),
-                });
+                return Ok(Target::new(provider, model, Some(endpoint.clone())));
             }
             if config.upstream.is_none() {
                 let var = NATIVE_PROVIDERS
                     .iter()
                     .find(|n| n.name == name)
                     .map_or("its API key variable", |n| n.key_vars[0]);
-                return Err(ApiError::new(
-                    401,
-                    "authentication_error",
-                    Some("missing_api_key"),
-                    format!("`{requested}` is served by {name}, and no key is configured for it: set {var}."),
-                ));
+                return Err(missing_key(requested, name, var));
             }
             // No key of its own, but an OpenAI-compatible upstream: it gets the name as is.
         }
@@ -116,11 +202,7 @@ pub fn resolve(config: &Config, requested: &str) -> Result<Target, ApiError> {
         ));
     };
     let model = requested.strip_prefix("openai/").unwrap_or(requested);
-    Ok(Target {
-        provider: Provider::OpenAI,
-        model: model.to_string(),
-        endpoint: Some(upstream.clone()),
-    })
+    Ok(Target::new(Provider::OpenAI, model, Some(upstream.clone())))
 }
 
 /// Response headers of a provider that are passed on to the client: retry advice and rate
@@ -216,8 +298,26 @@ pub fn chat_request(
 ) -> Result<Prepared, ApiError> {
     let endpoint = endpoint(target)?;
     match target.provider {
-        Provider::OpenAI => Ok(Prepared {
-            call: openai::chat_request(endpoint, &target.model, body, stream),
+        Provider::OpenAI => {
+            let mut body = body;
+            let dropped = match target.vendor {
+                Some(vendor) => compat::adapt(vendor, &mut body, context.drop_unsupported)?,
+                None => Vec::new(),
+            };
+            let include_usage = target.vendor.is_none_or(|v| v.stream_usage);
+            Ok(Prepared {
+                call: openai::chat_request(endpoint, &target.model, body, stream, include_usage),
+                dropped,
+            })
+        }
+        Provider::Azure => Ok(Prepared {
+            call: azure::chat_request(
+                endpoint,
+                &target.model,
+                target.api_version.as_deref().unwrap_or_default(),
+                body,
+                stream,
+            ),
             dropped: Vec::new(),
         }),
         Provider::Gemini => gemini::chat_request(
@@ -243,7 +343,7 @@ pub fn chat_request(
 pub fn chat_response(target: &Target, body: Vec<u8>) -> Result<Reply, ApiError> {
     match target.provider {
         Provider::Gemini => gemini::chat_response(&target.model, body),
-        Provider::OpenAI | Provider::Mock => openai::response(body),
+        Provider::OpenAI | Provider::Azure | Provider::Mock => openai::response(body),
         Provider::Anthropic => anthropic::response(&body),
     }
 }
@@ -252,7 +352,9 @@ pub fn chat_response(target: &Target, body: Vec<u8>) -> Result<Reply, ApiError> 
 pub fn chat_stream(target: &Target) -> ChatStream {
     match target.provider {
         Provider::Gemini => ChatStream::Gemini(gemini::StreamState::new(&target.model)),
-        Provider::OpenAI | Provider::Mock => ChatStream::OpenAI(openai::StreamState),
+        Provider::OpenAI | Provider::Azure | Provider::Mock => {
+            ChatStream::OpenAI(openai::StreamState)
+        }
         Provider::Anthropic => ChatStream::Anthropic(anthropic::StreamState::new()),
     }
 }
@@ -261,7 +363,7 @@ pub fn chat_stream(target: &Target) -> ChatStream {
 pub fn parse_error(target: &Target, status: u16, body: &[u8]) -> ApiError {
     match target.provider {
         Provider::Gemini => gemini::parse_error(status, body),
-        Provider::OpenAI | Provider::Mock => openai::parse_error(status, body),
+        Provider::OpenAI | Provider::Azure | Provider::Mock => openai::parse_error(status, body),
         Provider::Anthropic => anthropic::parse_error(status, body),
     }
 }
@@ -271,6 +373,12 @@ pub fn embeddings_request(target: &Target, body: Map<String, Value>) -> Result<C
     let endpoint = endpoint(target)?;
     match target.provider {
         Provider::OpenAI => Ok(openai::embeddings_request(endpoint, &target.model, body)),
+        Provider::Azure => Ok(azure::embeddings_request(
+            endpoint,
+            &target.model,
+            target.api_version.as_deref().unwrap_or_default(),
+            body,
+        )),
         Provider::Gemini => gemini::embeddings_request(endpoint, &target.model, body),
         Provider::Anthropic => Err(ApiError::invalid(
             Some("model"),
@@ -297,7 +405,7 @@ pub fn embeddings_response(
 ) -> Result<Reply, ApiError> {
     match target.provider {
         Provider::Gemini => gemini::embeddings_response(&target.model, body, base64),
-        Provider::OpenAI | Provider::Mock => openai::response(body),
+        Provider::OpenAI | Provider::Azure | Provider::Mock => openai::response(body),
         Provider::Anthropic => Err(ApiError::invalid(
             Some("model"),
             "Anthropic has no embeddings API.",

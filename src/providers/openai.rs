@@ -12,15 +12,17 @@ use crate::upstream::{Call, SseEvent};
 
 /// The request for `POST {base}/chat/completions`: the client's body with the provider's
 /// model name, and for streams `stream_options.include_usage` forced on so usage is always
-/// known (the handler hides the usage-only chunk from clients that did not ask for it).
+/// known (the handler hides the usage-only chunk from clients that did not ask for it) —
+/// unless the provider does not accept it (`include_usage` false).
 pub fn chat_request(
     endpoint: &Endpoint,
     model: &str,
     mut body: Map<String, Value>,
     stream: bool,
+    include_usage: bool,
 ) -> Call {
     body.insert("model".into(), Value::String(model.into()));
-    if stream {
+    if stream && include_usage {
         let options = body.entry("stream_options").or_insert_with(|| json!({}));
         if !options.is_object() {
             *options = json!({});
@@ -136,7 +138,13 @@ mod tests {
             api_key: Some("sk-test-fake".into()),
         };
         let body = json!({"model": "openai/gpt-x", "stream": true, "future_param": {"a": 1}});
-        let call = chat_request(&endpoint, "gpt-x", body.as_object().unwrap().clone(), true);
+        let call = chat_request(
+            &endpoint,
+            "gpt-x",
+            body.as_object().unwrap().clone(),
+            true,
+            true,
+        );
         assert_eq!(call.url, "http://127.0.0.1:9/v1/chat/completions");
         assert!(call
             .headers

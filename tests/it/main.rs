@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod conformance_anthropic;
+mod conformance_compat;
 mod conformance_gemini;
 mod dashboard;
 mod examples;
