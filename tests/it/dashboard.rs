@@ -28,7 +28,7 @@ static BROWSER: Mutex<()> = Mutex::new(());
 
 /// The Chromium binary (`$CHROMIUM`, else `chromium` or `chromium-browser` on the PATH).
 /// `None` (after printing SKIPPED) when there is none, unless CI=true: then the test fails.
-fn chromium(test: &str) -> Option<PathBuf> {
+pub(crate) fn chromium(test: &str) -> Option<PathBuf> {
     let from_env = std::env::var_os("CHROMIUM").map(PathBuf::from);
     let on_path = || {
         let path = std::env::var_os("PATH")?;
@@ -49,14 +49,19 @@ fn chromium(test: &str) -> Option<PathBuf> {
 }
 
 /// What Chromium left after loading a page: the serialized DOM and its own log.
-struct Rendered {
-    dom: String,
-    log: String,
+pub(crate) struct Rendered {
+    pub(crate) dom: String,
+    pub(crate) log: String,
 }
 
-/// Loads `http://addr/dashboard` in headless Chromium and dumps the DOM once virtual time has
-/// run out. Bounded: killed after [`CHROMIUM_DEADLINE`].
 fn render(browser: &Path, gw: &Gateway) -> Rendered {
+    render_page(browser, gw, "/dashboard")
+}
+
+/// Loads `http://addr{path}` in headless Chromium and dumps the DOM once virtual time has run
+/// out. Every host name but the loopback address fails to resolve, so a page that reached for
+/// the network would log a failed load. Bounded: killed after [`CHROMIUM_DEADLINE`].
+pub(crate) fn render_page(browser: &Path, gw: &Gateway, path: &str) -> Rendered {
     let _one_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let profile = temp_dir("chromium-profile");
     let mut child = Command::new(browser)
@@ -74,11 +79,12 @@ fn render(browser: &Path, gw: &Gateway) -> Rendered {
             "--window-size=1400,1000",
             "--enable-logging=stderr",
             "--v=0",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--virtual-time-budget={VIRTUAL_TIME_MS}"))
         .arg("--dump-dom")
-        .arg(format!("http://{}/dashboard", gw.addr))
+        .arg(format!("http://{}{path}", gw.addr))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
