@@ -5,7 +5,7 @@
 //! Chromium that cannot resolve any host name, without console errors.
 
 use std::collections::BTreeSet;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -211,6 +211,28 @@ fn docs_pages_and_their_embedded_assets_are_served_with_types_and_cache_headers(
         let head = send(gw.addr, "HEAD", path, &[], b"");
         assert_eq!(head.status, 200);
         assert!(head.body.is_empty(), "HEAD {path} has no body");
+        // A browser gets the embedded gzip as it is; it decodes to the same bytes.
+        let gzipped = send(
+            gw.addr,
+            "GET",
+            path,
+            &[("accept-encoding", "gzip, br")],
+            b"",
+        );
+        assert_eq!(gzipped.header("content-encoding"), Some("gzip"), "{path}");
+        assert_eq!(gzipped.header("vary"), Some("accept-encoding"));
+        assert!(
+            gzipped.body.len() < reply.body.len() / 2,
+            "{path} compressed"
+        );
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(&gzipped.body[..])
+            .read_to_end(&mut decoded)
+            .unwrap();
+        assert!(
+            decoded == reply.body,
+            "{path}: gzip decodes to the plain body"
+        );
     }
     // Each page, at each of its paths, links only to relative URLs that the gateway serves.
     for page in ["/docs", "/docs/", "/v1/docs", "/redoc", "/redoc/"] {
