@@ -2,7 +2,7 @@
 //! router answers (`llmcallgateway::routes::ROUTES`) and passes a real OpenAPI validator
 //! (`openapi-spec-validator`, from the project's virtualenv); Swagger UI (`/docs`) and ReDoc
 //! (`/redoc`) come from assets embedded in the binary and render every path in a headless
-//! Chromium that cannot resolve any host name, without console errors.
+//! Chromium, without console errors and without a single request beyond the gateway.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -274,7 +274,7 @@ fn resolve(dir: &str, link: &str) -> String {
 }
 
 /// Fails on anything Chromium logged from the page's console as an error or uncaught, and on
-/// any resource it failed to load.
+/// any request the page sent anywhere but the gateway.
 fn assert_quiet_console(page: &Rendered, what: &str) {
     let console: Vec<&str> = page
         .log
@@ -289,6 +289,11 @@ fn assert_quiet_console(page: &Rendered, what: &str) {
         })
         .collect();
     assert!(bad.is_empty(), "{what}: console errors:\n{bad:#?}");
+    assert!(
+        page.off_host.is_empty(),
+        "{what} reached beyond the gateway: {:?}",
+        page.off_host
+    );
 }
 
 fn assert_every_operation_shown(page: &Rendered, doc: &Value, what: &str) {
