@@ -1,4 +1,4 @@
-//! The gateway as the HTTP layer's [`Handler`]: one `match` from method and path to a
+//! The gateway as the HTTP layer's [`Handler`]: the route table ([`ROUTES`]) from method and path to a
 //! handler, with and without the `/v1` prefix; CORS preflight; 404 and 405 in the OpenAI
 //! error shape; a panic inside a handler answered as a 500 carrying the request id.
 
@@ -48,44 +48,76 @@ impl Gateway {
     }
 }
 
-/// The routes, as (method, path without `/v1`).
-#[derive(Debug, PartialEq, Eq)]
-enum Route<'p> {
+/// What a route does; the router dispatches on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
     ChatCompletions,
     Embeddings,
     Models,
-    Model(&'p str),
+    Model,
     Health,
     Metrics,
     MetricsPrometheus,
     MetricsModels,
     MetricsTrends,
     Dashboard,
+    OpenApi,
+    SwaggerUi,
+    SwaggerUiScript,
+    SwaggerUiStyle,
+    Redoc,
+    RedocScript,
 }
 
-fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
+/// Every route the router answers, as (method, path, endpoint): the router matches on this
+/// table, and `/openapi.json` must describe exactly these paths. Each path also answers with
+/// `/v1` added or removed, and with a trailing `/`; a `{…}` segment takes the rest of the path
+/// (a model id may hold a `/`). `GET` routes answer `HEAD` too.
+pub const ROUTES: &[(&str, &str, Endpoint)] = &[
+    ("POST", "/v1/chat/completions", Endpoint::ChatCompletions),
+    ("POST", "/v1/embeddings", Endpoint::Embeddings),
+    ("GET", "/v1/models", Endpoint::Models),
+    ("GET", "/v1/models/{model}", Endpoint::Model),
+    ("GET", "/health", Endpoint::Health),
+    ("GET", "/metrics", Endpoint::Metrics),
+    ("GET", "/metrics/prometheus", Endpoint::MetricsPrometheus),
+    ("GET", "/metrics/models", Endpoint::MetricsModels),
+    ("GET", "/metrics/trends", Endpoint::MetricsTrends),
+    ("GET", "/dashboard", Endpoint::Dashboard),
+    ("GET", "/openapi.json", Endpoint::OpenApi),
+    ("GET", "/docs", Endpoint::SwaggerUi),
+    (
+        "GET",
+        "/docs/swagger-ui-bundle.js",
+        Endpoint::SwaggerUiScript,
+    ),
+    ("GET", "/docs/swagger-ui.css", Endpoint::SwaggerUiStyle),
+    ("GET", "/redoc", Endpoint::Redoc),
+    ("GET", "/redoc/redoc.standalone.js", Endpoint::RedocScript),
+];
+
+/// The path without the `/v1` prefix and a trailing `/`.
+fn normalize(path: &str) -> &str {
     let path = match path.strip_prefix("/v1") {
         Some(rest) if rest.starts_with('/') => rest,
         _ => path,
     };
-    let path = path
-        .strip_suffix('/')
+    path.strip_suffix('/')
         .filter(|p| !p.is_empty())
-        .unwrap_or(path);
-    Some(match path {
-        "/chat/completions" => (Route::ChatCompletions, "POST"),
-        "/embeddings" => (Route::Embeddings, "POST"),
-        "/models" => (Route::Models, "GET"),
-        "/health" => (Route::Health, "GET"),
-        "/metrics" => (Route::Metrics, "GET"),
-        "/metrics/prometheus" => (Route::MetricsPrometheus, "GET"),
-        "/metrics/models" => (Route::MetricsModels, "GET"),
-        "/metrics/trends" => (Route::MetricsTrends, "GET"),
-        "/dashboard" => (Route::Dashboard, "GET"),
-        _ => match path.strip_prefix("/models/") {
-            Some(id) if !id.is_empty() => (Route::Model(id), "GET"),
-            _ => return None,
-        },
+        .unwrap_or(path)
+}
+
+/// The route a path takes: its endpoint, the value of its `{…}` segment if it has one, and the
+/// method it allows.
+fn route(path: &str) -> Option<(Endpoint, &str, &'static str)> {
+    let path = normalize(path);
+    ROUTES.iter().find_map(|&(method, pattern, endpoint)| {
+        let pattern = normalize(pattern);
+        let param = match pattern.split_once('{') {
+            None => (path == pattern).then_some("")?,
+            Some((prefix, _)) => path.strip_prefix(prefix).filter(|p| !p.is_empty())?,
+        };
+        Some((endpoint, param, method))
     })
 }
 
@@ -95,7 +127,7 @@ impl Handler for Gateway {
         if req.method == "OPTIONS" {
             return preflight(&x, res);
         }
-        let Some((route, method)) = route(req.path()) else {
+        let Some((endpoint, param, method)) = route(req.path()) else {
             let e = ApiError::new(
                 404,
                 "invalid_request_error",
@@ -120,17 +152,23 @@ impl Handler for Gateway {
                 .push(("allow".into(), format!("{method}, OPTIONS")));
             return x.send_error(res, &e);
         }
-        let outcome = catch_unwind(AssertUnwindSafe(|| match route {
-            Route::ChatCompletions => handlers::chat::completions(&x, res),
-            Route::Embeddings => handlers::embeddings::create(&x, res),
-            Route::Models => handlers::models::list(&x, res),
-            Route::Model(id) => handlers::models::retrieve(&x, res, id),
-            Route::Health => handlers::health::get(&x, res),
-            Route::Metrics => handlers::metrics::get(&x, res),
-            Route::MetricsPrometheus => handlers::metrics::prometheus_text(&x, res),
-            Route::MetricsModels => handlers::metrics::models(&x, res),
-            Route::MetricsTrends => handlers::metrics::trends(&x, res),
-            Route::Dashboard => handlers::metrics::dashboard(&x, res),
+        let outcome = catch_unwind(AssertUnwindSafe(|| match endpoint {
+            Endpoint::ChatCompletions => handlers::chat::completions(&x, res),
+            Endpoint::Embeddings => handlers::embeddings::create(&x, res),
+            Endpoint::Models => handlers::models::list(&x, res),
+            Endpoint::Model => handlers::models::retrieve(&x, res, param),
+            Endpoint::Health => handlers::health::get(&x, res),
+            Endpoint::Metrics => handlers::metrics::get(&x, res),
+            Endpoint::MetricsPrometheus => handlers::metrics::prometheus_text(&x, res),
+            Endpoint::MetricsModels => handlers::metrics::models(&x, res),
+            Endpoint::MetricsTrends => handlers::metrics::trends(&x, res),
+            Endpoint::Dashboard => handlers::metrics::dashboard(&x, res),
+            Endpoint::OpenApi => handlers::docs::openapi(&x, res),
+            Endpoint::SwaggerUi => handlers::docs::swagger_ui(&x, res),
+            Endpoint::SwaggerUiScript => handlers::docs::swagger_ui_script(&x, res),
+            Endpoint::SwaggerUiStyle => handlers::docs::swagger_ui_style(&x, res),
+            Endpoint::Redoc => handlers::docs::redoc(&x, res),
+            Endpoint::RedocScript => handlers::docs::redoc_script(&x, res),
         }));
         if outcome.is_err() {
             log::error!("request {} panicked in {:?}", x.request_id, req.path());
@@ -188,28 +226,38 @@ fn preflight(x: &Exchange<'_>, res: &mut Responder<'_>) {
 mod tests {
     use super::*;
 
+    fn endpoint(path: &str) -> Option<(Endpoint, &str)> {
+        route(path).map(|(e, param, _)| (e, param))
+    }
+
     #[test]
     fn routes_answer_with_and_without_the_v1_prefix() {
+        let chat = Some((Endpoint::ChatCompletions, ""));
+        assert_eq!(endpoint("/v1/chat/completions"), chat);
+        assert_eq!(endpoint("/chat/completions"), chat);
         assert_eq!(
-            route("/v1/chat/completions").unwrap().0,
-            Route::ChatCompletions
+            endpoint("/v1/models/mock%2Fecho"),
+            Some((Endpoint::Model, "mock%2Fecho"))
         );
         assert_eq!(
-            route("/chat/completions").unwrap().0,
-            Route::ChatCompletions
+            endpoint("/models/mock/echo"),
+            Some((Endpoint::Model, "mock/echo"))
         );
-        assert_eq!(
-            route("/v1/models/mock%2Fecho").unwrap().0,
-            Route::Model("mock%2Fecho")
-        );
-        assert_eq!(
-            route("/models/mock/echo").unwrap().0,
-            Route::Model("mock/echo")
-        );
-        assert_eq!(route("/v1/health/").unwrap().0, Route::Health);
-        assert!(route("/v1").is_none());
-        assert!(route("/v1x/models").is_none());
-        assert_eq!(route("/models/").unwrap().0, Route::Models);
-        assert!(route("/model").is_none());
+        assert_eq!(endpoint("/v1/health/"), Some((Endpoint::Health, "")));
+        assert_eq!(endpoint("/v1/docs"), Some((Endpoint::SwaggerUi, "")));
+        assert!(endpoint("/v1").is_none());
+        assert!(endpoint("/v1x/models").is_none());
+        assert_eq!(endpoint("/models/"), Some((Endpoint::Models, "")));
+        assert!(endpoint("/model").is_none());
+        assert!(endpoint("/docs/other.js").is_none());
+    }
+
+    #[test]
+    fn every_route_in_the_table_is_reached_by_its_own_path() {
+        for &(method, path, expected) in ROUTES {
+            let path = path.replace("{model}", "mock/echo");
+            let (found, _, allowed) = route(&path).unwrap_or_else(|| panic!("{path}"));
+            assert_eq!((found, allowed), (expected, method), "{path}");
+        }
     }
 }

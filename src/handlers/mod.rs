@@ -1,6 +1,7 @@
 //! The route handlers, one file per endpoint family, and the request validation they share.
 
 pub mod chat;
+pub mod docs;
 pub mod embeddings;
 pub mod health;
 pub mod metrics;

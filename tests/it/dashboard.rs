@@ -23,12 +23,26 @@ const CHROMIUM_DEADLINE: Duration = Duration::from_secs(45);
 /// Virtual time the page gets: the first refresh renders at once, a second one at 5 s.
 const VIRTUAL_TIME_MS: u32 = 6000;
 
+/// Hosts Chromium itself calls (network time, component updates, sign-in, autofill), whatever
+/// page it shows. Only these exact hosts: a page's own request to, say, fonts.googleapis.com
+/// still counts.
+const CHROMIUM_SERVICES: &[&str] = &[
+    " http://clients2.google.com/",
+    " clients2.google.com:",
+    " http://update.googleapis.com/",
+    " update.googleapis.com:",
+    " accounts.google.com:",
+    " content-autofill.googleapis.com:",
+    " optimizationguide-pa.googleapis.com:",
+    " safebrowsingohttpgateway.googleapis.com:",
+];
+
 /// One browser at a time: several at once on a small machine only slow each other down.
 static BROWSER: Mutex<()> = Mutex::new(());
 
 /// The Chromium binary (`$CHROMIUM`, else `chromium` or `chromium-browser` on the PATH).
 /// `None` (after printing SKIPPED) when there is none, unless CI=true: then the test fails.
-fn chromium(test: &str) -> Option<PathBuf> {
+pub(crate) fn chromium(test: &str) -> Option<PathBuf> {
     let from_env = std::env::var_os("CHROMIUM").map(PathBuf::from);
     let on_path = || {
         let path = std::env::var_os("PATH")?;
@@ -49,16 +63,79 @@ fn chromium(test: &str) -> Option<PathBuf> {
 }
 
 /// What Chromium left after loading a page: the serialized DOM and its own log.
-struct Rendered {
-    dom: String,
-    log: String,
+pub(crate) struct Rendered {
+    pub(crate) dom: String,
+    pub(crate) log: String,
+    /// The first line of each request the page sent anywhere but the loopback address.
+    pub(crate) off_host: Vec<String>,
 }
 
-/// Loads `http://addr/dashboard` in headless Chromium and dumps the DOM once virtual time has
-/// run out. Bounded: killed after [`CHROMIUM_DEADLINE`].
+/// A stand-in proxy on loopback that Chromium must send every non-loopback request to: it
+/// answers nothing and notes each request's first line (`CONNECT host:443 …`, `GET http://…`).
+struct Tripwire {
+    addr: std::net::SocketAddr,
+    seen: std::sync::Arc<Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Tripwire {
+    fn start() -> Tripwire {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind tripwire");
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen2, stop2) = (seen.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        let _ = conn.set_nonblocking(false);
+                        let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+                        let mut head = [0u8; 512];
+                        let n = conn.read(&mut head).unwrap_or(0);
+                        let text = String::from_utf8_lossy(&head[..n]);
+                        let line = text.lines().next().unwrap_or("(no request line)");
+                        seen2.lock().unwrap().push(line.to_string());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Tripwire {
+            addr,
+            seen,
+            stop,
+            thread,
+        }
+    }
+
+    /// What the page asked for: every request but Chromium's own calls home.
+    fn finish(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.thread.join();
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|line| !CHROMIUM_SERVICES.iter().any(|host| line.contains(host)))
+            .cloned()
+            .collect()
+    }
+}
+
 fn render(browser: &Path, gw: &Gateway) -> Rendered {
+    render_page(browser, gw, "/dashboard")
+}
+
+/// Loads `http://addr{path}` in headless Chromium and dumps the DOM once virtual time has run
+/// out. Every request to anywhere but loopback goes to a [`Tripwire`] and is reported in
+/// `off_host`, so a page that reached for a CDN shows. Bounded: killed after
+/// [`CHROMIUM_DEADLINE`].
+pub(crate) fn render_page(browser: &Path, gw: &Gateway, path: &str) -> Rendered {
     let _one_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let profile = temp_dir("chromium-profile");
+    let tripwire = Tripwire::start();
     let mut child = Command::new(browser)
         .args([
             "--headless",
@@ -75,10 +152,11 @@ fn render(browser: &Path, gw: &Gateway) -> Rendered {
             "--enable-logging=stderr",
             "--v=0",
         ])
+        .arg(format!("--proxy-server=http://{}", tripwire.addr))
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--virtual-time-budget={VIRTUAL_TIME_MS}"))
         .arg("--dump-dom")
-        .arg(format!("http://{}/dashboard", gw.addr))
+        .arg(format!("http://{}{path}", gw.addr))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -123,7 +201,8 @@ fn render(browser: &Path, gw: &Gateway) -> Rendered {
         status.success() && dom.contains("</html>"),
         "chromium failed ({status}); its log:\n{log}"
     );
-    Rendered { dom, log }
+    let off_host = tripwire.finish();
+    Rendered { dom, log, off_host }
 }
 
 /// A start tag of the dumped DOM: its name and raw attribute text, and the text right after it.
@@ -271,6 +350,11 @@ impl Rendered {
         assert!(
             self.dom.contains("data-loaded=\"true\""),
             "the page never rendered the metrics"
+        );
+        assert!(
+            self.off_host.is_empty(),
+            "the page reached beyond the gateway: {:?}",
+            self.off_host
         );
     }
 }

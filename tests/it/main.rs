@@ -3,6 +3,7 @@
 
 mod support;
 
+mod api_docs;
 mod cli;
 mod conformance_anthropic;
 mod conformance_compat;

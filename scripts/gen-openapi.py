@@ -1,0 +1,472 @@
+#!/usr/bin/env python3
+"""Writes src/handlers/openapi.json, the OpenAPI 3.1 description the gateway serves at
+/openapi.json.
+
+The paths are this gateway's own (written here); the OpenAI request and response schemas are
+copied from the official OpenAI description, with everything they reference, so they agree with
+what the SDKs expect. Trimmed: vendor extensions (x-oaiMeta, x-stainless-*, ...) and null defaults are dropped, and
+the long enum of OpenAI model names becomes a plain string (the gateway takes any
+"provider/model" name).
+
+    python3 scripts/gen-openapi.py path/to/openai/openapi.yaml > src/handlers/openapi.json
+
+Needs PyYAML. Run it again when the routes, the headers or the OpenAI description change;
+tests/it/api_docs.rs checks the result against the router.
+"""
+
+import json
+import re
+import sys
+
+import yaml
+
+OPENAI_SCHEMAS = [
+    "CreateChatCompletionRequest",
+    "CreateChatCompletionResponse",
+    "CreateChatCompletionStreamResponse",
+    "CreateEmbeddingRequest",
+    "CreateEmbeddingResponse",
+    "Model",
+    "ListModelsResponse",
+    "ErrorResponse",
+]
+
+
+def version():
+    with open("Cargo.toml") as f:
+        return re.search(r'^version = "([^"]+)"', f.read(), re.M).group(1)
+
+
+def strip_extensions(node):
+    """Drops vendor extensions, and `default: null` (OpenAI puts it on schemas whose type
+    does not allow null, which a validator rejects)."""
+    if isinstance(node, dict):
+        return {
+            k: strip_extensions(v)
+            for k, v in node.items()
+            if not k.startswith("x-") and not (k == "default" and v is None)
+        }
+    if isinstance(node, list):
+        return [strip_extensions(v) for v in node]
+    return node
+
+
+def refs(node):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "$ref":
+                yield v.rsplit("/", 1)[-1]
+            else:
+                yield from refs(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from refs(v)
+
+
+def openai_schemas(path):
+    with open(path) as f:
+        schemas = yaml.safe_load(f)["components"]["schemas"]
+    schemas = dict(schemas)
+    schemas["ModelIdsShared"] = {
+        "type": "string",
+        "description": "A model the gateway serves: `provider/model` (e.g. `openai/gpt-4o-mini`, "
+        "`anthropic/claude-sonnet-4-5`, `mock/echo`), or a bare model name the gateway "
+        "resolves. `GET /v1/models` lists them.",
+        "example": "mock/echo",
+    }
+    out, todo = {}, list(OPENAI_SCHEMAS)
+    while todo:
+        name = todo.pop()
+        if name not in out:
+            out[name] = strip_extensions(schemas[name])
+            todo.extend(refs(out[name]))
+    return dict(sorted(out.items()))
+
+
+def ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def header(name):
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+COMMON_HEADERS = {"x-request-id": header("RequestId")}
+API_HEADERS = {
+    "x-request-id": header("RequestId"),
+    "x-gateway-overhead-ms": header("GatewayOverheadMs"),
+    "x-gateway-cost-usd": header("GatewayCostUsd"),
+}
+
+
+def error(status):
+    return {"$ref": f"#/components/responses/{status}"}
+
+
+def errors(*statuses):
+    return {str(s): error(s) for s in statuses}
+
+
+def ok_json(description, schema, headers=COMMON_HEADERS):
+    return {
+        "description": description,
+        "headers": headers,
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
+def static(content_type, description):
+    return {
+        "200": {
+            "description": description,
+            "headers": COMMON_HEADERS,
+            "content": {content_type: {"schema": {"type": "string"}}},
+        }
+    }
+
+
+def get(op_id, tag, summary, responses, description=None, parameters=None):
+    op = {"operationId": op_id, "tags": [tag], "summary": summary}
+    if description:
+        op["description"] = description
+    if parameters:
+        op["parameters"] = parameters
+    op["responses"] = responses
+    return {"get": op}
+
+
+METRICS_DISABLED = "404: metrics are turned off (`METRICS=false`)."
+
+PATHS = {
+    "/v1/chat/completions": {
+        "post": {
+            "operationId": "createChatCompletion",
+            "tags": ["OpenAI API"],
+            "summary": "Create a chat completion",
+            "description": "Forwards the request to the provider that serves `model`, translating "
+            "where the provider speaks another dialect. With `stream: true` the answer is "
+            "server-sent events, one `chat.completion.chunk` per `data:` line, ended by "
+            "`data: [DONE]`.",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref("CreateChatCompletionRequest")}},
+            },
+            "responses": {
+                "200": {
+                    "description": "The completion (JSON), or a stream of chunks (SSE).",
+                    "headers": API_HEADERS,
+                    "content": {
+                        "application/json": {"schema": ref("CreateChatCompletionResponse")},
+                        "text/event-stream": {
+                            "schema": ref("CreateChatCompletionStreamResponse")
+                        },
+                    },
+                },
+                **errors(400, 401, 404, 405, 413, 429, 500, 502, 503, 504),
+            },
+        }
+    },
+    "/v1/embeddings": {
+        "post": {
+            "operationId": "createEmbedding",
+            "tags": ["OpenAI API"],
+            "summary": "Create embeddings",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref("CreateEmbeddingRequest")}},
+            },
+            "responses": {
+                "200": ok_json("The embeddings.", ref("CreateEmbeddingResponse"), API_HEADERS),
+                **errors(400, 401, 404, 405, 413, 429, 500, 502, 503, 504),
+            },
+        }
+    },
+    "/v1/models": get(
+        "listModels",
+        "OpenAI API",
+        "List the models the gateway serves",
+        {"200": ok_json("The models.", ref("ListModelsResponse")), **errors(405)},
+    ),
+    "/v1/models/{model}": get(
+        "retrieveModel",
+        "OpenAI API",
+        "Retrieve a model",
+        {"200": ok_json("The model.", ref("Model")), **errors(404, 405)},
+        parameters=[
+            {
+                "in": "path",
+                "name": "model",
+                "required": True,
+                "description": "The model id, e.g. `mock/echo`; its `/` may be sent as it is "
+                "or percent-encoded (`mock%2Fecho`).",
+                "schema": {"type": "string", "example": "mock/echo"},
+            }
+        ],
+    ),
+    "/health": get(
+        "health",
+        "Gateway",
+        "Liveness",
+        {"200": ok_json("The gateway is up.", ref("Health")), **errors(405)},
+    ),
+    "/metrics": get(
+        "metrics",
+        "Gateway",
+        "Metrics totals (JSON, or Prometheus text when the client asks for text/plain)",
+        {
+            "200": {
+                "description": "Totals, per provider, since start (or as restored from history).",
+                "headers": COMMON_HEADERS,
+                "content": {
+                    "application/json": {"schema": ref("Metrics")},
+                    "text/plain": {"schema": {"type": "string"}},
+                },
+            },
+            **errors(404, 405),
+        },
+        description=METRICS_DISABLED,
+    ),
+    "/metrics/prometheus": get(
+        "metricsPrometheus",
+        "Gateway",
+        "Metrics in the Prometheus text exposition format",
+        {**static("text/plain", "Prometheus text format 0.0.4."), **errors(404, 405)},
+        description=METRICS_DISABLED,
+    ),
+    "/metrics/models": get(
+        "metricsModels",
+        "Gateway",
+        "Usage per model",
+        {"200": ok_json("One entry per (provider, model).", ref("MetricsModels")), **errors(404, 405)},
+        description=METRICS_DISABLED,
+    ),
+    "/metrics/trends": get(
+        "metricsTrends",
+        "Gateway",
+        "Usage over time, in buckets",
+        {"200": ok_json("The buckets, oldest first.", ref("MetricsTrends")), **errors(400, 404, 405)},
+        description=METRICS_DISABLED,
+        parameters=[
+            {
+                "in": "query",
+                "name": "hours",
+                "description": "How far back, in hours (1 to the log retention).",
+                "schema": {"type": "integer", "minimum": 1, "default": 24},
+            },
+            {
+                "in": "query",
+                "name": "bucket",
+                "description": "Bucket width; by default the smallest that gives at most 300 "
+                "buckets. Minute buckets reach back 48 hours.",
+                "schema": {"type": "string", "enum": ["1m", "5m", "1h", "1d"]},
+            },
+            {
+                "in": "query",
+                "name": "model",
+                "description": "Only this model.",
+                "schema": {"type": "string"},
+            },
+        ],
+    ),
+    "/dashboard": get(
+        "dashboard",
+        "Gateway",
+        "The metrics dashboard (HTML)",
+        {**static("text/html", "A self-contained page."), **errors(405)},
+    ),
+    "/openapi.json": get(
+        "openapi",
+        "API docs",
+        "This description",
+        {**static("application/json", "OpenAPI 3.1."), **errors(405)},
+    ),
+    "/docs": get(
+        "swaggerUi",
+        "API docs",
+        "Swagger UI for this description",
+        {**static("text/html", "The Swagger UI page."), **errors(405)},
+    ),
+    "/docs/swagger-ui-bundle.js": get(
+        "swaggerUiScript",
+        "API docs",
+        "Swagger UI's script (embedded)",
+        {**static("text/javascript", "swagger-ui-dist's bundle."), **errors(405)},
+    ),
+    "/docs/swagger-ui.css": get(
+        "swaggerUiStyle",
+        "API docs",
+        "Swagger UI's style sheet (embedded)",
+        {**static("text/css", "swagger-ui-dist's style sheet."), **errors(405)},
+    ),
+    "/redoc": get(
+        "redoc",
+        "API docs",
+        "ReDoc for this description",
+        {**static("text/html", "The ReDoc page."), **errors(405)},
+    ),
+    "/redoc/redoc.standalone.js": get(
+        "redocScript",
+        "API docs",
+        "ReDoc's script (embedded)",
+        {**static("text/javascript", "redoc's standalone bundle."), **errors(405)},
+    ),
+}
+
+ERRORS = {
+    400: "The request is malformed: not JSON, a missing or invalid parameter, a bad header.",
+    401: "The provider refused the credentials (relayed from the provider).",
+    404: "Unknown URL, unknown model, or (metrics routes) metrics turned off.",
+    405: "The method is not allowed on this path; `allow` names the one that is.",
+    413: "The request body is larger than the gateway accepts.",
+    429: "Rate limited by the provider (relayed, with its retry headers).",
+    500: "An internal error in the gateway, or the provider's (relayed).",
+    502: "The provider could not be reached or answered with something unusable.",
+    503: "The gateway is at its connection limit, or the provider is overloaded.",
+    504: "The provider did not answer in time.",
+}
+
+
+def gateway_schemas():
+    number = {"type": "number"}
+    integer = {"type": "integer"}
+    queue = {
+        "type": "object",
+        "properties": {"depth": integer, "max_depth": integer},
+    }
+    usage = {
+        "type": "object",
+        "description": "Counters for one scope (all, a provider, a model).",
+        "properties": {
+            "requests": integer,
+            "successes": integer,
+            "errors": integer,
+            "client_closed": integer,
+            "timeouts": integer,
+            "success_rate": {"type": ["number", "null"]},
+            "errors_by_status": {"type": "object", "additionalProperties": integer},
+            "errors_by_kind": {"type": "object", "additionalProperties": integer},
+            "tokens": {"type": "object", "additionalProperties": integer},
+            "output_tokens_per_second": {"type": ["number", "null"]},
+            "cost_usd": number,
+            "unpriced_requests": integer,
+            "latency_seconds": {"type": "object"},
+        },
+    }
+    return {
+        "Health": {
+            "type": "object",
+            "required": ["status", "version"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok"]},
+                "version": {"type": "string"},
+                "uptime_seconds": number,
+                "recorder_queue": queue,
+            },
+        },
+        "Usage": usage,
+        "Metrics": {
+            "type": "object",
+            "properties": {
+                "version": {"type": "string"},
+                "uptime_seconds": number,
+                "in_flight": integer,
+                "recorder_queue": queue,
+                "prices_date": {"type": "string"},
+                "totals": ref("Usage"),
+                "providers": {"type": "object", "additionalProperties": ref("Usage")},
+                "models": integer,
+            },
+        },
+        "MetricsModels": {
+            "type": "object",
+            "properties": {
+                "object": {"type": "string", "enum": ["list"]},
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "allOf": [
+                            ref("Usage"),
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "model": {"type": "string"},
+                                    "provider": {"type": "string"},
+                                },
+                            },
+                        ]
+                    },
+                },
+            },
+        },
+        "MetricsTrends": {
+            "type": "object",
+            "properties": {
+                "hours": integer,
+                "bucket_seconds": integer,
+                "model": {"type": ["string", "null"]},
+                "buckets": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+    }
+
+
+def main():
+    components = {
+        "schemas": {**openai_schemas(sys.argv[1]), **gateway_schemas()},
+        "headers": {
+            "RequestId": {
+                "description": "The request's id: the client's `x-request-id` when it sent a "
+                "sane one, else a new UUID. Also in the interaction log.",
+                "schema": {"type": "string"},
+            },
+            "GatewayOverheadMs": {
+                "description": "Time spent in the gateway itself, in milliseconds, not counting "
+                "the wait for the provider.",
+                "schema": {"type": "string", "example": "0.412"},
+            },
+            "GatewayCostUsd": {
+                "description": "The call's cost in USD from the gateway's price table, when the "
+                "model is priced and the provider reported usage (absent otherwise; on a stream, "
+                "the usage is only known at the end, so it is not sent as a header).",
+                "schema": {"type": "string", "example": "0.00012500"},
+            },
+        },
+        "responses": {
+            str(status): {
+                "description": text,
+                "headers": COMMON_HEADERS,
+                "content": {"application/json": {"schema": ref("ErrorResponse")}},
+            }
+            for status, text in ERRORS.items()
+        },
+    }
+    doc = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "LLMCallGateway",
+            "version": version(),
+            "license": {"name": "MIT", "identifier": "MIT"},
+            "description": "An OpenAI-compatible LLM API gateway: point an OpenAI SDK's "
+            "`base_url` at `http://<gateway>/v1`. Every path answers both with and without the "
+            "`/v1` prefix (`/v1/chat/completions` and `/chat/completions`, `/health` and "
+            "`/v1/health`); the OpenAI routes are listed with it, the gateway's own without. "
+            "Errors always have the OpenAI error shape. The request and response schemas of "
+            "the OpenAI routes are OpenAI's own; fields the gateway does not know ride along to "
+            "the provider unchanged.",
+        },
+        "servers": [{"url": "/"}],
+        "tags": [
+            {"name": "OpenAI API", "description": "The OpenAI-compatible endpoints."},
+            {"name": "Gateway", "description": "Health, metrics and the dashboard."},
+            {"name": "API docs", "description": "This description, Swagger UI and ReDoc, "
+             "served from assets embedded in the binary (no network needed)."},
+        ],
+        "paths": PATHS,
+        "components": components,
+    }
+    json.dump(doc, sys.stdout, indent=1, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
