@@ -24,6 +24,8 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("GEMINI_API_BASE", "https://generativelanguage.googleapis.com", "root URL of the Gemini API; the gateway appends /v1beta/models/<model>:generateContent and the like"),
     ("ANTHROPIC_API_KEY", "", "API key for anthropic/… and claude-… models (sent as x-api-key)"),
     ("ANTHROPIC_API_BASE", "https://api.anthropic.com", "root URL of the Anthropic API, without /v1 (the gateway appends /v1/messages)"),
+    ("COHERE_API_KEY", "", "API key for cohere/… and command-… models (sent as a bearer token)"),
+    ("COHERE_API_BASE", "https://api.cohere.com", "root URL of the Cohere API, without /v2 (the gateway appends /v2/chat and /v2/embed)"),
     ("<PROVIDER>_API_KEY", "", "API key of an OpenAI-compatible vendor for <provider>/<model>, e.g. GROQ_API_KEY for groq/llama-3.3-70b-versatile; the README's provider table lists every vendor (ollama, lm_studio, vllm, hosted_vllm, openai_compatible need none)"),
     ("<PROVIDER>_API_BASE", "(per provider)", "base URL of that vendor with its version path, e.g. OLLAMA_API_BASE=http://127.0.0.1:11434/v1; required for vllm, hosted_vllm and openai_compatible"),
     ("AZURE_API_KEY", "", "API key for Azure OpenAI, azure/<deployment> (sent as the api-key header)"),
@@ -80,6 +82,12 @@ pub const NATIVE_PROVIDERS: &[NativeProvider] = &[
         key_vars: &["ANTHROPIC_API_KEY"],
         base_var: "ANTHROPIC_API_BASE",
         default_base: "https://api.anthropic.com",
+    },
+    NativeProvider {
+        name: "cohere",
+        key_vars: &["COHERE_API_KEY"],
+        base_var: "COHERE_API_BASE",
+        default_base: "https://api.cohere.com",
     },
 ];
 

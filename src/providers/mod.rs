@@ -39,6 +39,7 @@ pub enum Provider {
     Anthropic,
     /// Azure OpenAI (the OpenAI dialect, addressed by deployment).
     Azure,
+    Cohere,
 }
 
 impl Provider {
@@ -49,6 +50,7 @@ impl Provider {
             Provider::Gemini => "gemini",
             Provider::Anthropic => "anthropic",
             Provider::Azure => "azure",
+            Provider::Cohere => "cohere",
         }
     }
 }
@@ -57,10 +59,15 @@ impl Provider {
 const NATIVES: &[(&str, Provider)] = &[
     ("anthropic", Provider::Anthropic),
     ("gemini", Provider::Gemini),
+    ("cohere", Provider::Cohere),
 ];
 
 /// Bare model-name prefixes that name a native provider's models (`claude-…`).
-const BARE_PREFIXES: &[(&str, &str)] = &[("claude-", "anthropic"), ("gemini-", "gemini")];
+const BARE_PREFIXES: &[(&str, &str)] = &[
+    ("claude-", "anthropic"),
+    ("gemini-", "gemini"),
+    ("command-", "cohere"), // every Cohere chat model (command-a-…, command-r-…), as LiteLLM routes them
+];
 
 /// A resolved model: who serves it, the name to send them, and where they are.
 #[derive(Clone, Debug)]
@@ -252,6 +259,7 @@ pub enum ChatStream {
     OpenAI(openai::StreamState),
     Gemini(gemini::StreamState),
     Anthropic(anthropic::StreamState),
+    Cohere(cohere::StreamState),
 }
 
 impl ChatStream {
@@ -261,6 +269,7 @@ impl ChatStream {
             ChatStream::OpenAI(state) => state.on_event(event),
             ChatStream::Gemini(state) => state.on_event(event),
             ChatStream::Anthropic(state) => state.on_event(event),
+            ChatStream::Cohere(state) => state.on_event(event),
         }
     }
 }
@@ -331,6 +340,7 @@ pub fn chat_request(
         Provider::Anthropic => {
             anthropic::chat_request(endpoint, &target.model, body, stream, context)
         }
+        Provider::Cohere => cohere::chat_request(endpoint, &target.model, body, stream, context),
         Provider::Mock => Err(ApiError::new(
             500,
             "server_error",
@@ -346,6 +356,7 @@ pub fn chat_response(target: &Target, body: Vec<u8>) -> Result<Reply, ApiError> 
         Provider::Gemini => gemini::chat_response(&target.model, body),
         Provider::OpenAI | Provider::Azure | Provider::Mock => openai::response(body),
         Provider::Anthropic => anthropic::response(&body),
+        Provider::Cohere => cohere::response(&target.model, &body),
     }
 }
 
@@ -357,6 +368,7 @@ pub fn chat_stream(target: &Target) -> ChatStream {
             ChatStream::OpenAI(openai::StreamState)
         }
         Provider::Anthropic => ChatStream::Anthropic(anthropic::StreamState::new()),
+        Provider::Cohere => ChatStream::Cohere(cohere::StreamState::new(&target.model)),
     }
 }
 
@@ -366,6 +378,7 @@ pub fn parse_error(target: &Target, status: u16, body: &[u8]) -> ApiError {
         Provider::Gemini => gemini::parse_error(status, body),
         Provider::OpenAI | Provider::Azure | Provider::Mock => openai::parse_error(status, body),
         Provider::Anthropic => anthropic::parse_error(status, body),
+        Provider::Cohere => cohere::parse_error(status, body),
     }
 }
 
@@ -381,6 +394,7 @@ pub fn embeddings_request(target: &Target, body: Map<String, Value>) -> Result<C
             body,
         )),
         Provider::Gemini => gemini::embeddings_request(endpoint, &target.model, body),
+        Provider::Cohere => cohere::embeddings_request(endpoint, &target.model, body),
         Provider::Anthropic => Err(ApiError::invalid(
             Some("model"),
             format!(
@@ -406,6 +420,7 @@ pub fn embeddings_response(
 ) -> Result<Reply, ApiError> {
     match target.provider {
         Provider::Gemini => gemini::embeddings_response(&target.model, body, base64),
+        Provider::Cohere => cohere::embeddings_response(&target.model, body, base64),
         Provider::OpenAI | Provider::Azure | Provider::Mock => openai::response(body),
         Provider::Anthropic => Err(ApiError::invalid(
             Some("model"),
