@@ -19,6 +19,7 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod bedrock;
 pub mod compat;
 pub mod gemini;
 pub mod mock;

@@ -1,0 +1,4 @@
+//! The AWS Bedrock dialect (Converse / ConverseStream).
+
+pub mod eventstream;
+pub mod sigv4;
