@@ -37,6 +37,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
         Provider::Gemini => remote_chat(x, res, &target, body, stream),
         Provider::Anthropic => remote_chat(x, res, &target, body, stream),
         Provider::Azure => remote_chat(x, res, &target, body, stream),
+        Provider::Bedrock => remote_chat(x, res, &target, body, stream),
     }
 }
 

@@ -56,6 +56,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
         Provider::Gemini => remote_embeddings(x, res, &target, body),
         Provider::Anthropic => remote_embeddings(x, res, &target, body),
         Provider::Azure => remote_embeddings(x, res, &target, body),
+        Provider::Bedrock => remote_embeddings(x, res, &target, body),
     }
 }
 

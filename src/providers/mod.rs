@@ -39,6 +39,8 @@ pub enum Provider {
     Anthropic,
     /// Azure OpenAI (the OpenAI dialect, addressed by deployment).
     Azure,
+    /// AWS Bedrock (Converse), `bedrock/<model-id>`.
+    Bedrock,
 }
 
 impl Provider {
@@ -49,6 +51,7 @@ impl Provider {
             Provider::Gemini => "gemini",
             Provider::Anthropic => "anthropic",
             Provider::Azure => "azure",
+            Provider::Bedrock => "bedrock",
         }
     }
 }
@@ -73,6 +76,8 @@ pub struct Target {
     pub vendor: Option<&'static compat::Vendor>,
     /// Azure: the `api-version` query parameter.
     pub api_version: Option<String>,
+    /// Bedrock: how requests are signed.
+    pub aws: Option<bedrock::Auth>,
 }
 
 impl Target {
@@ -83,6 +88,7 @@ impl Target {
             endpoint,
             vendor: None,
             api_version: None,
+            aws: None,
         }
     }
 
@@ -93,7 +99,7 @@ impl Target {
 }
 
 /// The 401 for a provider whose key is not set.
-fn missing_key(requested: &str, name: &str, var: &str) -> ApiError {
+pub(crate) fn missing_key(requested: &str, name: &str, var: &str) -> ApiError {
     ApiError::new(
         401,
         "authentication_error",
@@ -119,6 +125,9 @@ fn resolve_table(
             ),
         )
     };
+    if name == "bedrock" {
+        return bedrock::target(config, requested, model);
+    }
     if name == "azure" {
         let azure = &config.azure;
         return match (&azure.base_url, &azure.api_key) {
@@ -252,6 +261,7 @@ pub enum ChatStream {
     OpenAI(openai::StreamState),
     Gemini(gemini::StreamState),
     Anthropic(anthropic::StreamState),
+    Bedrock(bedrock::StreamState),
 }
 
 impl ChatStream {
@@ -261,6 +271,7 @@ impl ChatStream {
             ChatStream::OpenAI(state) => state.on_event(event),
             ChatStream::Gemini(state) => state.on_event(event),
             ChatStream::Anthropic(state) => state.on_event(event),
+            ChatStream::Bedrock(state) => state.on_event(event),
         }
     }
 }
@@ -331,6 +342,9 @@ pub fn chat_request(
         Provider::Anthropic => {
             anthropic::chat_request(endpoint, &target.model, body, stream, context)
         }
+        Provider::Bedrock => {
+            bedrock::chat_request(endpoint, target, body, stream, context.drop_unsupported)
+        }
         Provider::Mock => Err(ApiError::new(
             500,
             "server_error",
@@ -346,6 +360,7 @@ pub fn chat_response(target: &Target, body: Vec<u8>) -> Result<Reply, ApiError> 
         Provider::Gemini => gemini::chat_response(&target.model, body),
         Provider::OpenAI | Provider::Azure | Provider::Mock => openai::response(body),
         Provider::Anthropic => anthropic::response(&body),
+        Provider::Bedrock => bedrock::response(&target.model, &body),
     }
 }
 
@@ -357,6 +372,7 @@ pub fn chat_stream(target: &Target) -> ChatStream {
             ChatStream::OpenAI(openai::StreamState)
         }
         Provider::Anthropic => ChatStream::Anthropic(anthropic::StreamState::new()),
+        Provider::Bedrock => ChatStream::Bedrock(bedrock::StreamState::new(&target.model)),
     }
 }
 
@@ -366,6 +382,7 @@ pub fn parse_error(target: &Target, status: u16, body: &[u8]) -> ApiError {
         Provider::Gemini => gemini::parse_error(status, body),
         Provider::OpenAI | Provider::Azure | Provider::Mock => openai::parse_error(status, body),
         Provider::Anthropic => anthropic::parse_error(status, body),
+        Provider::Bedrock => bedrock::parse_error(status, body),
     }
 }
 
@@ -387,6 +404,10 @@ pub fn embeddings_request(target: &Target, body: Map<String, Value>) -> Result<C
                 "`{}` is an Anthropic model, and Anthropic has no embeddings API.",
                 target.model
             ),
+        )),
+        Provider::Bedrock => Err(ApiError::invalid(
+            Some("model"),
+            "The gateway does not serve Bedrock embeddings yet.",
         )),
         Provider::Mock => Err(ApiError::new(
             500,
@@ -410,6 +431,10 @@ pub fn embeddings_response(
         Provider::Anthropic => Err(ApiError::invalid(
             Some("model"),
             "Anthropic has no embeddings API.",
+        )),
+        Provider::Bedrock => Err(ApiError::invalid(
+            Some("model"),
+            "The gateway does not serve Bedrock embeddings yet.",
         )),
     }
 }
