@@ -196,7 +196,7 @@ pub fn chat_request(
 ) -> Result<Prepared, ApiError> {
     let out = converse_body(&body, drop_unsupported)?;
     let (action, accept) = if stream {
-        ("converse-stream", "application/vnd.amazon.eventstream")
+        ("converse-stream", eventstream::CONTENT_TYPE)
     } else {
         ("converse", "application/json")
     };

@@ -5,12 +5,12 @@
 //! JSON list of `[event-type, payload]` with correct CRCs) or an error. Case names are shared
 //! with the other native providers' conformance modules.
 
-use llmcallgateway::providers::bedrock::sigv4;
+use llmcallgateway::providers::bedrock::{eventstream, sigv4};
 use serde_json::{json, Value};
 
-use crate::support::client::{assert_error, fixture_json, post_json, Reply};
+use crate::support::client::{assert_error, fixture_json, post_json, split_events, Reply};
 use crate::support::gateway::Gateway;
-use crate::support::upstream::{MockUpstream, Recorded, Script};
+use crate::support::upstream::{MockUpstream, Recorded, Script, Step};
 
 const KEY_ID: &str = "AKIDEXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -37,6 +37,27 @@ fn gateway(upstream: &MockUpstream, vars: &[(&str, &str)]) -> Gateway {
 
 fn answer(status: u16, name: &str) -> Script {
     Script::fixture(status, &format!("bedrock/{name}"))
+}
+
+/// A ConverseStream answer: each message of the fixture's list as one chunk.
+fn stream(name: &str) -> Script {
+    let list = fixture_json(&format!("bedrock/{name}"));
+    let steps = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| Step::Bytes(eventstream::encode_stream(&json!([pair]))))
+        .collect();
+    event_stream(steps)
+}
+
+fn event_stream(steps: Vec<Step>) -> Script {
+    let mut script = Script::sse(steps);
+    script.headers = vec![(
+        "content-type".into(),
+        "application/vnd.amazon.eventstream".into(),
+    )];
+    script
 }
 
 fn chat(gw: &Gateway, body: Value) -> Reply {
@@ -300,4 +321,152 @@ fn unsupported_param_is_400_or_dropped_on_request() {
     let gw = gateway(&upstream, &[("DROP_UNSUPPORTED_PARAMS", "true")]);
     completion(&chat(&gw, body));
     assert_sent(&upstream, "converse", "request_plain_chat.json");
+}
+
+/// The JSON chunks of a complete stream, which must end with `[DONE]`.
+pub fn stream_chunks(reply: &Reply) -> Vec<Value> {
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let events = split_events(&reply.text());
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
+    events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect()
+}
+
+#[test]
+fn streamed_text() {
+    let upstream = MockUpstream::always(stream("stream_text.json"));
+    let gw = gateway(&upstream, &[]);
+    let body = json!({"model": MODEL, "messages": user("Hello"), "stream": true,
+        "stream_options": {"include_usage": true}});
+    let chunks = stream_chunks(&chat(&gw, body));
+    let id = &chunks[0]["id"];
+    assert!(chunks
+        .iter()
+        .all(|c| &c["id"] == id && c["object"] == "chat.completion.chunk"));
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "Hello! How can I help you today?");
+    let n = chunks.len();
+    assert_eq!(chunks[n - 2]["choices"][0]["finish_reason"], "stop");
+    assert_eq!(chunks[n - 1]["choices"], json!([]));
+    assert_eq!(chunks[n - 1]["usage"]["total_tokens"], 19);
+    let request = upstream.only_request();
+    assert_eq!(
+        request.header("accept"),
+        Some("application/vnd.amazon.eventstream")
+    );
+    assert_sent(&upstream, "converse-stream", "request_plain_chat.json");
+
+    // Without include_usage the usage-only chunk is not shown.
+    let upstream = MockUpstream::always(stream("stream_text.json"));
+    let gw = gateway(&upstream, &[]);
+    let chunks = stream_chunks(&chat(
+        &gw,
+        json!({"model": MODEL, "messages": user("Hello"), "stream": true}),
+    ));
+    assert!(chunks
+        .iter()
+        .all(|c| !c["choices"].as_array().unwrap().is_empty()));
+}
+
+#[test]
+fn streamed_tool_call_matches_non_stream() {
+    let upstream = MockUpstream::start(|request| {
+        if request.path.ends_with("/converse-stream") {
+            stream("stream_tool_call.json")
+        } else {
+            answer(200, "response_tool_call.json")
+        }
+    });
+    let gw = gateway(&upstream, &[]);
+    let whole = completion(&chat(&gw, tool_call_request(false)));
+    let chunks = stream_chunks(&chat(&gw, tool_call_request(true)));
+    let mut id = None;
+    let mut name = None;
+    let mut arguments = String::new();
+    let mut content = String::new();
+    for c in &chunks {
+        let delta = &c["choices"][0]["delta"];
+        content.push_str(delta["content"].as_str().unwrap_or_default());
+        if let Some(call) = delta["tool_calls"].get(0) {
+            assert_eq!(call["index"], 0);
+            id = id.or(call["id"].as_str().map(str::to_string));
+            name = name.or(call["function"]["name"].as_str().map(str::to_string));
+            arguments.push_str(call["function"]["arguments"].as_str().unwrap_or_default());
+        }
+    }
+    let call = &whole["message"]["tool_calls"][0];
+    assert_eq!(id.as_deref(), call["id"].as_str());
+    assert_eq!(name.as_deref(), call["function"]["name"].as_str());
+    let streamed: Value = serde_json::from_str(&arguments).unwrap();
+    let answered: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(streamed, answered);
+    assert_eq!(Some(content.as_str()), whole["message"]["content"].as_str());
+    assert!(chunks
+        .iter()
+        .any(|c| c["choices"][0]["finish_reason"] == whole["finish_reason"]));
+}
+
+/// The last SSE event of a stream that failed: one OpenAI error object.
+fn stream_error(reply: &Reply) -> Value {
+    assert_eq!(reply.status, 200);
+    let events = split_events(&reply.text());
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert!(last["error"]["message"].is_string(), "{events:?}");
+    last
+}
+
+#[test]
+fn upstream_exception_mid_stream_ends_with_one_error_event() {
+    let upstream = MockUpstream::always(stream("stream_exception.json"));
+    let gw = gateway(&upstream, &[]);
+    let reply = chat(
+        &gw,
+        json!({"model": MODEL, "messages": user("Hello"), "stream": true}),
+    );
+    let last = stream_error(&reply);
+    assert_eq!(
+        last["error"]["message"],
+        "Too many tokens, please wait before trying again."
+    );
+    assert_eq!(last["error"]["type"], "rate_limit_error");
+}
+
+#[test]
+fn corrupted_stream_is_an_sse_error() {
+    let good = eventstream::encode_event("messageStart", r#"{"role":"assistant"}"#);
+    let mut bad_crc = eventstream::encode_event(
+        "contentBlockDelta",
+        r#"{"contentBlockIndex":0,"delta":{"text":"Hi"}}"#,
+    );
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 0x5a;
+    let mut bad_prelude = eventstream::encode_event("messageStop", "{}");
+    bad_prelude[3] ^= 0x01;
+    for steps in [
+        vec![Step::Bytes(good.clone()), Step::Bytes(bad_crc)],
+        vec![Step::Bytes(good.clone()), Step::Bytes(bad_prelude)],
+        // Cut inside a message, and cut before messageStop.
+        vec![Step::Bytes(good[..good.len() - 2].to_vec())],
+        vec![Step::Bytes(good.clone()), Step::Cut],
+    ] {
+        let upstream = MockUpstream::always(event_stream(steps));
+        let gw = gateway(&upstream, &[]);
+        let reply = chat(
+            &gw,
+            json!({"model": MODEL, "messages": user("Hello"), "stream": true}),
+        );
+        let last = stream_error(&reply);
+        assert_eq!(last["error"]["type"], "upstream_error");
+    }
 }

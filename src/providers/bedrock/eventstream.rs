@@ -9,6 +9,8 @@
 
 use crate::upstream::SseEvent;
 
+/// The content type of an event-stream body.
+pub const CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
 /// The prelude: total length, headers length, prelude CRC.
 pub const PRELUDE: usize = 12;
 /// The smallest message: a prelude and a message CRC.
