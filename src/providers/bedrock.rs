@@ -707,5 +707,164 @@ pub fn error_for(status: u16, exception: Option<&str>, message: String) -> ApiEr
     e
 }
 
+/// The Bedrock embedding models the gateway speaks to through InvokeModel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Embedder {
+    /// `amazon.titan-embed-*`: `{"inputText", "dimensions"}`, one text per call.
+    Titan,
+    /// `cohere.embed-*`: `{"texts", "input_type"}`, all texts in one call.
+    Cohere,
+}
+
+fn embedder(model: &str) -> Result<Embedder, ApiError> {
+    if model.contains("titan-embed") {
+        Ok(Embedder::Titan)
+    } else if model.contains("cohere.embed") {
+        Ok(Embedder::Cohere)
+    } else {
+        Err(ApiError::invalid(
+            Some("model"),
+            format!("`bedrock/{model}` is not a Bedrock embedding model the gateway knows (amazon.titan-embed-* or cohere.embed-*)."),
+        ))
+    }
+}
+
+/// The InvokeModel calls (`/model/{model-id}/invoke`) for an OpenAI embeddings body: one per
+/// input for Titan, one for all inputs for Cohere.
+pub fn embeddings_calls(
+    endpoint: &Endpoint,
+    target: &Target,
+    body: &Map<String, Value>,
+) -> Result<Vec<Call>, ApiError> {
+    let kind = embedder(&target.model)?;
+    let texts: Vec<&str> = match body.get("input") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+            items.iter().filter_map(Value::as_str).collect()
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                Some("input"),
+                "Bedrock embeds text only: `input` must be a string or an array of strings (token arrays are not accepted).",
+            ))
+        }
+    };
+    match body.get("encoding_format").and_then(Value::as_str) {
+        None | Some("float") | Some("base64") => {}
+        Some(other) => {
+            return Err(ApiError::invalid(
+                Some("encoding_format"),
+                format!("encoding_format must be float or base64, not {other:?}"),
+            ))
+        }
+    }
+    let dimensions = match body.get("dimensions") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
+            ApiError::invalid(
+                Some("dimensions"),
+                "`dimensions` must be a positive integer.",
+            )
+        })?),
+    };
+    let invoke = |payload: Value| {
+        call(
+            endpoint,
+            target.aws.as_ref(),
+            &target.model,
+            "invoke",
+            serde_json::to_vec(&payload).unwrap_or_default(),
+            "application/json",
+        )
+    };
+    Ok(match kind {
+        Embedder::Titan => texts
+            .into_iter()
+            .map(|text| {
+                let mut payload = json!({"inputText": text});
+                if let Some(d) = dimensions {
+                    payload["dimensions"] = json!(d);
+                }
+                invoke(payload)
+            })
+            .collect(),
+        Embedder::Cohere => {
+            if dimensions.is_some() {
+                return Err(ApiError::invalid(
+                    Some("dimensions"),
+                    "Cohere embedding models on Bedrock do not take `dimensions`.",
+                ));
+            }
+            let input_type = body
+                .get("input_type")
+                .and_then(Value::as_str)
+                .unwrap_or("search_document");
+            vec![invoke(json!({"texts": texts, "input_type": input_type}))]
+        }
+    })
+}
+
+/// The 2xx InvokeModel answers (each with Bedrock's `x-amzn-bedrock-input-token-count`
+/// header, when sent) → one OpenAI embeddings list.
+pub fn embeddings_response(
+    model: &str,
+    answers: &[(Vec<u8>, Option<u64>)],
+    base64: bool,
+) -> Result<Reply, ApiError> {
+    let bad = |why: &str| {
+        ApiError::bad_gateway(
+            "upstream_bad_response",
+            format!("The provider's embeddings answer is not usable: {why}."),
+        )
+    };
+    let mut vectors: Vec<Value> = Vec::new();
+    let mut tokens: Option<u64> = None;
+    for (bytes, counted) in answers {
+        let answer: Value = serde_json::from_slice(bytes).map_err(|_| bad("not JSON"))?;
+        let counted = answer
+            .get("inputTextTokenCount")
+            .and_then(Value::as_u64)
+            .or(*counted);
+        if let Some(n) = counted {
+            tokens = Some(tokens.unwrap_or(0) + n);
+        }
+        if let Some(e) = answer.get("embedding").filter(|e| e.is_array()) {
+            vectors.push(e.clone());
+        } else if let Some(list) = answer.get("embeddings") {
+            // Cohere: a list of vectors, or `{"float": [...]}` with embedding_types.
+            let list = list.get("float").unwrap_or(list);
+            let list = list
+                .as_array()
+                .ok_or_else(|| bad("`embeddings` is not a list"))?;
+            vectors.extend(list.iter().cloned());
+        } else {
+            return Err(bad("no `embedding` or `embeddings`"));
+        }
+    }
+    let mut data = Vec::with_capacity(vectors.len());
+    for (index, values) in vectors.into_iter().enumerate() {
+        let values = values
+            .as_array()
+            .ok_or_else(|| bad("an embedding is not a list"))?;
+        let embedding = if base64 {
+            use base64::Engine;
+            let bytes: Vec<u8> = values
+                .iter()
+                .flat_map(|v| (v.as_f64().unwrap_or(0.0) as f32).to_le_bytes())
+                .collect();
+            json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+        } else {
+            Value::Array(values.clone())
+        };
+        data.push(json!({"object": "embedding", "index": index, "embedding": embedding}));
+    }
+    let usage = tokens.map(|n| json!({"prompt_tokens": n, "total_tokens": n}));
+    let list = json!({"object": "list", "data": data, "model": model, "usage": usage});
+    Ok(Reply {
+        body: serde_json::to_vec(&list).unwrap_or_default(),
+        usage,
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -405,9 +405,12 @@ pub fn embeddings_request(target: &Target, body: Map<String, Value>) -> Result<C
                 target.model
             ),
         )),
-        Provider::Bedrock => Err(ApiError::invalid(
-            Some("model"),
-            "The gateway does not serve Bedrock embeddings yet.",
+        // One call per input: the embeddings handler uses bedrock::embeddings_calls.
+        Provider::Bedrock => Err(ApiError::new(
+            500,
+            "server_error",
+            None,
+            "Bedrock embeddings are made by bedrock::embeddings_calls.",
         )),
         Provider::Mock => Err(ApiError::new(
             500,
@@ -432,9 +435,12 @@ pub fn embeddings_response(
             Some("model"),
             "Anthropic has no embeddings API.",
         )),
-        Provider::Bedrock => Err(ApiError::invalid(
-            Some("model"),
-            "The gateway does not serve Bedrock embeddings yet.",
+        // One call per input: the embeddings handler uses bedrock::embeddings_calls.
+        Provider::Bedrock => Err(ApiError::new(
+            500,
+            "server_error",
+            None,
+            "Bedrock embeddings are made by bedrock::embeddings_calls.",
         )),
     }
 }

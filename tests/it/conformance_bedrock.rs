@@ -470,3 +470,113 @@ fn corrupted_stream_is_an_sse_error() {
         assert_eq!(last["error"]["type"], "upstream_error");
     }
 }
+
+#[test]
+fn titan_embeddings_are_one_signed_invoke_per_input() {
+    let upstream = MockUpstream::always(answer(200, "embed_titan_response.json"));
+    let gw = gateway(&upstream, &[]);
+    let reply = post_json(
+        gw.addr,
+        "/v1/embeddings",
+        &json!({"model": "bedrock/amazon.titan-embed-text-v2:0", "input": ["hello", "world"], "dimensions": 256}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let v = reply.json();
+    assert_eq!(v["object"], "list");
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    assert_eq!(v["data"][1]["index"], 1);
+    assert_eq!(v["usage"]["prompt_tokens"], 6);
+    let requests = upstream.requests();
+    assert_eq!(requests.len(), 2);
+    for (request, text) in requests.iter().zip(["hello", "world"]) {
+        assert_eq!(request.path, "/model/amazon.titan-embed-text-v2%3A0/invoke");
+        assert_signed(request);
+        assert_eq!(
+            request.json(),
+            json!({"inputText": text, "dimensions": 256})
+        );
+    }
+}
+
+#[test]
+fn cohere_embeddings_on_bedrock_are_one_invoke() {
+    let upstream = MockUpstream::always(
+        answer(200, "embed_cohere_response.json")
+            .with_header("x-amzn-bedrock-input-token-count", "2"),
+    );
+    let gw = gateway(
+        &upstream,
+        &[("AWS_BEARER_TOKEN_BEDROCK", "bedrock-api-key-fake-123")],
+    );
+    let reply = post_json(
+        gw.addr,
+        "/v1/embeddings",
+        &json!({"model": "bedrock/cohere.embed-english-v3", "input": ["hello", "world"]}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let v = reply.json();
+    assert_eq!(v["data"][1]["embedding"], json!([-0.125, 1.0]));
+    assert_eq!(v["usage"]["total_tokens"], 2);
+    let request = upstream.only_request();
+    assert_eq!(
+        request.json(),
+        json!({"texts": ["hello", "world"], "input_type": "search_document"})
+    );
+    assert_eq!(
+        request.header("authorization"),
+        Some("Bearer bedrock-api-key-fake-123")
+    );
+}
+
+#[test]
+fn an_embedding_error_answers_for_the_whole_request() {
+    let upstream = MockUpstream::start(|request| {
+        if request.json()["inputText"] == "world" {
+            answer(429, "error_429.json")
+        } else {
+            answer(200, "embed_titan_response.json")
+        }
+    });
+    let gw = gateway(&upstream, &[]);
+    let reply = post_json(
+        gw.addr,
+        "/v1/embeddings",
+        &json!({"model": "bedrock/amazon.titan-embed-text-v2:0", "input": ["hello", "world"]}),
+    );
+    let error = assert_error(&reply, 429);
+    assert_eq!(
+        error["message"],
+        fixture_json("bedrock/error_429.json")["message"]
+    );
+}
+
+#[test]
+fn chat_models_are_not_embedding_models() {
+    let upstream = MockUpstream::always(answer(200, "response_plain_chat.json"));
+    let gw = gateway(&upstream, &[]);
+    let reply = post_json(
+        gw.addr,
+        "/v1/embeddings",
+        &json!({"model": MODEL, "input": "hi"}),
+    );
+    assert_eq!(assert_error(&reply, 400)["param"], "model");
+    assert!(upstream.requests().is_empty());
+}
+
+#[test]
+fn a_bedrock_api_key_alone_is_enough() {
+    let upstream = MockUpstream::always(answer(200, "response_plain_chat.json"));
+    let base = root(&upstream);
+    let gw = Gateway::start(&[
+        ("BEDROCK_API_BASE", base.as_str()),
+        ("AWS_BEARER_TOKEN_BEDROCK", "bedrock-api-key-fake-123"),
+    ]);
+    completion(&chat(
+        &gw,
+        json!({"model": MODEL, "messages": user("Hello")}),
+    ));
+    assert_eq!(
+        upstream.only_request().header("authorization"),
+        Some("Bearer bedrock-api-key-fake-123")
+    );
+}

@@ -287,3 +287,74 @@ fn an_exception_in_the_stream_is_an_error() {
     assert_eq!(e.status, 429);
     assert!(e.message.contains("Too many tokens"));
 }
+
+fn embed_target(model: &str) -> (Endpoint, Target) {
+    let endpoint = Endpoint {
+        base_url: "http://127.0.0.1:9".into(),
+        api_key: None,
+    };
+    let target = Target {
+        aws: Some(Auth::Bearer("k".into())),
+        ..Target::new(Provider::Bedrock, model, Some(endpoint.clone()))
+    };
+    (endpoint, target)
+}
+
+#[test]
+fn titan_embeds_one_input_per_call_and_cohere_all_in_one() {
+    let (endpoint, target) = embed_target("amazon.titan-embed-text-v2:0");
+    let calls = embeddings_calls(
+        &endpoint,
+        &target,
+        &body(json!({"input": ["a", "b"], "dimensions": 256})),
+    )
+    .unwrap();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        calls[0].url,
+        "http://127.0.0.1:9/model/amazon.titan-embed-text-v2%3A0/invoke"
+    );
+    let sent: Value = serde_json::from_slice(&calls[1].body).unwrap();
+    assert_eq!(sent, json!({"inputText": "b", "dimensions": 256}));
+
+    let (endpoint, target) = embed_target("cohere.embed-english-v3");
+    let calls = embeddings_calls(&endpoint, &target, &body(json!({"input": ["a", "b"]}))).unwrap();
+    assert_eq!(calls.len(), 1);
+    let sent: Value = serde_json::from_slice(&calls[0].body).unwrap();
+    assert_eq!(
+        sent,
+        json!({"texts": ["a", "b"], "input_type": "search_document"})
+    );
+
+    let (endpoint, target) = embed_target("anthropic.claude-3-5-haiku-20241022-v1:0");
+    let e = embeddings_calls(&endpoint, &target, &body(json!({"input": "a"})))
+        .err()
+        .unwrap();
+    assert_eq!(e.param.as_deref(), Some("model"));
+    let (endpoint, target) = embed_target("amazon.titan-embed-text-v2:0");
+    let e = embeddings_calls(&endpoint, &target, &body(json!({"input": [1, 2]})))
+        .err()
+        .unwrap();
+    assert_eq!(e.param.as_deref(), Some("input"));
+}
+
+#[test]
+fn embedding_answers_become_one_list() {
+    let titan = serde_json::to_vec(&fixture("embed_titan_response.json")).unwrap();
+    let r = embeddings_response("m", &[(titan.clone(), None), (titan, None)], false).unwrap();
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["data"][1]["index"], 1);
+    assert_eq!(v["data"][1]["embedding"], json!([0.125, -0.5, 0.25, 1.0]));
+    assert_eq!(v["usage"]["prompt_tokens"], 6);
+    let cohere = serde_json::to_vec(&fixture("embed_cohere_response.json")).unwrap();
+    let r = embeddings_response("m", &[(cohere, Some(4))], true).unwrap();
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(v["data"][1]["embedding"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(bytes[..4], (-0.125f32).to_le_bytes());
+    assert_eq!(v["usage"]["total_tokens"], 4);
+    assert!(embeddings_response("m", &[(b"{}".to_vec(), None)], false).is_err());
+}
