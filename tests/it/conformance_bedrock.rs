@@ -580,3 +580,26 @@ fn a_bedrock_api_key_alone_is_enough() {
         Some("Bearer bedrock-api-key-fake-123")
     );
 }
+
+/// `tests/sdk/provider_bedrock.py`: the real OpenAI Python SDK through the gateway to a mock
+/// Bedrock Runtime (streams as binary event-stream messages). Skipped (with a note) without
+/// the project's virtualenv.
+#[test]
+fn openai_python_sdk_through_bedrock() {
+    let Some(python) = crate::sdk::python_or_skip() else {
+        return;
+    };
+    let upstream = MockUpstream::start(|request| {
+        let body = request.json();
+        let streamed = request.path.ends_with("/converse-stream");
+        match (streamed, body.get("toolConfig").is_some()) {
+            _ if request.path.ends_with("/invoke") => answer(200, "embed_titan_response.json"),
+            (true, true) => stream("stream_tool_call.json"),
+            (true, false) => stream("stream_text.json"),
+            (false, true) => answer(200, "response_tool_call.json"),
+            (false, false) => answer(200, "response_plain_chat.json"),
+        }
+    });
+    let gw = gateway(&upstream, &[]);
+    crate::sdk::pytest(python, gw.addr, &["tests/sdk/provider_bedrock.py"]);
+}
