@@ -30,6 +30,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("<PROVIDER>_API_BASE", "(per provider)", "base URL of that vendor with its version path, e.g. OLLAMA_API_BASE=http://127.0.0.1:11434/v1; required for vllm, hosted_vllm and openai_compatible"),
     ("AZURE_API_KEY", "", "API key for Azure OpenAI, azure/<deployment> (sent as the api-key header)"),
     ("AZURE_API_BASE", "", "Azure OpenAI resource URL, https://<resource>.openai.azure.com (the gateway appends /openai/deployments/<deployment>/…)"),
+    ("AWS_ACCESS_KEY_ID", "", "AWS access key for AWS Bedrock, bedrock/<model-id> (requests are SigV4-signed)"),
+    ("AWS_SECRET_ACCESS_KEY", "", "AWS secret key that goes with AWS_ACCESS_KEY_ID"),
+    ("AWS_SESSION_TOKEN", "", "session token of temporary AWS credentials (sent as x-amz-security-token)"),
+    ("AWS_REGION", "us-east-1", "AWS region of Bedrock (alias: AWS_DEFAULT_REGION)"),
+    ("AWS_BEARER_TOKEN_BEDROCK", "", "a Bedrock API key, sent as Authorization: Bearer instead of signing (wins over the access keys)"),
+    ("BEDROCK_API_BASE", "https://bedrock-runtime.<region>.amazonaws.com", "root URL of Bedrock Runtime (the gateway appends /model/<model-id>/converse and the like)"),
     ("AZURE_API_VERSION", "2024-10-21", "the api-version query parameter sent to Azure OpenAI"),
     ("MODELS_CACHE_SECS", "300", "how long /v1/models keeps each provider's model list before asking it again"),
     ("DROP_UNSUPPORTED_PARAMS", "false", "true drops request parameters a provider cannot honour (the interactions log lists them) instead of answering 400"),
@@ -103,6 +109,7 @@ pub struct Config {
     /// name (a key may be unset).
     pub compat: BTreeMap<&'static str, Endpoint>,
     pub azure: Azure,
+    pub bedrock: Bedrock,
     /// How long a provider's model list is kept for `/v1/models`.
     pub models_cache: Duration,
     pub drop_unsupported_params: bool,
@@ -161,6 +168,17 @@ pub struct Azure {
     pub base_url: Option<String>,
     pub api_key: Option<String>,
     pub api_version: String,
+}
+
+/// AWS Bedrock's settings: where it is and the credentials that sign for it.
+#[derive(Clone)]
+pub struct Bedrock {
+    pub base_url: String,
+    pub region: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub bearer_token: Option<String>,
 }
 
 /// A variable with an invalid value.
@@ -251,6 +269,20 @@ impl Config {
             api_key: get("AZURE_API_KEY"),
             api_version: get("AZURE_API_VERSION").unwrap_or_else(|| "2024-10-21".into()),
         };
+        let region = get("AWS_REGION")
+            .or_else(|| get("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into());
+        let bedrock = Bedrock {
+            base_url: match get("BEDROCK_API_BASE") {
+                Some(base) => parse_url("BEDROCK_API_BASE", &base)?,
+                None => format!("https://bedrock-runtime.{region}.amazonaws.com"),
+            },
+            region,
+            access_key_id: get("AWS_ACCESS_KEY_ID"),
+            secret_access_key: get("AWS_SECRET_ACCESS_KEY"),
+            session_token: get("AWS_SESSION_TOKEN"),
+            bearer_token: get("AWS_BEARER_TOKEN_BEDROCK"),
+        };
         let max_connections = parse_count(&get, "MAX_CONNECTIONS", 4096)?;
         Ok(Config {
             host: parse(&get, "HOST", "127.0.0.1".parse().unwrap(), "an IP address")?,
@@ -259,6 +291,7 @@ impl Config {
             natives,
             compat,
             azure,
+            bedrock,
             models_cache: parse_secs(&get, "MODELS_CACHE_SECS", 300.0)?,
             drop_unsupported_params: parse_bool(&get, "DROP_UNSUPPORTED_PARAMS")?,
             server: ServerConfig {

@@ -74,6 +74,7 @@ impl<'a> Exchange<'a> {
             Provider::Gemini => target.endpoint.as_ref().map(|e| e.base_url.clone()),
             Provider::Anthropic => target.endpoint.as_ref().map(|e| e.base_url.clone()),
             Provider::Cohere => target.endpoint.as_ref().map(|e| e.base_url.clone()),
+            Provider::Bedrock => target.endpoint.as_ref().map(|e| e.base_url.clone()),
         };
     }
 

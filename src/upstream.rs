@@ -11,6 +11,7 @@ use ureq::Body;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::providers::bedrock::eventstream;
 
 /// Largest non-stream response body read from a provider (large embedding batches included).
 const MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
@@ -100,9 +101,18 @@ impl Answer {
             .map_err(|e| transport_error(e, "reading the provider's response"))
     }
 
-    /// The body as a stream of SSE events.
+    /// The body as a stream of events: SSE, or AWS event-stream messages when the provider
+    /// answered `application/vnd.amazon.eventstream` (Bedrock).
     pub fn into_events(self) -> EventReader {
-        EventReader::new(self.response.into_body().into_reader())
+        let binary = self
+            .header("content-type")
+            .is_some_and(|t| t.starts_with(eventstream::CONTENT_TYPE));
+        let body = self.response.into_body().into_reader();
+        if binary {
+            EventReader::event_stream(body)
+        } else {
+            EventReader::new(body)
+        }
     }
 }
 
@@ -212,10 +222,22 @@ pub struct SseEvent {
     pub data: String,
 }
 
-/// Reads SSE events one at a time from a provider's body, as they arrive.
+/// Reads SSE events one at a time from a provider's body, as they arrive; or, made with
+/// [`EventReader::event_stream`], AWS event-stream messages, each decoded (checksums checked)
+/// into an [`SseEvent`] named by its event type, so the relay stays the same.
 pub struct EventReader {
     reader: BufReader<Box<dyn Read + Send>>,
     line: Vec<u8>,
+    binary: bool,
+}
+
+/// A read failure as the relay sees it.
+fn stream_error(e: io::Error) -> StreamError {
+    match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => StreamError::Idle,
+        _ if e.to_string().contains("timeout") => StreamError::Idle,
+        _ => StreamError::Broken(e.to_string()),
+    }
 }
 
 /// Why the event stream stopped.
@@ -234,7 +256,57 @@ impl EventReader {
             // enough to find line ends, and every open stream holds one.
             reader: BufReader::with_capacity(4 * 1024, Box::new(body)),
             line: Vec::with_capacity(512),
+            binary: false,
         }
+    }
+
+    /// A reader of AWS event-stream messages (`application/vnd.amazon.eventstream`).
+    pub fn event_stream(body: impl Read + Send + 'static) -> Self {
+        EventReader {
+            binary: true,
+            ..EventReader::new(body)
+        }
+    }
+
+    /// Fills `line[range]` unless the body ends first; the number of bytes read.
+    fn read_full(&mut self, range: std::ops::Range<usize>) -> Result<usize, StreamError> {
+        let mut filled = range.start;
+        while filled < range.end {
+            match self.reader.read(&mut self.line[filled..range.end]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(stream_error(e)),
+            }
+        }
+        Ok(filled - range.start)
+    }
+
+    /// The next event-stream message as an event, `Ok(None)` at the end of the body.
+    fn next_message(&mut self) -> Result<Option<SseEvent>, StreamError> {
+        let cut = || StreamError::Broken("the event stream ended inside a message".into());
+        self.line.clear();
+        self.line.resize(eventstream::PRELUDE, 0);
+        match self.read_full(0..eventstream::PRELUDE)? {
+            0 => return Ok(None),
+            n if n < eventstream::PRELUDE => return Err(cut()),
+            _ => {}
+        }
+        let prelude: [u8; eventstream::PRELUDE] = self.line[..eventstream::PRELUDE]
+            .try_into()
+            .map_err(|_| cut())?;
+        let total = eventstream::total_length(&prelude).map_err(StreamError::Broken)?;
+        if total > MAX_EVENT_BYTES {
+            return Err(StreamError::Broken(format!(
+                "an event exceeded {MAX_EVENT_BYTES} bytes"
+            )));
+        }
+        self.line.resize(total, 0);
+        if self.read_full(eventstream::PRELUDE..total)? < total - eventstream::PRELUDE {
+            return Err(cut());
+        }
+        let message = eventstream::decode(&self.line).map_err(StreamError::Broken)?;
+        Ok(Some(message.into_event()))
     }
 
     /// Reads what is left of a finished stream (at most `max` bytes), so the connection ends
@@ -248,6 +320,13 @@ impl EventReader {
     /// Whether a whole further event has already been received (its blank line is in the
     /// buffer), so reading it cannot wait on the network.
     pub fn has_complete_event(&self) -> bool {
+        if self.binary {
+            let buffered = self.reader.buffer();
+            return buffered.len() >= eventstream::PRELUDE
+                && u32::from_be_bytes([buffered[0], buffered[1], buffered[2], buffered[3]])
+                    as usize
+                    <= buffered.len();
+        }
         self.reader
             .buffer()
             .windows(2)
@@ -256,6 +335,9 @@ impl EventReader {
 
     /// The next event, `Ok(None)` at the end of the body.
     pub fn next_event(&mut self) -> Result<Option<SseEvent>, StreamError> {
+        if self.binary {
+            return self.next_message();
+        }
         let mut event = SseEvent::default();
         let mut has_data = false;
         let mut size = 0usize;
@@ -264,11 +346,7 @@ impl EventReader {
             let n = (&mut self.reader)
                 .take((MAX_EVENT_BYTES - size) as u64 + 1)
                 .read_until(b'\n', &mut self.line)
-                .map_err(|e| match e.kind() {
-                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => StreamError::Idle,
-                    _ if e.to_string().contains("timeout") => StreamError::Idle,
-                    _ => StreamError::Broken(e.to_string()),
-                })?;
+                .map_err(stream_error)?;
             if n == 0 {
                 return Ok(has_data.then_some(event));
             }
@@ -338,6 +416,33 @@ mod tests {
         let mut r = EventReader::new(io::Cursor::new(b"data: 1\n\ndata: 2\r\n\r\n".to_vec()));
         r.next_event().unwrap();
         assert!(r.has_complete_event());
+    }
+
+    #[test]
+    fn event_stream_messages_are_read_one_at_a_time_and_checked() {
+        let mut bytes = eventstream::encode_event("messageStart", r#"{"role":"assistant"}"#);
+        bytes.extend(eventstream::encode_event("messageStop", "{}"));
+        let mut r = EventReader::event_stream(io::Cursor::new(bytes.clone()));
+        let first = r.next_event().unwrap().unwrap();
+        assert_eq!(first.event.as_deref(), Some("messageStart"));
+        assert_eq!(first.data, r#"{"role":"assistant"}"#);
+        assert!(r.has_complete_event());
+        assert_eq!(
+            r.next_event().unwrap().unwrap().event.as_deref(),
+            Some("messageStop")
+        );
+        assert!(!r.has_complete_event());
+        assert!(r.next_event().unwrap().is_none());
+
+        let mut corrupt = bytes.clone();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 1;
+        let mut r = EventReader::event_stream(io::Cursor::new(corrupt));
+        r.next_event().unwrap();
+        assert!(matches!(r.next_event(), Err(StreamError::Broken(_))));
+        let mut r = EventReader::event_stream(io::Cursor::new(bytes[..bytes.len() - 3].to_vec()));
+        r.next_event().unwrap();
+        assert!(matches!(r.next_event(), Err(StreamError::Broken(_))));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::events::{Body, Outcome};
 use crate::handlers::{json_object, model_name, optional_bool};
 use crate::http::{ClientGone, Responder, Stream};
+use crate::providers::bedrock::eventstream::CONTENT_TYPE as EVENT_STREAM;
 use crate::providers::{self, mock, Emit, Provider, Target};
 use crate::reply::{end_with_error, sse_data, unix_now, Exchange};
 use crate::upstream::{self, StreamError};
@@ -38,6 +39,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
         Provider::Anthropic => remote_chat(x, res, &target, body, stream),
         Provider::Azure => remote_chat(x, res, &target, body, stream),
         Provider::Cohere => remote_chat(x, res, &target, body, stream),
+        Provider::Bedrock => remote_chat(x, res, &target, body, stream),
     }
 }
 
@@ -198,7 +200,7 @@ fn remote_chat(
     let forwarded = providers::forwarded_headers(&answer);
     let is_sse = answer
         .header("content-type")
-        .is_some_and(|t| t.starts_with("text/event-stream"));
+        .is_some_and(|t| t.starts_with("text/event-stream") || t.starts_with(EVENT_STREAM));
     if !(200..300).contains(&status) || !stream || !is_sse {
         let bytes = answer.read_body()?;
         let upstream_time = started.elapsed();

@@ -11,7 +11,7 @@ use crate::events::Body;
 use crate::handlers::{json_object, model_name};
 use crate::http::Responder;
 use crate::providers::mock::EmbeddingInput;
-use crate::providers::{self, mock, Provider, Target};
+use crate::providers::{self, bedrock, mock, Provider, Target};
 use crate::reply::Exchange;
 use crate::upstream;
 
@@ -57,6 +57,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
         Provider::Anthropic => remote_embeddings(x, res, &target, body),
         Provider::Azure => remote_embeddings(x, res, &target, body),
         Provider::Cohere => remote_embeddings(x, res, &target, body),
+        Provider::Bedrock => bedrock_embeddings(x, res, &target, body),
     }
 }
 
@@ -96,6 +97,62 @@ fn remote_embeddings(
     headers.push((name.into(), ms));
     headers.extend(cost);
     let _ = x.send_json(res, status, reply.body, headers);
+    Ok(())
+}
+
+/// Embeddings from Bedrock (InvokeModel): Titan takes one text per call, so the inputs are
+/// sent one after another and their answers joined; the first error answers for all.
+fn bedrock_embeddings(
+    x: &Exchange<'_>,
+    res: &mut Responder<'_>,
+    target: &Target,
+    body: Map<String, Value>,
+) -> Result<(), ApiError> {
+    let base64 = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
+    let endpoint = target
+        .endpoint
+        .as_ref()
+        .ok_or_else(|| ApiError::new(500, "server_error", None, "Bedrock has no endpoint."))?;
+    let calls = bedrock::embeddings_calls(endpoint, target, &body)?;
+    let started = Instant::now();
+    let mut sent_bodies = Vec::new();
+    let mut answers = Vec::with_capacity(calls.len());
+    let mut headers = Vec::new();
+    for call in &calls {
+        let mut answer = upstream::post(x.gw.agents.get(), call)?;
+        let status = answer.status();
+        let bytes = answer.read_body()?;
+        headers = providers::forwarded_headers(&answer);
+        if x.keeps_bodies() {
+            sent_bodies.push(serde_json::from_slice(&call.body).unwrap_or(Value::Null));
+        }
+        if !(200..300).contains(&status) {
+            x.record().upstream_latency = Some(started.elapsed());
+            let mut e = providers::parse_error(target, status, &bytes);
+            e.headers
+                .retain(|(n, _)| headers.iter().all(|(f, _)| f != n));
+            e.headers.extend(headers);
+            return Err(e);
+        }
+        let counted = answer
+            .header("x-amzn-bedrock-input-token-count")
+            .and_then(|n| n.parse().ok());
+        answers.push((bytes, counted));
+    }
+    let upstream_time = started.elapsed();
+    x.record().upstream_latency = Some(upstream_time);
+    if x.keeps_bodies() {
+        x.record().request_body = Some(Body::Value(Value::Array(sent_bodies)));
+    }
+    let reply = bedrock::embeddings_response(&target.model, &answers, base64)?;
+    if x.keeps_bodies() {
+        x.record().response_body = Some(Body::Raw(reply.body.clone()));
+    }
+    let cost = x.set_usage(reply.usage);
+    let (name, ms) = x.overhead(upstream_time);
+    headers.push((name.into(), ms));
+    headers.extend(cost);
+    let _ = x.send_json(res, 200, reply.body, headers);
     Ok(())
 }
 

@@ -19,6 +19,7 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod bedrock;
 pub mod cohere;
 pub mod compat;
 pub mod gemini;
@@ -40,6 +41,8 @@ pub enum Provider {
     /// Azure OpenAI (the OpenAI dialect, addressed by deployment).
     Azure,
     Cohere,
+    /// AWS Bedrock (Converse), `bedrock/<model-id>`.
+    Bedrock,
 }
 
 impl Provider {
@@ -51,6 +54,7 @@ impl Provider {
             Provider::Anthropic => "anthropic",
             Provider::Azure => "azure",
             Provider::Cohere => "cohere",
+            Provider::Bedrock => "bedrock",
         }
     }
 }
@@ -80,6 +84,8 @@ pub struct Target {
     pub vendor: Option<&'static compat::Vendor>,
     /// Azure: the `api-version` query parameter.
     pub api_version: Option<String>,
+    /// Bedrock: how requests are signed.
+    pub aws: Option<bedrock::Auth>,
 }
 
 impl Target {
@@ -90,6 +96,7 @@ impl Target {
             endpoint,
             vendor: None,
             api_version: None,
+            aws: None,
         }
     }
 
@@ -100,7 +107,7 @@ impl Target {
 }
 
 /// The 401 for a provider whose key is not set.
-fn missing_key(requested: &str, name: &str, var: &str) -> ApiError {
+pub(crate) fn missing_key(requested: &str, name: &str, var: &str) -> ApiError {
     ApiError::new(
         401,
         "authentication_error",
@@ -126,6 +133,9 @@ fn resolve_table(
             ),
         )
     };
+    if name == "bedrock" {
+        return bedrock::target(config, requested, model);
+    }
     if name == "azure" {
         let azure = &config.azure;
         return match (&azure.base_url, &azure.api_key) {
@@ -260,6 +270,7 @@ pub enum ChatStream {
     Gemini(gemini::StreamState),
     Anthropic(anthropic::StreamState),
     Cohere(cohere::StreamState),
+    Bedrock(bedrock::StreamState),
 }
 
 impl ChatStream {
@@ -270,6 +281,7 @@ impl ChatStream {
             ChatStream::Gemini(state) => state.on_event(event),
             ChatStream::Anthropic(state) => state.on_event(event),
             ChatStream::Cohere(state) => state.on_event(event),
+            ChatStream::Bedrock(state) => state.on_event(event),
         }
     }
 }
@@ -341,6 +353,9 @@ pub fn chat_request(
             anthropic::chat_request(endpoint, &target.model, body, stream, context)
         }
         Provider::Cohere => cohere::chat_request(endpoint, &target.model, body, stream, context),
+        Provider::Bedrock => {
+            bedrock::chat_request(endpoint, target, body, stream, context.drop_unsupported)
+        }
         Provider::Mock => Err(ApiError::new(
             500,
             "server_error",
@@ -357,6 +372,7 @@ pub fn chat_response(target: &Target, body: Vec<u8>) -> Result<Reply, ApiError> 
         Provider::OpenAI | Provider::Azure | Provider::Mock => openai::response(body),
         Provider::Anthropic => anthropic::response(&body),
         Provider::Cohere => cohere::response(&target.model, &body),
+        Provider::Bedrock => bedrock::response(&target.model, &body),
     }
 }
 
@@ -369,6 +385,7 @@ pub fn chat_stream(target: &Target) -> ChatStream {
         }
         Provider::Anthropic => ChatStream::Anthropic(anthropic::StreamState::new()),
         Provider::Cohere => ChatStream::Cohere(cohere::StreamState::new(&target.model)),
+        Provider::Bedrock => ChatStream::Bedrock(bedrock::StreamState::new(&target.model)),
     }
 }
 
@@ -379,6 +396,7 @@ pub fn parse_error(target: &Target, status: u16, body: &[u8]) -> ApiError {
         Provider::OpenAI | Provider::Azure | Provider::Mock => openai::parse_error(status, body),
         Provider::Anthropic => anthropic::parse_error(status, body),
         Provider::Cohere => cohere::parse_error(status, body),
+        Provider::Bedrock => bedrock::parse_error(status, body),
     }
 }
 
@@ -401,6 +419,13 @@ pub fn embeddings_request(target: &Target, body: Map<String, Value>) -> Result<C
                 "`{}` is an Anthropic model, and Anthropic has no embeddings API.",
                 target.model
             ),
+        )),
+        // One call per input: the embeddings handler uses bedrock::embeddings_calls.
+        Provider::Bedrock => Err(ApiError::new(
+            500,
+            "server_error",
+            None,
+            "Bedrock embeddings are made by bedrock::embeddings_calls.",
         )),
         Provider::Mock => Err(ApiError::new(
             500,
@@ -425,6 +450,13 @@ pub fn embeddings_response(
         Provider::Anthropic => Err(ApiError::invalid(
             Some("model"),
             "Anthropic has no embeddings API.",
+        )),
+        // One call per input: the embeddings handler uses bedrock::embeddings_calls.
+        Provider::Bedrock => Err(ApiError::new(
+            500,
+            "server_error",
+            None,
+            "Bedrock embeddings are made by bedrock::embeddings_calls.",
         )),
     }
 }

@@ -6,6 +6,7 @@ mod support;
 mod api_docs;
 mod cli;
 mod conformance_anthropic;
+mod conformance_bedrock;
 mod conformance_cohere;
 mod conformance_compat;
 mod conformance_gemini;

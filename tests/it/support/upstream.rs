@@ -46,6 +46,8 @@ pub enum Step {
     Event(String),
     /// Raw bytes written as one chunk.
     Raw(String),
+    /// Binary bytes written as one chunk (AWS event-stream messages).
+    Bytes(Vec<u8>),
     /// Waits this long before the next step.
     Pause(Duration),
     /// Waits until the test sends on (or drops) the gate's sender.
@@ -282,6 +284,12 @@ fn play(stream: &mut TcpStream, steps: Vec<Step>) -> bool {
         let written = match step {
             Step::Event(data) => stream.write_all(chunk(&format!("data: {data}\n\n")).as_bytes()),
             Step::Raw(text) => stream.write_all(chunk(&text).as_bytes()),
+            Step::Bytes(bytes) => {
+                let mut out = format!("{:x}\r\n", bytes.len()).into_bytes();
+                out.extend_from_slice(&bytes);
+                out.extend_from_slice(b"\r\n");
+                stream.write_all(&out)
+            }
             Step::Pause(d) => {
                 if !pause(stream, d.min(MAX_HOLD)) {
                     return false;
