@@ -23,3 +23,4 @@ mod interaction_logs;
 mod metrics;
 mod readmes;
 mod sdk;
+mod sdk_relay;

@@ -35,11 +35,17 @@ pub(crate) fn python_or_skip() -> Option<PathBuf> {
 /// Runs pytest on `files` with `GATEWAY_BASE_URL` pointing at the gateway at `addr`; fails
 /// on any failure, and when no test ran.
 pub(crate) fn pytest(python: PathBuf, addr: SocketAddr, files: &[&str]) {
+    pytest_with(python, addr, files, &[]);
+}
+
+/// [`pytest`] with more environment variables for the tests.
+pub(crate) fn pytest_with(python: PathBuf, addr: SocketAddr, files: &[&str], env: &[(&str, &str)]) {
     let output = Command::new(python)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
         .args(files)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("GATEWAY_BASE_URL", format!("http://{addr}/v1"))
+        .envs(env.iter().copied())
         .output()
         .expect("pytest runs");
     let report = format!(
