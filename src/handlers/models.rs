@@ -6,6 +6,14 @@
 //! `MODELS_CACHE_SECS`. A provider that fails is logged and left out (or keeps its last list),
 //! and is asked again after at most [`RETRY_AFTER`]. Ids may contain `/`, which the SDKs send
 //! percent-encoded (`mock%2Fecho`).
+//!
+//! The native providers that have a key are listed too, from their own list endpoints (first
+//! page only, asked for the largest page): Anthropic's `GET {base}/v1/models` (`x-api-key`),
+//! Gemini's `GET {base}/v1beta/models` (`x-goog-api-key`), Cohere's `GET {base}/v1/models`
+//! (bearer), as `provider/model` owned by the provider. Keys go in headers, never in the URL.
+//! Bedrock and Azure are not listed: Bedrock's `ListFoundationModels` is on another host
+//! (`bedrock.{region}`, not `bedrock-runtime`) and signed for another service, and Azure lists
+//! deployments through its management API, not the inference endpoint.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -45,6 +53,20 @@ struct Source {
     headers: Vec<(&'static str, String)>,
     /// Ids become `name/id`.
     prefixed: bool,
+    format: Format,
+}
+
+/// The shape of a provider's model list.
+#[derive(Clone, Copy)]
+enum Format {
+    /// `data[].id`, `created` in seconds.
+    OpenAI,
+    /// `data[].id`, `created_at` in RFC 3339.
+    Anthropic,
+    /// `models[].name` as `models/<id>`.
+    Gemini,
+    /// `models[].name`.
+    Cohere,
 }
 
 fn sources(config: &Config) -> Vec<Source> {
@@ -62,6 +84,7 @@ fn sources(config: &Config) -> Vec<Source> {
             url: format!("{}/models", upstream.base_url),
             headers: bearer(&upstream.api_key),
             prefixed: false,
+            format: Format::OpenAI,
         });
     }
     for vendor in compat::VENDORS {
@@ -77,8 +100,49 @@ fn sources(config: &Config) -> Vec<Source> {
                 url: format!("{}/models", endpoint.base_url),
                 headers: bearer(&endpoint.api_key),
                 prefixed: true,
+                format: Format::OpenAI,
             });
         }
+    }
+    // The native providers with a key (Bedrock and Azure have no list here: see the module doc).
+    for (name, format) in [
+        ("anthropic", Format::Anthropic),
+        ("gemini", Format::Gemini),
+        ("cohere", Format::Cohere),
+    ] {
+        let Some((endpoint, key)) = config
+            .natives
+            .get(name)
+            .and_then(|e| Some((e, e.api_key.as_ref()?)))
+        else {
+            continue;
+        };
+        let mut headers = vec![("accept", "application/json".to_string())];
+        let path = match format {
+            Format::Anthropic => {
+                headers.push(("x-api-key", key.clone()));
+                headers.push((
+                    "anthropic-version",
+                    crate::providers::anthropic::API_VERSION.to_string(),
+                ));
+                "/v1/models?limit=1000"
+            }
+            Format::Gemini => {
+                headers.push(("x-goog-api-key", key.clone()));
+                "/v1beta/models?pageSize=1000"
+            }
+            Format::Cohere | Format::OpenAI => {
+                headers.push(("authorization", format!("Bearer {key}")));
+                "/v1/models?page_size=1000"
+            }
+        };
+        out.push(Source {
+            name,
+            url: format!("{}{path}", endpoint.base_url),
+            headers,
+            prefixed: true,
+            format,
+        });
     }
     out
 }
@@ -97,14 +161,25 @@ fn fetch(gw: &Gateway, source: &Source) -> Result<Vec<Value>, String> {
         return Err(format!("HTTP {status}"));
     }
     let list: Value = serde_json::from_slice(&body).map_err(|_| "not JSON".to_string())?;
-    let items = list["data"]
+    let field = match source.format {
+        Format::OpenAI | Format::Anthropic => "data",
+        Format::Gemini | Format::Cohere => "models",
+    };
+    let items = list[field]
         .as_array()
-        .ok_or_else(|| "no `data` list".to_string())?;
+        .ok_or_else(|| format!("no `{field}` list"))?;
     Ok(items
         .iter()
         .filter_map(|m| {
-            let id = m["id"].as_str()?;
-            let created = m["created"].as_u64().unwrap_or(0);
+            let (id, created) = match source.format {
+                Format::OpenAI => (m["id"].as_str()?, m["created"].as_u64().unwrap_or(0)),
+                Format::Anthropic => (m["id"].as_str()?, rfc3339_secs(&m["created_at"])),
+                Format::Gemini => {
+                    let name = m["name"].as_str()?;
+                    (name.strip_prefix("models/").unwrap_or(name), 0)
+                }
+                Format::Cohere => (m["name"].as_str()?, 0),
+            };
             Some(if source.prefixed {
                 json!({"id": format!("{}/{id}", source.name), "object": "model", "created": created, "owned_by": source.name})
             } else {
@@ -113,6 +188,17 @@ fn fetch(gw: &Gateway, source: &Source) -> Result<Vec<Value>, String> {
             })
         })
         .collect())
+}
+
+/// Seconds since the epoch of an RFC 3339 timestamp; 0 if it is not one.
+fn rfc3339_secs(value: &Value) -> u64 {
+    value
+        .as_str()
+        .and_then(|s| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
+        .unwrap_or(0)
 }
 
 /// Every model the gateway can list now: the mock models, then each provider's (from the cache,

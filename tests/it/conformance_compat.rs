@@ -359,3 +359,115 @@ fn models_listing_survives_a_failing_and_a_silent_provider() {
     assert_eq!(failing.requests().len(), 1);
     assert_eq!(silent.requests().len(), 1);
 }
+
+/// A mock's root URL (a native provider's base has no `/v1`).
+fn root(upstream: &MockUpstream) -> String {
+    upstream.base_url().trim_end_matches("/v1").to_string()
+}
+
+/// A native provider's model list on GET, recorded; 404 for anything else.
+fn list_mock(body: &'static str) -> MockUpstream {
+    MockUpstream::start(move |r: &Recorded| {
+        if r.method == "GET" {
+            Script::json(200, body)
+        } else {
+            Script::json(404, r#"{"error":"not here"}"#)
+        }
+    })
+}
+
+#[test]
+fn models_lists_the_native_providers_that_have_a_key_from_their_own_list_endpoints() {
+    let anthropic = list_mock(
+        r#"{"data":[{"type":"model","id":"claude-sonnet-4-5","display_name":"Claude Sonnet 4.5","created_at":"2025-09-29T00:00:00Z"}],"has_more":false,"first_id":"claude-sonnet-4-5","last_id":"claude-sonnet-4-5"}"#,
+    );
+    let gemini = list_mock(
+        r#"{"models":[{"name":"models/gemini-2.5-flash","displayName":"Gemini 2.5 Flash","supportedGenerationMethods":["generateContent"]},{"name":"models/text-embedding-004"}],"nextPageToken":"abc"}"#,
+    );
+    let cohere = list_mock(
+        r#"{"models":[{"name":"command-a-03-2025","endpoints":["chat"],"context_length":256000},{"name":"embed-v4.0","endpoints":["embed"]}]}"#,
+    );
+    let (a, g, c) = (root(&anthropic), root(&gemini), root(&cohere));
+    let gw = Gateway::start(&[
+        ("ANTHROPIC_API_BASE", a.as_str()),
+        ("ANTHROPIC_API_KEY", "sk-ant-test-fake"),
+        ("GEMINI_API_BASE", g.as_str()),
+        ("GEMINI_API_KEY", "gm-test-fake"),
+        ("COHERE_API_BASE", c.as_str()),
+        ("COHERE_API_KEY", "co-test-fake"),
+    ]);
+    let listing = client::get(gw.addr, "/v1/models").json();
+    let listed = ids(&listing);
+    for id in [
+        "mock/echo",
+        "anthropic/claude-sonnet-4-5",
+        "gemini/gemini-2.5-flash",
+        "gemini/text-embedding-004",
+        "cohere/command-a-03-2025",
+        "cohere/embed-v4.0",
+    ] {
+        assert!(listed.contains(&id.to_string()), "{id} in {listed:?}");
+    }
+    let by_id = |id: &str| -> Value {
+        listing["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let claude = by_id("anthropic/claude-sonnet-4-5");
+    assert_eq!(claude["owned_by"], "anthropic");
+    assert_eq!(claude["object"], "model");
+    assert_eq!(
+        claude["created"], 1759104000,
+        "created_at 2025-09-29T00:00:00Z"
+    );
+    assert_eq!(by_id("gemini/gemini-2.5-flash")["owned_by"], "gemini");
+    assert_eq!(by_id("cohere/embed-v4.0")["owned_by"], "cohere");
+
+    let sent = anthropic.only_request();
+    assert_eq!(sent.method, "GET");
+    assert_eq!(sent.path.split('?').next(), Some("/v1/models"));
+    assert_eq!(sent.header("x-api-key"), Some("sk-ant-test-fake"));
+    assert_eq!(sent.header("anthropic-version"), Some("2023-06-01"));
+    let sent = gemini.only_request();
+    assert_eq!(sent.path.split('?').next(), Some("/v1beta/models"));
+    assert_eq!(sent.header("x-goog-api-key"), Some("gm-test-fake"));
+    assert!(!sent.path.contains("gm-test-fake"), "no key in the URL");
+    let sent = cohere.only_request();
+    assert_eq!(sent.path.split('?').next(), Some("/v1/models"));
+    assert_eq!(sent.header("authorization"), Some("Bearer co-test-fake"));
+
+    let one = client::get(gw.addr, "/v1/models/anthropic%2Fclaude-sonnet-4-5");
+    assert_eq!(one.status, 200, "{}", one.text());
+    assert_eq!(one.json()["owned_by"], "anthropic");
+    assert_eq!(
+        client::get(gw.addr, "/v1/models/gemini/gemini-2.5-flash").status,
+        200
+    );
+    assert_eq!(anthropic.requests().len(), 1, "served from the cache");
+}
+
+#[test]
+fn native_providers_without_a_key_are_not_listed_and_a_failing_one_is_skipped() {
+    let anthropic = MockUpstream::always(Script::json(
+        401,
+        r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
+    ));
+    let cohere = list_mock(r#"{"models":[{"name":"command-r-08-2024"}]}"#);
+    let (a, c) = (root(&anthropic), root(&cohere));
+    let gw = Gateway::start(&[
+        ("ANTHROPIC_API_BASE", a.as_str()),
+        ("ANTHROPIC_API_KEY", "sk-ant-test-fake"),
+        ("COHERE_API_BASE", c.as_str()),
+    ]);
+    let reply = client::get(gw.addr, "/v1/models");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let listed = ids(&reply.json());
+    assert!(listed.contains(&"mock/echo".to_string()));
+    assert!(listed.iter().all(|id| !id.starts_with("anthropic/")));
+    assert_eq!(anthropic.requests().len(), 1);
+    assert!(cohere.requests().is_empty(), "no key, no list");
+}
