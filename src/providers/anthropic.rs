@@ -418,45 +418,17 @@ fn tool_use_block(call: &Value, i: usize, j: usize) -> Result<Value, ApiError> {
 
 /// OpenAI `tools` (functions) → Anthropic tools with `input_schema`.
 fn translate_tools(tools: Option<&Value>) -> Result<Vec<Value>, ApiError> {
-    let tools = match tools {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(t)) => t,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                Some("tools"),
-                "`tools` must be an array.",
-            ))
-        }
-    };
-    tools
-        .iter()
-        .enumerate()
-        .map(|(k, tool)| {
-            let function = tool.get("function").filter(|_| {
-                tool.get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("function")
-                    == "function"
-            });
-            let name = function.and_then(|f| f.get("name")).and_then(Value::as_str);
-            let (Some(function), Some(name)) = (function, name) else {
-                return Err(ApiError::invalid(
-                    Some(&format!("tools[{k}]")),
-                    format!("`tools[{k}]` must be a function tool with a name."),
-                ));
-            };
-            let mut out = json!({"name": name});
-            if let Some(d) = function.get("description").and_then(Value::as_str) {
+    Ok(super::function_tools(tools)?
+        .into_iter()
+        .map(|t| {
+            let mut out = json!({"name": t.name});
+            if let Some(d) = t.description {
                 out["description"] = json!(d);
             }
-            out["input_schema"] = function
-                .get("parameters")
-                .filter(|p| p.is_object())
-                .cloned()
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-            Ok(with_cache_control(out, tool))
+            out["input_schema"] = t.parameters;
+            with_cache_control(out, t.raw)
         })
-        .collect()
+        .collect())
 }
 
 /// OpenAI `tool_choice` → Anthropic's (`required` is `any`, a named function is `tool`).

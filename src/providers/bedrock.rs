@@ -497,46 +497,17 @@ fn tool_use_block(call: &Value, i: usize, j: usize) -> Result<Value, ApiError> {
 
 /// OpenAI `tools` (functions) → Converse `toolSpec`s.
 fn translate_tools(tools: Option<&Value>) -> Result<Vec<Value>, ApiError> {
-    let tools = match tools {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(t)) => t,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                Some("tools"),
-                "`tools` must be an array.",
-            ))
-        }
-    };
-    tools
-        .iter()
-        .enumerate()
-        .map(|(k, tool)| {
-            let function = tool.get("function").filter(|_| {
-                tool.get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("function")
-                    == "function"
-            });
-            let name = function.and_then(|f| f.get("name")).and_then(Value::as_str);
-            let (Some(function), Some(name)) = (function, name) else {
-                return Err(ApiError::invalid(
-                    Some(&format!("tools[{k}]")),
-                    format!("`tools[{k}]` must be a function tool with a name."),
-                ));
-            };
-            let mut spec = json!({"name": name});
-            if let Some(d) = function.get("description").and_then(Value::as_str) {
+    Ok(super::function_tools(tools)?
+        .into_iter()
+        .map(|t| {
+            let mut spec = json!({"name": t.name});
+            if let Some(d) = t.description {
                 spec["description"] = json!(d);
             }
-            let schema = function
-                .get("parameters")
-                .filter(|p| p.is_object())
-                .cloned()
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-            spec["inputSchema"] = json!({"json": schema});
-            Ok(json!({"toolSpec": spec}))
+            spec["inputSchema"] = json!({"json": t.parameters});
+            json!({"toolSpec": spec})
         })
-        .collect()
+        .collect())
 }
 
 /// OpenAI `tool_choice` → Converse's: `None` not given, `Some(None)` `none` (the tools are
@@ -846,17 +817,7 @@ pub fn embeddings_response(
         let values = values
             .as_array()
             .ok_or_else(|| bad("an embedding is not a list"))?;
-        let embedding = if base64 {
-            use base64::Engine;
-            let bytes: Vec<u8> = values
-                .iter()
-                .flat_map(|v| (v.as_f64().unwrap_or(0.0) as f32).to_le_bytes())
-                .collect();
-            json!(base64::engine::general_purpose::STANDARD.encode(bytes))
-        } else {
-            Value::Array(values.clone())
-        };
-        data.push(json!({"object": "embedding", "index": index, "embedding": embedding}));
+        data.push(super::embedding_item(index, values, base64));
     }
     let usage = tokens.map(|n| json!({"prompt_tokens": n, "total_tokens": n}));
     let list = json!({"object": "list", "data": data, "model": model, "usage": usage});

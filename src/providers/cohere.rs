@@ -15,7 +15,6 @@
 
 pub mod stream;
 
-use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use crate::config::Endpoint;
@@ -371,45 +370,17 @@ fn tool_call(call: &Value, i: usize, j: usize) -> Result<Value, ApiError> {
 
 /// OpenAI function `tools` → v2 tools (the same shape, unknown keys left out).
 fn translate_tools(tools: Option<&Value>) -> Result<Vec<Value>, ApiError> {
-    let tools = match tools {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(t)) => t,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                Some("tools"),
-                "`tools` must be an array.",
-            ))
-        }
-    };
-    tools
-        .iter()
-        .enumerate()
-        .map(|(k, tool)| {
-            let function = tool.get("function").filter(|_| {
-                tool.get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("function")
-                    == "function"
-            });
-            let name = function.and_then(|f| f.get("name")).and_then(Value::as_str);
-            let (Some(function), Some(name)) = (function, name) else {
-                return Err(ApiError::invalid(
-                    Some(&format!("tools[{k}]")),
-                    format!("`tools[{k}]` must be a function tool with a name."),
-                ));
-            };
-            let mut f = json!({"name": name});
-            if let Some(d) = function.get("description").and_then(Value::as_str) {
+    Ok(super::function_tools(tools)?
+        .into_iter()
+        .map(|t| {
+            let mut f = json!({"name": t.name});
+            if let Some(d) = t.description {
                 f["description"] = json!(d);
             }
-            f["parameters"] = function
-                .get("parameters")
-                .filter(|p| p.is_object())
-                .cloned()
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-            Ok(json!({"type": "function", "function": f}))
+            f["parameters"] = t.parameters;
+            json!({"type": "function", "function": f})
         })
-        .collect()
+        .collect())
 }
 
 /// `response_format` json_object / json_schema → v2's `{"type":"json_object","json_schema"?}`.
@@ -614,16 +585,7 @@ pub fn embeddings_response(model: &str, bytes: Vec<u8>, base64: bool) -> Result<
         let values = values
             .as_array()
             .ok_or_else(|| bad("An embedding is not an array of numbers."))?;
-        let embedding = if base64 {
-            let bytes: Vec<u8> = values
-                .iter()
-                .flat_map(|v| (v.as_f64().unwrap_or(0.0) as f32).to_le_bytes())
-                .collect();
-            json!(base64::engine::general_purpose::STANDARD.encode(bytes))
-        } else {
-            Value::Array(values.clone())
-        };
-        data.push(json!({"object": "embedding", "index": index, "embedding": embedding}));
+        data.push(super::embedding_item(index, values, base64));
     }
     let usage = answer
         .pointer("/meta/billed_units/input_tokens")

@@ -18,7 +18,6 @@ mod messages;
 mod schema;
 mod stream;
 
-use base64::Engine;
 use serde_json::{json, Map, Value};
 
 pub use stream::StreamState;
@@ -442,16 +441,7 @@ pub fn embeddings_response(model: &str, bytes: Vec<u8>, base64: bool) -> Result<
         let values = e.get("values").and_then(Value::as_array).ok_or_else(|| {
             ApiError::bad_gateway("upstream_bad_response", "An embedding has no values.")
         })?;
-        let embedding = if base64 {
-            let bytes: Vec<u8> = values
-                .iter()
-                .flat_map(|v| (v.as_f64().unwrap_or(0.0) as f32).to_le_bytes())
-                .collect();
-            json!(base64::engine::general_purpose::STANDARD.encode(bytes))
-        } else {
-            Value::Array(values.clone())
-        };
-        data.push(json!({"object": "embedding", "index": index, "embedding": embedding}));
+        data.push(super::embedding_item(index, values, base64));
     }
     let usage = answer
         .pointer("/usageMetadata/promptTokenCount")

@@ -26,7 +26,7 @@ pub mod gemini;
 pub mod mock;
 pub mod openai;
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::config::{Config, Endpoint, NATIVE_PROVIDERS};
 use crate::error::ApiError;
@@ -459,6 +459,76 @@ pub fn embeddings_response(
             "Bedrock embeddings are made by bedrock::embeddings_calls.",
         )),
     }
+}
+
+/// A function tool from an OpenAI request's `tools`, validated.
+pub struct FunctionTool<'a> {
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    /// The JSON Schema of its arguments (an empty object schema when the client gave none).
+    pub parameters: Value,
+    /// The tool as the client sent it (for dialect extras such as `cache_control`).
+    pub raw: &'a Value,
+}
+
+/// The function tools of an OpenAI request (none when `tools` is absent); a 400 naming the
+/// tool that is not a function tool with a name. Every native dialect starts from these.
+pub fn function_tools(tools: Option<&Value>) -> Result<Vec<FunctionTool<'_>>, ApiError> {
+    let tools = match tools {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(t)) => t,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                Some("tools"),
+                "`tools` must be an array.",
+            ))
+        }
+    };
+    tools
+        .iter()
+        .enumerate()
+        .map(|(k, tool)| {
+            let is_function = tool
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("function")
+                == "function";
+            let function = tool.get("function").filter(|_| is_function);
+            let name = function.and_then(|f| f.get("name")).and_then(Value::as_str);
+            let (Some(function), Some(name)) = (function, name) else {
+                return Err(ApiError::invalid(
+                    Some(&format!("tools[{k}]")),
+                    format!("`tools[{k}]` must be a function tool with a name."),
+                ));
+            };
+            Ok(FunctionTool {
+                name,
+                description: function.get("description").and_then(Value::as_str),
+                parameters: function
+                    .get("parameters")
+                    .filter(|p| p.is_object())
+                    .cloned()
+                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                raw: tool,
+            })
+        })
+        .collect()
+}
+
+/// One item of an OpenAI embeddings list from a provider's vector: floats, or base64 of
+/// little-endian f32 when the client asked for `encoding_format: base64`.
+pub fn embedding_item(index: usize, values: &[Value], base64: bool) -> Value {
+    let embedding = if base64 {
+        use base64::Engine;
+        let bytes: Vec<u8> = values
+            .iter()
+            .flat_map(|v| (v.as_f64().unwrap_or(0.0) as f32).to_le_bytes())
+            .collect();
+        json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+    } else {
+        Value::Array(values.to_vec())
+    };
+    json!({"object": "embedding", "index": index, "embedding": embedding})
 }
 
 /// Whether the client asked for the usage chunk itself.

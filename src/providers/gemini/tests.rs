@@ -4,6 +4,7 @@
 use super::*;
 use crate::providers::Emit;
 use crate::upstream::SseEvent;
+use base64::Engine;
 
 fn fixture(name: &str) -> Value {
     let path = format!(
