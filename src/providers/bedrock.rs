@@ -156,6 +156,8 @@ pub fn call_at(
 
 /// OpenAI parameters Converse cannot honour; a value that asks for nothing is accepted.
 const UNSUPPORTED: &[&str] = &[
+    // Converse has no JSON mode.
+    "response_format",
     "logit_bias",
     "logprobs",
     "top_logprobs",
@@ -218,27 +220,7 @@ pub fn converse_body(
     body: &Map<String, Value>,
     drop_unsupported: bool,
 ) -> Result<(Value, Vec<String>), ApiError> {
-    let mut dropped = Vec::new();
-    for name in UNSUPPORTED.iter().copied().chain(["response_format"]) {
-        let asks_nothing = match body.get(name) {
-            None | Some(Value::Null) | Some(Value::Bool(false)) => true,
-            Some(Value::Number(n)) => {
-                n.as_f64() == Some(0.0) || (name == "n" && n.as_f64() == Some(1.0))
-            }
-            Some(v) if name == "response_format" => v.get("type") == Some(&json!("text")),
-            _ => false,
-        };
-        if asks_nothing {
-            continue;
-        }
-        if !drop_unsupported {
-            return Err(ApiError::invalid(
-                Some(name),
-                format!("`{name}` is not supported by Bedrock models. Remove it, or set DROP_UNSUPPORTED_PARAMS=true to have the gateway drop it."),
-            ));
-        }
-        dropped.push(name.to_string());
-    }
+    let dropped = super::unsupported_params(body, UNSUPPORTED, "Bedrock", drop_unsupported)?;
     let messages = body
         .get("messages")
         .and_then(Value::as_array)

@@ -74,26 +74,8 @@ pub fn chat_request(
     stream: bool,
     context: &RequestContext<'_>,
 ) -> Result<Prepared, ApiError> {
-    let mut dropped = Vec::new();
-    for name in UNSUPPORTED {
-        let asks_nothing = match body.get(*name) {
-            None | Some(Value::Null) | Some(Value::Bool(false)) => true,
-            Some(Value::Number(n)) => {
-                n.as_f64() == Some(0.0) || (*name == "n" && n.as_f64() == Some(1.0))
-            }
-            _ => false,
-        };
-        if asks_nothing {
-            continue;
-        }
-        if !context.drop_unsupported {
-            return Err(ApiError::invalid(
-                Some(name),
-                format!("`{name}` is not supported by Cohere models. Remove it, or set DROP_UNSUPPORTED_PARAMS=true to have the gateway drop it."),
-            ));
-        }
-        dropped.push(name.to_string());
-    }
+    let dropped =
+        super::unsupported_params(&body, UNSUPPORTED, "Cohere", context.drop_unsupported)?;
     let messages = body
         .get("messages")
         .and_then(Value::as_array)

@@ -461,6 +461,40 @@ pub fn embeddings_response(
     }
 }
 
+/// The parameters among `unsupported` that a request asks for, for a provider that cannot
+/// honour them: a 400 naming the first, or with `drop` (`DROP_UNSUPPORTED_PARAMS`) their names,
+/// to leave out and log. A value that asks for nothing (`null`, `false`, `0`, `n: 1`, a `text`
+/// `response_format`) is accepted silently: clients send such defaults.
+pub fn unsupported_params(
+    body: &Map<String, Value>,
+    unsupported: &[&str],
+    provider: &str,
+    drop: bool,
+) -> Result<Vec<String>, ApiError> {
+    let mut dropped = Vec::new();
+    for &name in unsupported {
+        let asks_nothing = match body.get(name) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => true,
+            Some(Value::Number(n)) => {
+                n.as_f64() == Some(0.0) || (name == "n" && n.as_f64() == Some(1.0))
+            }
+            Some(v) if name == "response_format" => v.get("type") == Some(&json!("text")),
+            _ => false,
+        };
+        if asks_nothing {
+            continue;
+        }
+        if !drop {
+            return Err(ApiError::invalid(
+                Some(name),
+                format!("`{name}` is not supported by {provider} models. Remove it, or set DROP_UNSUPPORTED_PARAMS=true to have the gateway drop it."),
+            ));
+        }
+        dropped.push(name.to_string());
+    }
+    Ok(dropped)
+}
+
 /// A function tool from an OpenAI request's `tools`, validated.
 pub struct FunctionTool<'a> {
     pub name: &'a str,
