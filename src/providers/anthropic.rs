@@ -105,22 +105,8 @@ pub fn chat_request(
         })?,
     };
     out.insert("max_tokens".into(), json!(max_tokens));
-    match body.get("stop") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => {
-            out.insert("stop_sequences".into(), json!([s]));
-        }
-        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
-            if !a.is_empty() {
-                out.insert("stop_sequences".into(), Value::Array(a.clone()));
-            }
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                Some("stop"),
-                "`stop` must be a string or an array of strings.",
-            ))
-        }
+    if let Some(stops) = super::stop_sequences(&body)? {
+        out.insert("stop_sequences".into(), stops);
     }
     let mut tools = translate_tools(body.get("tools"))?;
     let mut tool_choice = translate_tool_choice(body.get("tool_choice"))?;

@@ -260,22 +260,8 @@ pub fn converse_body(
             }
         }
     }
-    match body.get("stop") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => {
-            config.insert("stopSequences".into(), json!([s]));
-        }
-        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
-            if !a.is_empty() {
-                config.insert("stopSequences".into(), Value::Array(a.clone()));
-            }
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                Some("stop"),
-                "`stop` must be a string or an array of strings.",
-            ))
-        }
+    if let Some(stops) = super::stop_sequences(body)? {
+        config.insert("stopSequences".into(), stops);
     }
     if !config.is_empty() {
         out.insert("inferenceConfig".into(), Value::Object(config));

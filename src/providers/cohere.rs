@@ -104,22 +104,8 @@ pub fn chat_request(
     if let Some(p) = body.get("top_p").filter(|v| !v.is_null()) {
         out.insert("p".into(), p.clone());
     }
-    match body.get("stop") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => {
-            out.insert("stop_sequences".into(), json!([s]));
-        }
-        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
-            if !a.is_empty() {
-                out.insert("stop_sequences".into(), Value::Array(a.clone()));
-            }
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                Some("stop"),
-                "`stop` must be a string or an array of strings.",
-            ))
-        }
+    if let Some(stops) = super::stop_sequences(&body)? {
+        out.insert("stop_sequences".into(), stops);
     }
     let mut tools = translate_tools(body.get("tools"))?;
     match body.get("tool_choice") {

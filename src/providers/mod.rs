@@ -495,6 +495,22 @@ pub fn unsupported_params(
     Ok(dropped)
 }
 
+/// OpenAI's `stop` (a string or strings) as a list of stop sequences; `None` when absent or
+/// empty, a 400 naming `stop` when it is neither.
+pub fn stop_sequences(body: &Map<String, Value>) -> Result<Option<Value>, ApiError> {
+    match body.get("stop") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(json!([s]))),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+            Ok((!a.is_empty()).then(|| Value::Array(a.clone())))
+        }
+        Some(_) => Err(ApiError::invalid(
+            Some("stop"),
+            "`stop` must be a string or an array of strings.",
+        )),
+    }
+}
+
 /// A function tool from an OpenAI request's `tools`, validated.
 pub struct FunctionTool<'a> {
     pub name: &'a str,
