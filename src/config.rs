@@ -7,11 +7,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::http::ServerConfig;
 use crate::pricing::Prices;
-use crate::providers::compat::VENDORS;
+use crate::providers::registry::PROVIDERS;
+use crate::providers::{Provider, Settings};
 
 /// Every variable the gateway reads, with its default and meaning: the source of `--help`,
 /// `.env.example` and the README table.
@@ -64,52 +66,13 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("ENABLE_RELOAD", "false", "accepted for compatibility with the Python gateway; has no effect"),
 ];
 
-/// A provider the gateway speaks natively: the variables that configure it. Its key is the
-/// first of `key_vars` that is set; its base is `base_var`, else `default_base` (the root as the
-/// provider's docs give it; the adapter appends the documented paths).
-pub struct NativeProvider {
-    pub name: &'static str,
-    pub key_vars: &'static [&'static str],
-    pub base_var: &'static str,
-    pub default_base: &'static str,
-}
-
-/// The native providers. Each also needs its variables in [`VARIABLES`] and a
-/// `providers::Provider` variant.
-pub const NATIVE_PROVIDERS: &[NativeProvider] = &[
-    NativeProvider {
-        name: "gemini",
-        key_vars: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
-        base_var: "GEMINI_API_BASE",
-        default_base: "https://generativelanguage.googleapis.com",
-    },
-    NativeProvider {
-        name: "anthropic",
-        key_vars: &["ANTHROPIC_API_KEY"],
-        base_var: "ANTHROPIC_API_BASE",
-        default_base: "https://api.anthropic.com",
-    },
-    NativeProvider {
-        name: "cohere",
-        key_vars: &["COHERE_API_KEY"],
-        base_var: "COHERE_API_BASE",
-        default_base: "https://api.cohere.com",
-    },
-];
-
 /// The validated configuration.
 #[derive(Clone)]
 pub struct Config {
     pub host: IpAddr,
     pub port: u16,
-    pub upstream: Option<Endpoint>,
-    /// The native providers' endpoints, by provider name (a key may be unset).
-    pub natives: BTreeMap<&'static str, Endpoint>,
-    /// The OpenAI-compatible vendors with a known base (`providers::compat::VENDORS`), by
-    /// name (a key may be unset).
-    pub compat: BTreeMap<&'static str, Endpoint>,
-    pub azure: Azure,
-    pub bedrock: Bedrock,
+    /// Every provider of the registry with its settings (base, key, extra variables), by name.
+    pub providers: BTreeMap<&'static str, Arc<Settings>>,
     /// How long a provider's model list is kept for `/v1/models`.
     pub models_cache: Duration,
     pub drop_unsupported_params: bool,
@@ -140,45 +103,6 @@ pub enum LogBodies {
     Truncated,
     Metadata,
     None,
-}
-
-/// Where a provider is and the key it takes (the default OpenAI-compatible upstream, which
-/// serves every model not otherwise routed, is one).
-#[derive(Clone)]
-pub struct Endpoint {
-    /// Base URL including its version path, without a trailing slash.
-    pub base_url: String,
-    pub api_key: Option<String>,
-}
-
-impl fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = self.api_key.as_deref().map(mask);
-        write!(
-            f,
-            "Endpoint {{ base_url: {:?}, api_key: {key:?} }}",
-            self.base_url
-        )
-    }
-}
-
-/// Azure OpenAI's settings (AZURE_API_BASE, AZURE_API_KEY, AZURE_API_VERSION).
-#[derive(Clone)]
-pub struct Azure {
-    pub base_url: Option<String>,
-    pub api_key: Option<String>,
-    pub api_version: String,
-}
-
-/// AWS Bedrock's settings: where it is and the credentials that sign for it.
-#[derive(Clone)]
-pub struct Bedrock {
-    pub base_url: String,
-    pub region: String,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-    pub session_token: Option<String>,
-    pub bearer_token: Option<String>,
 }
 
 /// A variable with an invalid value.
@@ -224,74 +148,15 @@ impl Config {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let upstream = {
-            let key = get("LITELLM_API_KEY").or_else(|| get("OPENAI_API_KEY"));
-            let (base_var, base) = match get("LITELLM_BASE_URL") {
-                Some(base) => ("LITELLM_BASE_URL", Some(base)),
-                None => ("OPENAI_BASE_URL", get("OPENAI_BASE_URL")),
-            };
-            match (key, base) {
-                (None, None) => None,
-                (api_key, base) => {
-                    let base = base.unwrap_or_else(|| "https://api.openai.com/v1".into());
-                    Some(Endpoint {
-                        base_url: parse_url(base_var, &base)?,
-                        api_key,
-                    })
-                }
-            }
-        };
-        let mut natives = BTreeMap::new();
-        for native in NATIVE_PROVIDERS {
-            let base = get(native.base_var).unwrap_or_else(|| native.default_base.to_string());
-            let endpoint = Endpoint {
-                base_url: parse_url(native.base_var, &base)?,
-                api_key: native.key_vars.iter().find_map(|v| get(v)),
-            };
-            natives.insert(native.name, endpoint);
+        let mut providers = BTreeMap::new();
+        for provider in PROVIDERS {
+            providers.insert(provider.name, Arc::new(read_settings(provider, &get)?));
         }
-        let mut compat = BTreeMap::new();
-        for vendor in VENDORS {
-            let base = get(vendor.base_var).or_else(|| vendor.default_base.map(str::to_string));
-            if let Some(base) = base {
-                let endpoint = Endpoint {
-                    base_url: parse_url(vendor.base_var, &base)?,
-                    api_key: get(vendor.key_var),
-                };
-                compat.insert(vendor.name, endpoint);
-            }
-        }
-        let azure = Azure {
-            base_url: match get("AZURE_API_BASE") {
-                Some(base) => Some(parse_url("AZURE_API_BASE", &base)?),
-                None => None,
-            },
-            api_key: get("AZURE_API_KEY"),
-            api_version: get("AZURE_API_VERSION").unwrap_or_else(|| "2024-10-21".into()),
-        };
-        let region = get("AWS_REGION")
-            .or_else(|| get("AWS_DEFAULT_REGION"))
-            .unwrap_or_else(|| "us-east-1".into());
-        let bedrock = Bedrock {
-            base_url: match get("BEDROCK_API_BASE") {
-                Some(base) => parse_url("BEDROCK_API_BASE", &base)?,
-                None => format!("https://bedrock-runtime.{region}.amazonaws.com"),
-            },
-            region,
-            access_key_id: get("AWS_ACCESS_KEY_ID"),
-            secret_access_key: get("AWS_SECRET_ACCESS_KEY"),
-            session_token: get("AWS_SESSION_TOKEN"),
-            bearer_token: get("AWS_BEARER_TOKEN_BEDROCK"),
-        };
         let max_connections = parse_count(&get, "MAX_CONNECTIONS", 4096)?;
         Ok(Config {
             host: parse(&get, "HOST", "127.0.0.1".parse().unwrap(), "an IP address")?,
             port: parse(&get, "PORT", 8728, "a port number 0-65535")?,
-            upstream,
-            natives,
-            compat,
-            azure,
-            bedrock,
+            providers,
             models_cache: parse_secs(&get, "MODELS_CACHE_SECS", 300.0)?,
             drop_unsupported_params: parse_bool(&get, "DROP_UNSUPPORTED_PARAMS")?,
             server: ServerConfig {
@@ -347,6 +212,31 @@ impl Config {
         })
     }
 
+    /// A provider's settings, by its registry name.
+    pub fn provider(&self, name: &str) -> &Settings {
+        static NONE: Settings = Settings {
+            base_url: None,
+            api_key: None,
+            extra: BTreeMap::new(),
+            explicit: false,
+        };
+        self.providers.get(name).map_or(&NONE, |s| s)
+    }
+
+    /// Every secret the configuration holds (provider keys and secret extra variables), for
+    /// the log redactor.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = Vec::new();
+        for provider in PROVIDERS {
+            let settings = self.provider(provider.name);
+            secrets.extend(settings.api_key.clone());
+            for extra in provider.extra_vars.iter().filter(|e| e.secret) {
+                secrets.extend(settings.extra(extra.var).map(str::to_string));
+            }
+        }
+        secrets
+    }
+
     pub fn listen_addr(&self) -> SocketAddr {
         SocketAddr::new(self.host, self.port)
     }
@@ -355,46 +245,32 @@ impl Config {
     pub fn describe(&self) -> String {
         let secs = |d: Duration| format!("{}", d.as_secs_f64());
         let mut lines = vec![format!("HOST={}", self.host), format!("PORT={}", self.port)];
-        match &self.upstream {
-            Some(u) => {
-                lines.push(format!("LITELLM_BASE_URL={}", u.base_url));
-                lines.push(format!(
-                    "LITELLM_API_KEY={}",
-                    u.api_key
-                        .as_deref()
-                        .map(mask)
-                        .unwrap_or_else(|| "(none)".into())
-                ));
-            }
-            None => lines.push("LITELLM_BASE_URL=(not configured: only mock/ models)".into()),
+        if !self.provider("openai").explicit {
+            lines.push("LITELLM_BASE_URL=(not configured: only mock/ models)".into());
         }
-        for native in NATIVE_PROVIDERS {
-            if let Some(e) = self.natives.get(native.name) {
-                let key = e
-                    .api_key
-                    .as_deref()
-                    .map(mask)
-                    .unwrap_or_else(|| "(none)".into());
-                lines.push(format!("{}={}", native.base_var, e.base_url));
-                lines.push(format!("{}={key}", native.key_vars[0]));
+        for provider in PROVIDERS {
+            let settings = self.provider(provider.name);
+            if !settings.explicit {
+                continue;
             }
-        }
-        for vendor in VENDORS {
-            if let Some(e) = self.compat.get(vendor.name) {
-                if let Some(key) = &e.api_key {
-                    lines.push(format!("{}={}", vendor.base_var, e.base_url));
-                    lines.push(format!("{}={}", vendor.key_var, mask(key)));
+            if let Some(base) = &settings.base_url {
+                lines.push(format!("{}={base}", provider.base_var()));
+            }
+            if !provider.key_vars.is_empty() {
+                let key = settings.api_key.as_deref().map(mask);
+                let key = key.unwrap_or_else(|| "(none)".into());
+                lines.push(format!("{}={key}", provider.key_var()));
+            }
+            for extra in provider.extra_vars {
+                if let Some(value) = settings.extra(extra.var) {
+                    let value = if extra.secret {
+                        mask(value)
+                    } else {
+                        value.into()
+                    };
+                    lines.push(format!("{}={value}", extra.var));
                 }
             }
-        }
-        if let Some(base) = &self.azure.base_url {
-            lines.push(format!("AZURE_API_BASE={base}"));
-            let key = self.azure.api_key.as_deref().map(mask);
-            lines.push(format!(
-                "AZURE_API_KEY={}",
-                key.unwrap_or_else(|| "(none)".into())
-            ));
-            lines.push(format!("AZURE_API_VERSION={}", self.azure.api_version));
         }
         lines.extend([
             format!("MODELS_CACHE_SECS={}", secs(self.models_cache)),
@@ -440,6 +316,44 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.describe())
     }
+}
+
+/// A provider's settings from its variables: the first set of each list wins; a base is a
+/// validated URL (the row's default when none is set, `{VAR}` replaced by an extra's value).
+fn read_settings(
+    provider: &Provider,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Settings, ConfigError> {
+    let first = |vars: &[&'static str]| vars.iter().find_map(|&v| Some((v, get(v)?)));
+    let mut settings = Settings {
+        api_key: first(provider.key_vars).map(|(_, key)| key),
+        ..Settings::default()
+    };
+    for extra in provider.extra_vars {
+        let names: Vec<&'static str> = [extra.var]
+            .into_iter()
+            .chain(extra.aliases.iter().copied())
+            .collect();
+        let value = first(&names);
+        settings.explicit |= value.is_some() && extra.secret;
+        if let Some(value) = value.map(|(_, v)| v).or(extra.default.map(str::to_string)) {
+            settings.extra.insert(extra.var, value);
+        }
+    }
+    let base = match first(provider.base_vars) {
+        Some((var, base)) => Some(parse_url(var, &base)?),
+        None => provider.default_base.map(|base| {
+            settings
+                .extra
+                .iter()
+                .fold(base.to_string(), |b, (var, value)| {
+                    b.replace(&format!("{{{var}}}"), value)
+                })
+        }),
+    };
+    settings.explicit |= settings.api_key.is_some() || first(provider.base_vars).is_some();
+    settings.base_url = base;
+    Ok(settings)
 }
 
 /// Shows that a secret is set without showing it: `sk-…abcd` keeps only its last 4 characters
@@ -586,7 +500,7 @@ mod tests {
     fn defaults_serve_only_mock_models_on_localhost() {
         let c = load(&[]).unwrap();
         assert_eq!(c.listen_addr().to_string(), "127.0.0.1:8728");
-        assert!(c.upstream.is_none());
+        assert!(!c.provider("openai").explicit);
         assert_eq!(c.server.max_body_bytes, 32 * 1024 * 1024);
     }
 
@@ -599,15 +513,17 @@ mod tests {
             ("LITELLM_BASE_URL", "http://b.example/v1/"),
         ])
         .unwrap();
-        let u = c.upstream.unwrap();
-        assert_eq!(u.base_url, "http://b.example/v1");
+        let u = c.provider("openai");
+        assert_eq!(u.base_url.as_deref(), Some("http://b.example/v1"));
         assert_eq!(u.api_key.as_deref(), Some("sk-litellm-fake"));
     }
 
     #[test]
     fn a_key_alone_targets_openai() {
         let c = load(&[("OPENAI_API_KEY", "sk-fake")]).unwrap();
-        assert_eq!(c.upstream.unwrap().base_url, "https://api.openai.com/v1");
+        let u = c.provider("openai");
+        assert!(u.explicit);
+        assert_eq!(u.base_url.as_deref(), Some("https://api.openai.com/v1"));
     }
 
     #[test]
@@ -648,17 +564,28 @@ mod tests {
             ("AZURE_API_BASE", "https://res.openai.azure.com/"),
         ])
         .unwrap();
-        let groq = &c.compat["groq"];
-        assert_eq!(groq.base_url, "https://api.groq.com/openai/v1");
-        assert_eq!(groq.api_key.as_deref(), Some("gsk-fake"));
-        assert_eq!(c.compat["vllm"].base_url, "http://127.0.0.1:8000/v1");
-        assert!(!c.compat.contains_key("hosted_vllm"), "no default base");
-        assert_eq!(c.compat["ollama"].base_url, "http://127.0.0.1:11434/v1");
+        let base = |name: &str| c.provider(name).base_url.clone();
+        let groq = c.provider("groq");
         assert_eq!(
-            c.azure.base_url.as_deref(),
+            base("groq").as_deref(),
+            Some("https://api.groq.com/openai/v1")
+        );
+        assert_eq!(groq.api_key.as_deref(), Some("gsk-fake"));
+        assert_eq!(base("vllm").as_deref(), Some("http://127.0.0.1:8000/v1"));
+        assert_eq!(base("hosted_vllm"), None, "no default base");
+        assert_eq!(base("ollama").as_deref(), Some("http://127.0.0.1:11434/v1"));
+        assert_eq!(
+            base("azure").as_deref(),
             Some("https://res.openai.azure.com")
         );
-        assert_eq!(c.azure.api_version, "2024-10-21");
+        assert_eq!(
+            c.provider("azure").extra("AZURE_API_VERSION"),
+            Some("2024-10-21")
+        );
+        assert_eq!(
+            base("bedrock").as_deref(),
+            Some("https://bedrock-runtime.us-east-1.amazonaws.com")
+        );
         assert_eq!(c.models_cache, Duration::from_secs(300));
         assert_eq!(
             load(&[("MISTRAL_API_BASE", "nope")]).unwrap_err().variable,
@@ -691,18 +618,27 @@ mod tests {
                 read += 1;
             }
         }
-        assert!(read >= VARIABLES.len() - NATIVE_PROVIDERS.len() * 2 - 2);
-        // The vendors' variables are read from their table, documented by the two pattern
-        // rows (which `<PROVIDER>_…` names stand for is the README's provider table).
+        assert!(
+            read >= 25,
+            "the scan found the variables read here ({read})"
+        );
+        // The providers' variables are read from the registry: each is documented by name,
+        // or (an OpenAI-compatible vendor's `<NAME>_API_KEY` / `<NAME>_API_BASE`) by the two
+        // pattern rows and the README's provider table.
         for pattern in ["<PROVIDER>_API_KEY", "<PROVIDER>_API_BASE"] {
             assert!(VARIABLES.iter().any(|(v, _, _)| *v == pattern));
         }
-        for native in NATIVE_PROVIDERS {
-            let vars = native.key_vars.iter().chain([&native.base_var]);
+        for provider in PROVIDERS {
+            let upper = provider.name.to_ascii_uppercase();
+            let extras = provider.extra_vars.iter();
+            let vars = (provider.key_vars.iter().chain(provider.base_vars))
+                .chain(extras.flat_map(|e| [&e.var].into_iter().chain(e.aliases)));
             for var in vars {
                 let documented = VARIABLES
                     .iter()
-                    .any(|(v, _, doc)| v == var || doc.contains(var));
+                    .any(|(v, _, doc)| v == var || doc.contains(var))
+                    || *var == format!("{upper}_API_KEY")
+                    || *var == format!("{upper}_API_BASE");
                 assert!(documented, "{var} is read but not in VARIABLES");
             }
         }
@@ -722,8 +658,8 @@ mod tests {
                 "{name} missing from .env.example"
             );
         }
-        for vendor in VENDORS {
-            for var in [vendor.key_var, vendor.base_var] {
+        for provider in PROVIDERS {
+            for var in provider.key_vars.iter().chain(provider.base_vars) {
                 assert!(
                     readme.contains(&format!("`{var}`")),
                     "{var} missing from README.md's provider table"

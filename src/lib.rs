@@ -2,10 +2,12 @@
 //! it forwards each call to the provider that serves the model and relays the answer, JSON or
 //! streamed event by event.
 //!
-//! The shape (see `DESIGN.md` in the shared folder): [`http`] is a small synchronous HTTP/1.1
-//! server (a pool of worker threads, deadlines and limits); [`routes::Gateway`] is its handler;
-//! [`providers`] resolve model names and translate dialects; [`upstream`] is the pooled HTTP
-//! client. [`start`] runs it all and returns a handle for graceful shutdown.
+//! The shape (see the README's Architecture section): [`http`] is a small synchronous HTTP/1.1
+//! server (a pool of worker threads, deadlines and limits); [`gateway::Gateway`] is its handler
+//! ([`routes`]), each request an [`exchange`]; the [`router`] turns a model name into a plan of
+//! [`providers`] targets, whose dialects translate; [`upstream`] is the pooled HTTP client;
+//! the [`recorder`] writes every interaction. [`start`] runs it all and returns a handle for
+//! graceful shutdown.
 #![forbid(unsafe_code)]
 // `ApiError` is returned by value on the cold path of a request that already costs a network
 // round trip; boxing it everywhere would buy nothing measurable.
@@ -15,6 +17,8 @@ pub mod assembler;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod exchange;
+pub mod gateway;
 pub mod handlers;
 pub mod http;
 pub mod logging;
@@ -23,7 +27,7 @@ pub mod pricing;
 pub mod prometheus;
 pub mod providers;
 pub mod recorder;
-pub mod reply;
+pub mod router;
 pub mod routes;
 pub mod trends;
 pub mod upstream;
@@ -37,7 +41,7 @@ pub use config::Config;
 /// A running gateway.
 pub struct Running {
     server: http::Server,
-    gateway: Arc<routes::Gateway>,
+    gateway: Arc<gateway::Gateway>,
 }
 
 impl Running {
@@ -68,7 +72,7 @@ impl Running {
 pub fn start(config: Config) -> io::Result<Running> {
     let listener = http::bind(config.listen_addr(), config.server.backlog)?;
     let server_config = config.server.clone();
-    let gateway = Arc::new(routes::Gateway::new(config)?);
+    let gateway = Arc::new(gateway::Gateway::new(config)?);
     let server = http::Server::start(listener, server_config, gateway.clone())?;
     Ok(Running { server, gateway })
 }

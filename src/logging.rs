@@ -61,7 +61,7 @@ impl Redactor {
 
     /// The secrets a configuration holds.
     pub fn for_config(config: &Config) -> Self {
-        Redactor::new(config.upstream.iter().filter_map(|u| u.api_key.clone()))
+        Redactor::new(config.secrets())
     }
 
     /// Replaces secrets in text: configured values, `sk-…`/`AIza…` key lookalikes, bearer

@@ -97,15 +97,15 @@ fn main() -> ExitCode {
         running.addr(),
         config.describe()
     );
+    let configured: Vec<&str> = llmcallgateway::providers::registry::PROVIDERS
+        .iter()
+        .filter(|p| config.provider(p.name).explicit)
+        .map(|p| p.name)
+        .collect();
     log::info!(
-        "providers: mock (mock/echo, mock/lorem, mock/embed){}",
-        match &config.upstream {
-            Some(u) => format!(
-                "; openai-compatible at {} for every other model",
-                u.base_url
-            ),
-            None => String::new(),
-        }
+        "providers: mock (mock/echo, mock/lorem, mock/embed){}{}",
+        if configured.is_empty() { "" } else { ", " },
+        configured.join(", ")
     );
     println!("listening on http://{}", running.addr());
     let _ = std::io::stdout().flush();

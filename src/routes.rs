@@ -1,52 +1,15 @@
-//! The gateway as the HTTP layer's [`Handler`]: the route table ([`ROUTES`]) from method and path to a
-//! handler, with and without the `/v1` prefix; CORS preflight; 404 and 405 in the OpenAI
-//! error shape; a panic inside a handler answered as a 500 carrying the request id.
+//! The gateway as the HTTP layer's [`Handler`]: the route table ([`ROUTES`]) from method and
+//! path to a handler, with and without the `/v1` prefix; CORS preflight; 404 and 405 in the
+//! OpenAI error shape; a panic inside a handler answered as a 500 carrying the request id; and
+//! the requests the layer refuses, answered and recorded by [`exchange::refused`].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::AtomicUsize;
-use std::time::Instant;
 
-use crate::config::Config;
 use crate::error::ApiError;
+use crate::exchange::{self, Exchange};
+use crate::gateway::Gateway;
 use crate::handlers;
-use crate::http::{Handler, Request, Responder, Response};
-use crate::recorder::Recorder;
-use crate::reply::Exchange;
-
-/// Everything a request handler may use; shared by all workers.
-pub struct Gateway {
-    pub config: Config,
-    pub agents: crate::upstream::Agents,
-    pub recorder: Recorder,
-    pub started: Instant,
-    /// API calls being handled now.
-    pub in_flight: AtomicUsize,
-    /// The providers' model lists for `/v1/models`.
-    pub models: handlers::models::Cache,
-}
-
-impl Gateway {
-    pub fn new(config: Config) -> std::io::Result<Self> {
-        Ok(Gateway {
-            agents: crate::upstream::Agents::new(&config),
-            recorder: Recorder::start(&config)?,
-            config,
-            started: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            models: Default::default(),
-        })
-    }
-
-    /// The value of `access-control-allow-origin` for a request's `Origin`, if it is allowed.
-    pub fn allowed_origin<'o>(&'o self, origin: &'o str) -> Option<&'o str> {
-        let origins = &self.config.cors_allow_origins;
-        if origins.iter().any(|o| o == "*") {
-            Some("*")
-        } else {
-            origins.iter().any(|o| o == origin).then_some(origin)
-        }
-    }
-}
+use crate::http::{Handler, Refusal, Request, Responder, Response};
 
 /// What a route does; the router dispatches on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,23 +145,14 @@ impl Handler for Gateway {
         }
     }
 
-    fn protocol_error(&self, status: u16, message: &str) -> Response {
-        let mut response = Response::new(
-            status,
-            "application/json",
-            ApiError::protocol(status, message).to_body(),
-        );
-        response
-            .headers
-            .push(("x-request-id".into(), uuid::Uuid::new_v4().to_string()));
-        response
+    fn refuse(&self, refusal: &Refusal<'_>) -> Response {
+        exchange::refused(self, refusal)
     }
 }
 
 /// Answers a CORS preflight (or a plain OPTIONS) with the methods and headers we accept.
 fn preflight(x: &Exchange<'_>, res: &mut Responder<'_>) {
     let mut response = Response::new(204, "text/plain", Vec::new());
-    response.headers.extend(x.headers());
     response
         .headers
         .push(("allow".into(), "GET, POST, OPTIONS".into()));
@@ -219,7 +173,7 @@ fn preflight(x: &Exchange<'_>, res: &mut Responder<'_>) {
             ("access-control-max-age".into(), "86400".into()),
         ]);
     }
-    let _ = res.send(response);
+    let _ = x.send(res, response);
 }
 
 #[cfg(test)]

@@ -1,19 +1,21 @@
-//! `POST /v1/chat/completions`: validates the request, resolves the model, and answers from
-//! the mock models or relays the provider's answer, as JSON or as an SSE stream relayed event
-//! by event. Events that arrived together leave together; nothing else is held back.
+//! `POST /v1/chat/completions`: validates the request, asks the router for its plan, and walks
+//! it: each candidate's dialect builds the provider's request, the answer is translated back
+//! (or relayed as is), streams event by event. Events that arrived together leave together;
+//! nothing else is held back. The handler knows no provider: everything provider-specific is
+//! behind the dialect interface.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::assembler::Assembler;
 use crate::error::ApiError;
 use crate::events::{Body, Outcome};
-use crate::handlers::{json_object, model_name, optional_bool};
+use crate::exchange::{end_with_error, sse_data, Exchange};
+use crate::handlers::{json_object, model_name, optional_bool, provider_error};
 use crate::http::{ClientGone, Responder, Stream};
-use crate::providers::bedrock::eventstream::CONTENT_TYPE as EVENT_STREAM;
-use crate::providers::{self, mock, Emit, Provider, Target};
-use crate::reply::{end_with_error, sse_data, unix_now, Exchange};
+use crate::providers::{self, ChatStream, Emit, Target};
+use crate::router::{self, Failure};
 use crate::upstream::{self, StreamError};
 
 pub fn completions(x: &Exchange<'_>, res: &mut Responder<'_>) {
@@ -30,17 +32,8 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
     validate_messages(&body)?;
     let stream = optional_bool(&body, "stream")?;
     x.record().stream = stream;
-    let target = providers::resolve(&x.gw.config, &model)?;
-    x.note_target(&target);
-    match target.provider {
-        Provider::Mock => mock_chat(x, res, &model, &target, &body, stream),
-        Provider::OpenAI => remote_chat(x, res, &target, body, stream),
-        Provider::Gemini => remote_chat(x, res, &target, body, stream),
-        Provider::Anthropic => remote_chat(x, res, &target, body, stream),
-        Provider::Azure => remote_chat(x, res, &target, body, stream),
-        Provider::Cohere => remote_chat(x, res, &target, body, stream),
-        Provider::Bedrock => remote_chat(x, res, &target, body, stream),
-    }
+    let plan = router::plan(&x.gw.config, &model)?;
+    plan.walk(body, |target, body| attempt(x, res, target, body, stream))
 }
 
 /// `messages` must be a non-empty array of objects, each with a string `role`.
@@ -77,146 +70,49 @@ fn validate_messages(body: &Map<String, Value>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn mock_chat(
-    x: &Exchange<'_>,
-    res: &mut Responder<'_>,
-    requested: &str,
-    target: &Target,
-    body: &Map<String, Value>,
-    stream: bool,
-) -> Result<(), ApiError> {
-    if !mock::is_chat_model(&target.model) {
-        return Err(ApiError::invalid(
-            Some("model"),
-            format!("`{requested}` is an embedding model; use it with /v1/embeddings."),
-        ));
-    }
-    let completion = mock::chat(&target.model, &Value::Object(body.clone()))?;
-    if x.keeps_bodies() {
-        x.record().request_body = Some(Body::Raw(x.req.body.clone()));
-    }
-    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
-    let created = unix_now();
-    let completion_tokens = completion.words.len() as u64;
-    let usage = json!({
-        "prompt_tokens": completion.prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": completion.prompt_tokens + completion_tokens,
-    });
-    let cost = x.set_usage(Some(usage.clone()));
-    let answer = json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": requested,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": completion.content(), "refusal": null},
-            "logprobs": null,
-            "finish_reason": completion.finish_reason,
-        }],
-        "usage": usage,
-    });
-    if x.keeps_bodies() {
-        x.record().response_body = Some(Body::Value(answer.clone()));
-    }
-    if !stream {
-        let _ = x.send_value(res, &answer, cost.into_iter().collect());
-        return Ok(());
-    }
-    let (name, ms) = x.overhead(Duration::ZERO);
-    let Ok(mut sse) = x.start_sse(res, vec![(name.into(), ms)]) else {
-        return Ok(());
-    };
-    let chunk = |delta: Value, finish: Option<&str>| {
-        json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": requested,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        })
-    };
-    let mut out = Vec::new();
-    let mut chunks = 0;
-    let mut send = |sse: &mut Stream<'_, '_>, value: &Value| {
-        if chunks == 0 {
-            x.record().time_to_first_token = Some(x.req.received_at.elapsed());
-        }
-        chunks += 1;
-        out.clear();
-        sse_data(&mut out, &value.to_string());
-        sse.send(&out)
-    };
-    let mut sent = send(
-        &mut sse,
-        &chunk(json!({"role": "assistant", "content": ""}), None),
-    );
-    for word in &completion.words {
-        sent = sent.and_then(|()| send(&mut sse, &chunk(json!({"content": word}), None)));
-    }
-    sent = sent.and_then(|()| send(&mut sse, &chunk(json!({}), Some(completion.finish_reason))));
-    if providers::client_wants_usage(body) {
-        let last = json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": requested,
-            "choices": [], "usage": usage,
-        });
-        sent = sent.and_then(|()| send(&mut sse, &last));
-    }
-    let finished = sent.and_then(|()| sse.finish_with(b"data: [DONE]\n\n"));
-    let mut record = x.record();
-    record.chunks = Some(chunks);
-    if finished.is_err() {
-        record.outcome = Some(Outcome::ClientClosed);
-    }
-    Ok(())
-}
-
-/// A chat answered by a remote provider: its request built by the dialect adapter, its answer
-/// translated back (or relayed as is), streams relayed event by event.
-fn remote_chat(
+/// One candidate: its request built by the dialect, its answer translated back (or relayed as
+/// is), a stream relayed event by event. A failure before anything reached the client may go
+/// to the next candidate.
+fn attempt(
     x: &Exchange<'_>,
     res: &mut Responder<'_>,
     target: &Target,
     body: Map<String, Value>,
     stream: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), Failure> {
+    x.note_target(target);
+    let dialect = target.dialect();
     let wants_usage = providers::client_wants_usage(&body);
     let context = providers::RequestContext {
         drop_unsupported: x.gw.config.drop_unsupported_params,
         client_headers: &x.req.headers,
     };
-    let prepared = providers::chat_request(target, body, stream, &context)?;
+    let prepared = dialect.chat_request(target, body, stream, &context)?;
     x.record().dropped_params = prepared.dropped;
     let mut call = prepared.call;
     if stream {
         call.idle_timeout = Some(x.gw.config.stream_idle_timeout);
     }
     let started = Instant::now();
-    let sent = upstream::post(x.gw.agents.get(), &call);
+    let sent = dialect.send(x.gw.agents.get(), &call);
     if x.keeps_bodies() {
         x.record().request_body = Some(Body::Raw(call.body));
     }
-    let mut answer = sent?;
+    let answer = sent?;
     x.record().upstream_latency = Some(answer.latency);
     let status = answer.status();
-    let forwarded = providers::forwarded_headers(&answer);
-    let is_sse = answer
-        .header("content-type")
-        .is_some_and(|t| t.starts_with("text/event-stream") || t.starts_with(EVENT_STREAM));
-    if !(200..300).contains(&status) || !stream || !is_sse {
-        let bytes = answer.read_body()?;
+    let forwarded = providers::forwarded_headers(|name| answer.header(name));
+    if !(200..300).contains(&status) || !stream || !answer.is_event_stream() {
+        let received = answer.read()?;
         let upstream_time = started.elapsed();
         x.record().upstream_latency = Some(upstream_time);
         if x.keeps_bodies() {
-            x.record().response_body = Some(Body::Raw(bytes.clone()));
+            x.record().response_body = Some(Body::Raw(received.body.clone()));
         }
         if !(200..300).contains(&status) {
-            let mut e = providers::parse_error(target, status, &bytes);
-            // The provider's own headers win over those the adapter derived from its body.
-            e.headers
-                .retain(|(n, _)| forwarded.iter().all(|(f, _)| f != n));
-            e.headers.extend(forwarded);
-            return Err(e);
+            return Err(provider_error(dialect, &received, forwarded).into());
         }
-        let reply = providers::chat_response(target, bytes)?;
+        let reply = dialect.chat_response(target, received)?;
         let cost = x.set_usage(reply.usage);
         let (name, ms) = x.overhead(upstream_time);
         let mut headers = forwarded;
@@ -232,7 +128,7 @@ fn remote_chat(
         return Ok(());
     };
     let relay = Relay {
-        translator: providers::chat_stream(target),
+        translator: dialect.chat_stream(target),
         assembled: Assembler::new(x.log_text_limit()),
         wants_usage,
     };
@@ -250,7 +146,7 @@ enum End {
 /// One stream being relayed: the dialect's translator, the completion it adds up to (for the
 /// log and the usage), and whether the client wants the usage chunk.
 struct Relay {
-    translator: providers::ChatStream,
+    translator: Box<dyn ChatStream>,
     assembled: Assembler,
     wants_usage: bool,
 }
@@ -263,37 +159,20 @@ impl Relay {
         let mut out = Vec::with_capacity(4096);
         let mut first_sent = None;
         let end = loop {
-            let event = match events.next_event() {
-                Ok(Some(event)) => event,
-                Ok(None) if self.assembled.finished() => {
-                    // Some compatible servers end without `[DONE]`; the stream was complete.
-                    sse_data(&mut out, "[DONE]");
-                    break End::Complete;
-                }
-                Ok(None) => {
-                    break End::Failed(ApiError::bad_gateway(
-                        "upstream_stream_truncated",
-                        "The provider's stream ended before the response was complete.",
-                    ))
-                }
-                Err(StreamError::Idle) => {
-                    break End::Failed(ApiError::gateway_timeout(format!(
-                        "The provider sent nothing for {} s; the stream was cut.",
-                        x.gw.config.stream_idle_timeout.as_secs_f64()
-                    )))
-                }
-                Err(StreamError::Broken(why)) => {
-                    break End::Failed(ApiError::bad_gateway(
-                        "upstream_stream_broken",
-                        format!("The provider's stream broke: {why}."),
-                    ))
-                }
+            let emitted = match events.next_event() {
+                Ok(Some(event)) => self.translator.on_event(&event),
+                // The body ended without the dialect's terminal event.
+                Ok(None) => self.translator.finish(),
+                Err(StreamError::Idle) => Err(ApiError::gateway_timeout(format!(
+                    "The provider sent nothing for {} s; the stream was cut.",
+                    x.gw.config.stream_idle_timeout.as_secs_f64()
+                ))),
+                Err(StreamError::Broken(why)) => Err(ApiError::bad_gateway(
+                    "upstream_stream_broken",
+                    format!("The provider's stream broke: {why}."),
+                )),
             };
-            match self
-                .translator
-                .on_event(&event)
-                .and_then(|emits| self.emit(emits, &mut out))
-            {
+            match emitted.and_then(|emits| self.emit(emits, &mut out)) {
                 Ok(true) => break End::Complete,
                 Ok(false) => {}
                 Err(e) => break End::Failed(e),
@@ -354,10 +233,7 @@ impl Relay {
                 Emit::Chunk(chunk) => chunk.to_string(),
             };
             let seen = self.assembled.add(&data).map_err(|e| {
-                ApiError::bad_gateway(
-                    "upstream_bad_response",
-                    format!("The provider sent a stream event that is not valid JSON: {e}"),
-                )
+                providers::bad_response(format_args!("a stream event is not JSON: {e}"))
             })?;
             if seen.error {
                 sse_data(out, &data);

@@ -7,8 +7,8 @@
 
 use std::io::Read;
 
+use crate::exchange::Exchange;
 use crate::http::{Responder, Response};
-use crate::reply::Exchange;
 
 /// The description served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -30,13 +30,11 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Sends a page or the description; the browser revalidates them each time.
 fn send(x: &Exchange<'_>, res: &mut Responder<'_>, content_type: &str, body: &[u8]) {
     let mut response = Response::new(200, content_type, body);
-    response.headers.extend(x.headers());
     response.headers.extend([
         ("cache-control".into(), REVALIDATE.into()),
         ("x-content-type-options".into(), "nosniff".into()),
     ]);
-    x.record().http_status = 200;
-    let _ = res.send(response);
+    let _ = x.send(res, response);
 }
 
 /// How a page links to its siblings: relative to `/docs` the description is `openapi.json`
@@ -73,14 +71,12 @@ fn send_gzipped(x: &Exchange<'_>, res: &mut Responder<'_>, content_type: &str, g
         decoded.expect("embedded assets are valid gzip (tested)");
         Response::new(200, content_type, plain)
     };
-    response.headers.extend(x.headers());
     response.headers.extend([
         ("vary".into(), "accept-encoding".into()),
         ("cache-control".into(), IMMUTABLE.into()),
         ("x-content-type-options".into(), "nosniff".into()),
     ]);
-    x.record().http_status = 200;
-    let _ = res.send(response);
+    let _ = x.send(res, response);
 }
 
 /// `GET /openapi.json`.

@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
+use crate::exchange::Exchange;
 use crate::http::Responder;
-use crate::reply::Exchange;
 
 pub fn get(x: &Exchange<'_>, res: &mut Responder<'_>) {
     let body = json!({

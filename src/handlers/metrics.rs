@@ -6,13 +6,13 @@
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
+use crate::exchange::Exchange;
 use crate::handlers::query_param;
 use crate::http::{Responder, Response};
 use crate::metrics::Metrics;
 use crate::pricing::PRICES_DATE;
 use crate::prometheus::{self, Gauges};
 use crate::recorder::Live;
-use crate::reply::Exchange;
 
 /// The dashboard: one self-contained page (no external script or style).
 const DASHBOARD: &str = include_str!("dashboard.html");
@@ -78,10 +78,8 @@ pub fn get(x: &Exchange<'_>, res: &mut Responder<'_>) {
 pub fn prometheus_text(x: &Exchange<'_>, res: &mut Responder<'_>) {
     let Some(live) = live(x, res) else { return };
     let text = prometheus::render(&snapshot(live), &gauges(x));
-    let mut response = Response::new(200, prometheus::CONTENT_TYPE, text);
-    response.headers.extend(x.headers());
-    x.record().http_status = 200;
-    let _ = res.send(response);
+    let response = Response::new(200, prometheus::CONTENT_TYPE, text);
+    let _ = x.send(res, response);
 }
 
 /// `GET /metrics/models`: usage per model.
@@ -161,10 +159,8 @@ pub fn trends(x: &Exchange<'_>, res: &mut Responder<'_>) {
 /// `GET /dashboard`.
 pub fn dashboard(x: &Exchange<'_>, res: &mut Responder<'_>) {
     let mut response = Response::new(200, "text/html; charset=utf-8", DASHBOARD);
-    response.headers.extend(x.headers());
     response
         .headers
         .push(("cache-control".into(), "no-cache".into()));
-    x.record().http_status = 200;
-    let _ = res.send(response);
+    let _ = x.send(res, response);
 }

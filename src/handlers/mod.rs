@@ -10,6 +10,8 @@ pub mod models;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::providers::Dialect;
+use crate::upstream::Received;
 
 /// The body as a JSON object, or a 400 that says what is wrong with it.
 pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
@@ -63,24 +65,25 @@ pub fn optional_bool(body: &Map<String, Value>, name: &str) -> Result<bool, ApiE
     }
 }
 
+/// A provider's error answer in the OpenAI shape, with the provider's own retry and
+/// rate-limit headers (`forwarded`), which win over those the dialect derived from its body.
+pub fn provider_error(
+    dialect: &dyn Dialect,
+    received: &Received,
+    forwarded: Vec<(String, String)>,
+) -> ApiError {
+    let mut e = dialect.parse_error(received.status(), &received.body);
+    e.headers
+        .retain(|(n, _)| forwarded.iter().all(|(f, _)| f != n));
+    e.headers.extend(forwarded);
+    e
+}
+
 /// Decodes `%XX` escapes; anything malformed is kept as it is.
 pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The value of a query parameter, percent-decoded (`+` as a space).

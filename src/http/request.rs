@@ -2,7 +2,10 @@
 //! 400), then the body by `Content-Length` or strict chunked decoding with a cap (413) and a
 //! deadline, and `Expect: 100-continue`. Bytes read past the end of one request stay in the
 //! connection's buffer for the next (pipelining). Nothing here allocates by what a client
-//! declares: buffers grow only with bytes actually received.
+//! declares: buffers grow only with bytes actually received, and declared sizes are summed
+//! with overflow checks. A request refused once its head was parsed (413, 417, a slow or
+//! malformed body) comes back with that head, for [`super::Refusal::head`]; one refused
+//! earlier comes back with the instant the wait for its head began.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -95,8 +98,14 @@ pub(crate) struct ReadLimits {
 pub(crate) enum ReadError {
     /// The client closed, went idle past its deadline, or the socket failed: close quietly.
     Closed,
-    /// Answer with this status and message, then close the connection.
-    Reject(u16, &'static str),
+    /// Answer with this status and message, then close the connection. The request head comes
+    /// along when it was read and parsed (its body left empty).
+    Reject(u16, &'static str, Option<Request>),
+}
+
+/// A refusal found before the head was parsed, or by a helper that does not hold the head.
+fn reject(status: u16, message: &'static str) -> ReadError {
+    ReadError::Reject(status, message, None)
 }
 
 /// A client connection: the socket and the bytes received but not yet consumed.
@@ -112,6 +121,9 @@ pub(crate) struct Connection {
     read_timeout: Option<Duration>,
     /// Requests answered on this connection so far.
     pub served: u64,
+    /// When the wait for the current request's head began (when the head deadline started):
+    /// the time of a refusal that has no head.
+    pub head_wait_began: Instant,
 }
 
 impl Connection {
@@ -123,12 +135,14 @@ impl Connection {
             scratch: vec![0u8; SCRATCH_BYTES].into_boxed_slice(),
             read_timeout: None,
             served: 0,
+            head_wait_began: Instant::now(),
         }
     }
 
     /// Reads the next request. On a kept-alive connection it first waits up to the idle
     /// deadline for a first byte (closing early when `stopping` is set); from then on the
-    /// whole head must arrive within the header deadline, and the body within its own.
+    /// whole head must arrive within the header deadline, and the body within its own. A
+    /// refusal after the head was parsed carries the head.
     pub fn read_request(
         &mut self,
         limits: &ReadLimits,
@@ -139,14 +153,33 @@ impl Connection {
         }
         // The head deadline runs from when a worker takes the connection up, so time spent
         // waiting in the accept queue is not held against the client.
-        let head_deadline = Instant::now() + limits.header_timeout;
+        self.head_wait_began = Instant::now();
+        let head_deadline = self.head_wait_began + limits.header_timeout;
         let head_len = self.read_head(head_deadline)?;
         let (mut request, framing) = parse_head(&self.buf[..head_len], self.peer)?;
         self.buf.drain(..head_len);
 
+        match self.read_body(&request, framing, limits) {
+            Ok(body) => request.body = body,
+            Err(ReadError::Reject(status, message, _)) => {
+                return Err(ReadError::Reject(status, message, Some(request)))
+            }
+            Err(e) => return Err(e),
+        }
+        request.received_at = Instant::now();
+        Ok(request)
+    }
+
+    /// Reads the body of the request whose head is `request`, answering `Expect` first.
+    fn read_body(
+        &mut self,
+        request: &Request,
+        framing: Framing,
+        limits: &ReadLimits,
+    ) -> Result<Vec<u8>, ReadError> {
         if let Some(expect) = request.header("expect") {
             if !expect.eq_ignore_ascii_case("100-continue") {
-                return Err(ReadError::Reject(417, "unsupported Expect header"));
+                return Err(reject(417, "unsupported Expect header"));
             }
         }
         let wants_continue = request.version == Version::Http11
@@ -154,25 +187,24 @@ impl Connection {
             && self.buf.is_empty();
         let body_deadline = Instant::now() + limits.body_timeout;
         match framing {
-            Framing::None => {}
+            Framing::None => Ok(Vec::new()),
             Framing::Length(len) => {
-                if len > limits.max_body_bytes {
-                    return Err(ReadError::Reject(413, "request body too large"));
-                }
+                let len = match usize::try_from(len) {
+                    Ok(len) if len as u64 <= limits.max_body_bytes => len,
+                    _ => return Err(reject(413, "request body too large")),
+                };
                 if wants_continue && len > 0 {
                     self.send_continue()?;
                 }
-                request.body = self.read_exact_body(len as usize, body_deadline)?;
+                self.read_exact_body(len, body_deadline)
             }
             Framing::Chunked => {
                 if wants_continue {
                     self.send_continue()?;
                 }
-                request.body = self.read_chunked_body(limits.max_body_bytes, body_deadline)?;
+                self.read_chunked_body(limits.max_body_bytes, body_deadline)
             }
         }
-        request.received_at = Instant::now();
-        Ok(request)
     }
 
     fn send_continue(&mut self) -> Result<(), ReadError> {
@@ -216,7 +248,7 @@ impl Connection {
                 return Ok(end);
             }
             if self.buf.len() >= MAX_HEAD_BYTES {
-                return Err(ReadError::Reject(431, "request head too large"));
+                return Err(reject(431, "request head too large"));
             }
             searched = self.buf.len().saturating_sub(3);
             let now = Instant::now();
@@ -237,7 +269,7 @@ impl Connection {
             // Nothing of a request arrived: an idle connection, not a slow client.
             ReadError::Closed
         } else {
-            ReadError::Reject(408, "request head not received in time")
+            reject(408, "request head not received in time")
         }
     }
 
@@ -270,13 +302,13 @@ impl Connection {
         while self.buf.len() < want {
             let now = Instant::now();
             if now >= deadline {
-                return Err(ReadError::Reject(408, "request body not received in time"));
+                return Err(reject(408, "request body not received in time"));
             }
             match self.fill(deadline - now) {
                 Ok(0) => return Err(ReadError::Closed),
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => {
-                    return Err(ReadError::Reject(408, "request body not received in time"))
+                    return Err(reject(408, "request body not received in time"))
                 }
                 Err(_) => return Err(ReadError::Closed),
             }
@@ -303,7 +335,7 @@ impl Connection {
         while body.len() < len {
             let now = Instant::now();
             if now >= deadline {
-                return Err(ReadError::Reject(408, "request body not received in time"));
+                return Err(reject(408, "request body not received in time"));
             }
             self.set_read_timeout(deadline - now)
                 .map_err(|_| ReadError::Closed)?;
@@ -316,7 +348,7 @@ impl Connection {
                 Ok(0) => return Err(ReadError::Closed),
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => {
-                    return Err(ReadError::Reject(408, "request body not received in time"))
+                    return Err(reject(408, "request body not received in time"))
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Err(ReadError::Closed),
@@ -331,27 +363,30 @@ impl Connection {
         loop {
             let line_end = self.read_line(MAX_CHUNK_LINE, deadline)?;
             if !self.buf[0].is_ascii_hexdigit() {
-                return Err(ReadError::Reject(400, "malformed chunk size"));
+                return Err(reject(400, "malformed chunk size"));
             }
             let size = match httparse::parse_chunk_size(&self.buf[..line_end]) {
                 Ok(httparse::Status::Complete((used, size))) if used == line_end => size,
-                _ => return Err(ReadError::Reject(400, "malformed chunk size")),
+                _ => return Err(reject(400, "malformed chunk size")),
             };
             self.buf.drain(..line_end);
             if size == 0 {
                 return self.skip_trailers(deadline).map(|()| body);
             }
-            if body.len() as u64 + size > cap {
-                return Err(ReadError::Reject(413, "request body too large"));
-            }
-            let size = size as usize;
-            let take = size.min(self.buf.len());
+            // The body's length once this chunk is in; a sum past u64 is no size at all.
+            let target = match (body.len() as u64).checked_add(size) {
+                None => return Err(reject(400, "malformed chunk size")),
+                Some(total) if total > cap => return Err(reject(413, "request body too large")),
+                Some(total) => {
+                    usize::try_from(total).map_err(|_| reject(413, "request body too large"))?
+                }
+            };
+            let take = (target - body.len()).min(self.buf.len());
             body.extend(self.buf.drain(..take));
-            let target = body.len() + (size - take);
             self.read_into(&mut body, target, deadline)?;
             self.fill_to(2, deadline)?;
             if &self.buf[..2] != b"\r\n" {
-                return Err(ReadError::Reject(400, "chunk data not followed by CRLF"));
+                return Err(reject(400, "chunk data not followed by CRLF"));
             }
             self.buf.drain(..2);
         }
@@ -368,7 +403,7 @@ impl Connection {
             }
             total += line_end;
             if total > MAX_TRAILER_BYTES {
-                return Err(ReadError::Reject(431, "request trailers too large"));
+                return Err(reject(431, "request trailers too large"));
             }
         }
     }
@@ -381,12 +416,12 @@ impl Connection {
             if let Some(i) = self.buf[searched..].iter().position(|&b| b == b'\n') {
                 let end = searched + i;
                 if end == 0 || self.buf[end - 1] != b'\r' {
-                    return Err(ReadError::Reject(400, "bare LF in chunked body"));
+                    return Err(reject(400, "bare LF in chunked body"));
                 }
                 return Ok(end + 1);
             }
             if self.buf.len() > max {
-                return Err(ReadError::Reject(400, "chunk line too long"));
+                return Err(reject(400, "chunk line too long"));
             }
             searched = self.buf.len();
             self.fill_to(self.buf.len() + 1, deadline)?;
@@ -424,26 +459,21 @@ fn parse_head(head: &[u8], peer: SocketAddr) -> Result<(Request, Framing), ReadE
     let mut parsed = httparse::Request::new(&mut headers);
     match parsed.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => {
-            return Err(ReadError::Reject(400, "malformed request head"))
-        }
+        Ok(httparse::Status::Partial) => return Err(reject(400, "malformed request head")),
         Err(httparse::Error::TooManyHeaders) => {
-            return Err(ReadError::Reject(431, "too many request headers"))
+            return Err(reject(431, "too many request headers"))
         }
-        Err(_) => return Err(ReadError::Reject(400, "malformed request head")),
+        Err(_) => return Err(reject(400, "malformed request head")),
     }
     let version = match parsed.version {
         Some(0) => Version::Http10,
         Some(1) => Version::Http11,
-        _ => return Err(ReadError::Reject(505, "HTTP version not supported")),
+        _ => return Err(reject(505, "HTTP version not supported")),
     };
     let method = parsed.method.unwrap_or("").to_string();
     let target = parsed.path.unwrap_or("").to_string();
     if !(target.starts_with('/') || (target == "*" && method == "OPTIONS")) {
-        return Err(ReadError::Reject(
-            400,
-            "request target must be an absolute path",
-        ));
+        return Err(reject(400, "request target must be an absolute path"));
     }
     let mut fields = Vec::with_capacity(parsed.headers.len());
     let mut length: Option<u64> = None;
@@ -452,18 +482,14 @@ fn parse_head(head: &[u8], peer: SocketAddr) -> Result<(Request, Framing), ReadE
     for h in parsed.headers.iter() {
         let value = String::from_utf8_lossy(h.value).trim().to_string();
         if h.name.eq_ignore_ascii_case("content-length") {
-            let n = parse_content_length(&value)
-                .ok_or(ReadError::Reject(400, "invalid Content-Length"))?;
+            let n = parse_content_length(&value).ok_or(reject(400, "invalid Content-Length"))?;
             if length.is_some_and(|l| l != n) {
-                return Err(ReadError::Reject(400, "conflicting Content-Length headers"));
+                return Err(reject(400, "conflicting Content-Length headers"));
             }
             length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             if chunked || !value.eq_ignore_ascii_case("chunked") {
-                return Err(ReadError::Reject(
-                    501,
-                    "only chunked transfer coding is supported",
-                ));
+                return Err(reject(501, "only chunked transfer coding is supported"));
             }
             chunked = true;
         } else if h.name.eq_ignore_ascii_case("host") {
@@ -472,19 +498,16 @@ fn parse_head(head: &[u8], peer: SocketAddr) -> Result<(Request, Framing), ReadE
         fields.push((h.name.to_string(), value));
     }
     if chunked && length.is_some() {
-        return Err(ReadError::Reject(
+        return Err(reject(
             400,
             "Content-Length together with Transfer-Encoding",
         ));
     }
     if chunked && version == Version::Http10 {
-        return Err(ReadError::Reject(
-            400,
-            "Transfer-Encoding in an HTTP/1.0 request",
-        ));
+        return Err(reject(400, "Transfer-Encoding in an HTTP/1.0 request"));
     }
     if version == Version::Http11 && !has_host {
-        return Err(ReadError::Reject(400, "missing Host header"));
+        return Err(reject(400, "missing Host header"));
     }
     let framing = match (chunked, length) {
         (true, _) => Framing::Chunked,
@@ -550,24 +573,24 @@ mod tests {
         let head = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert!(matches!(
             parse_head(head, peer()),
-            Err(ReadError::Reject(400, _))
+            Err(ReadError::Reject(400, _, _))
         ));
         let head = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n";
         assert!(matches!(
             parse_head(head, peer()),
-            Err(ReadError::Reject(400, _))
+            Err(ReadError::Reject(400, _, _))
         ));
         let head = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
         assert!(matches!(
             parse_head(head, peer()),
-            Err(ReadError::Reject(501, _))
+            Err(ReadError::Reject(501, _, _))
         ));
     }
 
     #[test]
     fn target_must_be_an_absolute_path_and_http11_needs_a_host() {
         let reject =
-            |head: &[u8]| matches!(parse_head(head, peer()), Err(ReadError::Reject(400, _)));
+            |head: &[u8]| matches!(parse_head(head, peer()), Err(ReadError::Reject(400, _, _)));
         assert!(reject(b"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n"));
         assert!(reject(b"GET * HTTP/1.1\r\nHost: a\r\n\r\n"));
         assert!(reject(b"GET / HTTP/1.1\r\n\r\n"));

@@ -7,8 +7,15 @@
 //! without taking a worker. Connections closed with unread input (413 answers, overload 503s)
 //! are handed to a closer thread that drains them briefly, so the client reads the answer
 //! instead of a reset.
+//!
+//! Every answer the layer makes on its own (the refusals while reading a request, the 500s
+//! after the handler, the 503 at the cap) is shaped by [`Handler::refuse`]. A panic anywhere
+//! in a worker, in `refuse` or in reading a request included, closes that one connection and
+//! is logged; the worker goes on and the open-connection count is given back by a drop guard.
+//! A panic in `refuse` on the acceptor is caught there too, and the default 503 goes out.
 
-use std::io::{self, Read, Write};
+use std::any::Any;
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,9 +26,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use super::request::{Connection, ReadError, ReadLimits, Version};
-use super::response::{Responder, State};
-use super::Handler;
+use super::request::{Connection, ReadError, ReadLimits, Request, Version};
+use super::response::{Responder, Response, State};
+use super::{Handler, Refusal};
 
 /// The layer's limits, deadlines and sizes. Every figure is configurable by the application.
 #[derive(Clone, Debug)]
@@ -250,7 +257,7 @@ fn run_acceptor(
         let _ = stream.set_nodelay(true);
         let open = shared.open_connections.load(Ordering::SeqCst);
         if open >= shared.config.max_connections {
-            reject_overload(&shared, stream);
+            reject_overload(&shared, stream, peer);
             continue;
         }
         shared.open_connections.fetch_add(1, Ordering::SeqCst);
@@ -281,21 +288,40 @@ fn accept_backoff(e: &io::Error, failures: u32) -> Duration {
     }
 }
 
-/// Answers 503 on the acceptor itself and hands the socket to the closer.
-fn reject_overload(shared: &Shared, mut stream: TcpStream) {
-    let response = shared
-        .handler
-        .protocol_error(503, "the gateway is at its connection limit; retry shortly")
-        .with_header("retry-after", "1");
-    let mut out = String::from("HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n");
-    for (name, value) in &response.headers {
-        out.push_str(&format!("{name}: {value}\r\n"));
+/// Answers 503 on the acceptor itself and hands the socket to the closer. The handler's
+/// `refuse` shapes the answer; should it panic, the acceptor survives and sends the default.
+fn reject_overload(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
+    let refusal = Refusal {
+        status: 503,
+        message: "the gateway is at its connection limit; retry shortly",
+        peer,
+        received_at: Instant::now(),
+        head: None,
+        after_handler: false,
+    };
+    let mut response = match catch_unwind(AssertUnwindSafe(|| shared.handler.refuse(&refusal))) {
+        Ok(response) => response,
+        Err(panic) => {
+            log::error!(
+                "Handler::refuse panicked on the acceptor for the 503 to {peer}: {}",
+                panic_message(&*panic)
+            );
+            Response::text(refusal.status, refusal.message)
+        }
+    };
+    response.status = refusal.status;
+    if !response
+        .headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("retry-after"))
+    {
+        response = response.with_header("retry-after", "1");
     }
-    out.push_str(&format!("content-length: {}\r\n\r\n", response.body.len()));
     let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-    let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(&response.body);
-    if stream.write_all(&bytes).is_ok() {
+    if Responder::new(&mut stream, Version::Http11, false, false)
+        .send(response)
+        .is_ok()
+    {
         linger_close(shared, stream);
     }
 }
@@ -345,8 +371,15 @@ fn run_worker(shared: Arc<Shared>, queue: Receiver<Connection>) {
         shared.idle_workers.fetch_sub(1, Ordering::SeqCst);
         match next {
             Ok(conn) => {
-                serve_connection(&shared, conn);
-                shared.open_connections.fetch_sub(1, Ordering::SeqCst);
+                let _open = OpenConnection(&shared.open_connections);
+                let peer = conn.peer;
+                let served = catch_unwind(AssertUnwindSafe(|| serve_connection(&shared, conn)));
+                if let Err(panic) = served {
+                    log::error!(
+                        "panic while serving {peer}: {}; connection closed",
+                        panic_message(&*panic)
+                    );
+                }
             }
             Err(RecvTimeoutError::Timeout) if !queue.is_empty() => {}
             Err(RecvTimeoutError::Timeout) => {
@@ -366,15 +399,53 @@ fn run_worker(shared: Arc<Shared>, queue: Receiver<Connection>) {
     }
 }
 
+/// Counts one open connection until dropped, however its worker leaves it (a panic too).
+/// The acceptor counted it in.
+struct OpenConnection<'a>(&'a AtomicUsize);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The text of a panic's payload, for the log.
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "(no message)"
+    }
+}
+
+/// The handler's response to a refusal, with the layer's status.
+fn refusal_response(shared: &Shared, refusal: &Refusal<'_>) -> Response {
+    let mut response = shared.handler.refuse(refusal);
+    response.status = refusal.status;
+    response
+}
+
 /// Serves requests on one connection until it closes, goes idle, or must be closed.
 fn serve_connection(shared: &Shared, mut conn: Connection) {
     loop {
         let request = match conn.read_request(&shared.limits, &shared.stopping) {
             Ok(request) => request,
             Err(ReadError::Closed) => return,
-            Err(ReadError::Reject(status, message)) => {
+            Err(ReadError::Reject(status, message, head)) => {
+                let refusal = Refusal {
+                    status,
+                    message,
+                    peer: conn.peer,
+                    received_at: head
+                        .as_ref()
+                        .map_or(conn.head_wait_began, |h| h.received_at),
+                    head: head.as_ref(),
+                    after_handler: false,
+                };
+                let response = refusal_response(shared, &refusal);
                 // Errors found before a request was understood are answered as HTTP/1.1.
-                let response = shared.handler.protocol_error(status, message);
                 let mut responder = Responder::new(&mut conn.stream, Version::Http11, false, false);
                 if responder.send(response).is_ok() {
                     linger_close(shared, conn.stream);
@@ -385,6 +456,7 @@ fn serve_connection(shared: &Shared, mut conn: Connection) {
         conn.served += 1;
         let keep_alive = request.wants_keep_alive() && !shared.stopping.load(Ordering::SeqCst);
         let head_only = request.method == "HEAD";
+        let version = request.version;
         let (state, reusable, panicked) = {
             let mut responder =
                 Responder::new(&mut conn.stream, request.version, head_only, keep_alive);
@@ -407,15 +479,29 @@ fn serve_connection(shared: &Shared, mut conn: Connection) {
             } else {
                 "the handler produced no response"
             };
-            let response = shared.handler.protocol_error(500, message);
-            let _ =
-                Responder::new(&mut conn.stream, request.version, head_only, false).send(response);
+            let response = refuse_after_handler(shared, request, message);
+            let _ = Responder::new(&mut conn.stream, version, head_only, false).send(response);
             return;
         }
         if !reusable || panicked {
             return;
         }
     }
+}
+
+/// The 500 for a request the handler panicked on or left unanswered: the refusal carries the
+/// request's head (its body is dropped first).
+fn refuse_after_handler(shared: &Shared, mut request: Request, message: &str) -> Response {
+    request.body = Vec::new();
+    let refusal = Refusal {
+        status: 500,
+        message,
+        peer: request.peer,
+        received_at: request.received_at,
+        head: Some(&request),
+        after_handler: true,
+    };
+    refusal_response(shared, &refusal)
 }
 
 #[cfg(test)]

@@ -15,19 +15,20 @@ pub mod stream;
 
 use serde_json::{json, Map, Value};
 
-use crate::config::Endpoint;
+use super::request::{self, TurnBlocks};
+use super::{
+    bad_response, shape, ChatStream, Dialect, Listed, Prepared, Reply, RequestContext, Settings,
+    Target,
+};
 use crate::error::ApiError;
-use crate::providers::{Prepared, Reply, RequestContext};
-use crate::upstream::Call;
-
-pub use stream::StreamState;
+use crate::upstream::{Call, Received};
 
 /// The API version sent in `anthropic-version`.
-pub const API_VERSION: &str = "2023-06-01";
+const API_VERSION: &str = "2023-06-01";
 /// `max_tokens` when the client sets neither `max_tokens` nor `max_completion_tokens`.
-pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+const DEFAULT_MAX_TOKENS: u64 = 4096;
 /// The forced tool that carries a JSON answer (`response_format`).
-pub const JSON_TOOL: &str = "json_response";
+const JSON_TOOL: &str = "json_response";
 
 /// OpenAI parameters Anthropic cannot honour. A value that asks for nothing (`null`, `false`,
 /// `0`, `n: 1`) is accepted silently, as clients such as LibreChat send those by default.
@@ -68,16 +69,15 @@ const TRANSLATED: &[&str] = &[
     "user",
 ];
 
-/// The request for `POST {base}/v1/messages`.
-pub fn chat_request(
-    endpoint: &Endpoint,
-    model: &str,
+/// The Messages request (`POST {base}/v1/messages`) for an internal chat request.
+fn chat_request(
+    target: &Target,
     body: Map<String, Value>,
     stream: bool,
     context: &RequestContext<'_>,
 ) -> Result<Prepared, ApiError> {
     let dropped =
-        super::unsupported_params(&body, UNSUPPORTED, "Anthropic", context.drop_unsupported)?;
+        request::unsupported_params(&body, UNSUPPORTED, "Anthropic", context.drop_unsupported)?;
     let messages = body
         .get("messages")
         .and_then(Value::as_array)
@@ -85,27 +85,14 @@ pub fn chat_request(
     let (system, turns) = translate_messages(messages)?;
 
     let mut out = Map::new();
-    out.insert("model".into(), json!(model));
+    out.insert("model".into(), json!(target.model));
     if let Some(system) = system {
         out.insert("system".into(), system);
     }
     out.insert("messages".into(), Value::Array(turns));
-    let max_tokens = match (body.get("max_completion_tokens"), body.get("max_tokens")) {
-        (Some(v), _) if !v.is_null() => Some(v),
-        (_, Some(v)) if !v.is_null() => Some(v),
-        _ => None,
-    };
-    let max_tokens = match max_tokens {
-        None => DEFAULT_MAX_TOKENS,
-        Some(v) => v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
-            ApiError::invalid(
-                Some("max_tokens"),
-                "`max_tokens` must be a positive integer.",
-            )
-        })?,
-    };
+    let max_tokens = request::max_tokens(&body)?.unwrap_or(DEFAULT_MAX_TOKENS);
     out.insert("max_tokens".into(), json!(max_tokens));
-    if let Some(stops) = super::stop_sequences(&body)? {
+    if let Some(stops) = request::stop_sequences(&body)? {
         out.insert("stop_sequences".into(), stops);
     }
     let mut tools = translate_tools(body.get("tools"))?;
@@ -155,8 +142,8 @@ pub fn chat_request(
         ),
         ("anthropic-version", API_VERSION.to_string()),
     ];
-    if let Some(key) = &endpoint.api_key {
-        headers.push(("x-api-key", key.clone()));
+    if let Some(key) = target.api_key() {
+        headers.push(("x-api-key", key.to_string()));
     }
     if let Some((_, beta)) = context
         .client_headers
@@ -170,68 +157,18 @@ pub fn chat_request(
         headers.push(("accept-encoding", "identity".into()));
     }
     Ok(Prepared {
-        call: Call {
-            url: format!("{}/v1/messages", endpoint.base_url),
+        call: Call::post(
+            format!("{}/v1/messages", target.base_url()),
             headers,
-            body: serde_json::to_vec(&out).unwrap_or_default(),
-            idle_timeout: None,
-        },
+            serde_json::to_vec(&out).unwrap_or_default(),
+        ),
         dropped,
     })
 }
 
 /// OpenAI messages → (`system`, alternating `messages`).
 fn translate_messages(messages: &[Value]) -> Result<(Option<Value>, Vec<Value>), ApiError> {
-    let mut system: Vec<Value> = Vec::new();
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
-    for (i, m) in messages.iter().enumerate() {
-        let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
-        let content = m.get("content").unwrap_or(&Value::Null);
-        let (turn_role, blocks) = match role {
-            "system" | "developer" => {
-                system.extend(text_blocks(content, i)?);
-                continue;
-            }
-            "user" => ("user", user_blocks(content, i)?),
-            "assistant" => {
-                let mut blocks = text_blocks(content, i)?;
-                if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
-                    for (j, call) in calls.iter().enumerate() {
-                        blocks.push(tool_use_block(call, i, j)?);
-                    }
-                }
-                ("assistant", blocks)
-            }
-            "tool" => {
-                let id = m.get("tool_call_id").and_then(Value::as_str).ok_or_else(|| {
-                    ApiError::invalid(
-                        Some(&format!("messages[{i}].tool_call_id")),
-                        format!("`messages[{i}]` (role `tool`) needs a string `tool_call_id`."),
-                    )
-                })?;
-                let mut result = json!({"type": "tool_result", "tool_use_id": id});
-                match content {
-                    Value::String(s) => result["content"] = json!(s),
-                    Value::Null => {}
-                    _ => result["content"] = Value::Array(text_blocks(content, i)?),
-                }
-                ("user", vec![result])
-            }
-            other => {
-                return Err(ApiError::invalid(
-                    Some(&format!("messages[{i}].role")),
-                    format!("The role `{other}` is not supported for Anthropic models (use system, user, assistant or tool)."),
-                ))
-            }
-        };
-        if blocks.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some((last, existing)) if *last == turn_role => existing.extend(blocks),
-            _ => turns.push((turn_role, blocks)),
-        }
-    }
+    let (system, turns) = request::alternating_turns(messages, &Blocks)?;
     let system = if system.is_empty() {
         None
     } else if system.iter().all(is_plain_text) {
@@ -251,6 +188,43 @@ fn translate_messages(messages: &[Value]) -> Result<(Option<Value>, Vec<Value>),
         })
         .collect();
     Ok((system, turns))
+}
+
+/// Messages' content blocks for each kind of OpenAI message.
+struct Blocks;
+
+impl TurnBlocks for Blocks {
+    fn label(&self) -> &str {
+        "Anthropic"
+    }
+
+    fn system(&self, content: &Value, i: usize) -> Result<Vec<Value>, ApiError> {
+        text_blocks(content, i)
+    }
+
+    fn user(&self, content: &Value, i: usize) -> Result<Vec<Value>, ApiError> {
+        user_blocks(content, i)
+    }
+
+    fn assistant(&self, content: &Value, i: usize) -> Result<Vec<Value>, ApiError> {
+        text_blocks(content, i)
+    }
+
+    /// An assistant `tool_calls[j]` → a `tool_use` block.
+    fn tool_use(&self, call: &Value, i: usize, j: usize) -> Result<Value, ApiError> {
+        let (id, name, input) = request::tool_call_parts(call, i, j)?;
+        Ok(json!({"type": "tool_use", "id": id, "name": name, "input": input}))
+    }
+
+    fn tool_result(&self, id: &str, content: &Value, i: usize) -> Result<Value, ApiError> {
+        let mut result = json!({"type": "tool_result", "tool_use_id": id});
+        match content {
+            Value::String(s) => result["content"] = json!(s),
+            Value::Null => {}
+            _ => result["content"] = Value::Array(text_blocks(content, i)?),
+        }
+        Ok(result)
+    }
 }
 
 /// A `{"type":"text","text":…}` block with nothing else (no `cache_control`).
@@ -357,36 +331,9 @@ fn with_cache_control(mut block: Value, part: &Value) -> Value {
     block
 }
 
-/// An assistant `tool_calls[j]` → a `tool_use` block (arguments parsed from their JSON string).
-fn tool_use_block(call: &Value, i: usize, j: usize) -> Result<Value, ApiError> {
-    let param = format!("messages[{i}].tool_calls[{j}]");
-    let function = call.get("function").unwrap_or(&Value::Null);
-    let (Some(id), Some(name)) = (
-        call.get("id").and_then(Value::as_str),
-        function.get("name").and_then(Value::as_str),
-    ) else {
-        return Err(ApiError::invalid(
-            Some(&param),
-            format!("`{param}` needs an `id` and a `function.name`."),
-        ));
-    };
-    let input = match function.get("arguments") {
-        None | Some(Value::Null) => json!({}),
-        Some(Value::String(s)) if s.trim().is_empty() => json!({}),
-        Some(Value::String(s)) => serde_json::from_str(s).map_err(|_| {
-            ApiError::invalid(
-                Some(&param),
-                format!("`{param}.function.arguments` is not valid JSON."),
-            )
-        })?,
-        Some(other) => other.clone(),
-    };
-    Ok(json!({"type": "tool_use", "id": id, "name": name, "input": input}))
-}
-
 /// OpenAI `tools` (functions) → Anthropic tools with `input_schema`.
 fn translate_tools(tools: Option<&Value>) -> Result<Vec<Value>, ApiError> {
-    Ok(super::function_tools(tools)?
+    Ok(request::function_tools(tools)?
         .into_iter()
         .map(|t| {
             let mut out = json!({"name": t.name});
@@ -463,7 +410,7 @@ fn json_output_tool(format: Option<&Value>) -> Result<Option<Value>, ApiError> {
 }
 
 /// Anthropic's `stop_reason` → OpenAI's `finish_reason`.
-pub fn finish_reason(stop_reason: Option<&str>, json_mode: bool) -> &'static str {
+fn finish_reason(stop_reason: Option<&str>, json_mode: bool) -> &'static str {
     match stop_reason {
         Some("max_tokens") | Some("model_context_window_exceeded") => "length",
         Some("tool_use") if !json_mode => "tool_calls",
@@ -474,7 +421,7 @@ pub fn finish_reason(stop_reason: Option<&str>, json_mode: bool) -> &'static str
 
 /// Anthropic usage → OpenAI usage: every input token (fresh, cache reads, cache writes) is a
 /// prompt token; cache reads are `cached_tokens`.
-pub fn usage(u: &Value) -> Value {
+fn usage(u: &Value) -> Value {
     let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
     let cached = n("cache_read_input_tokens");
     let prompt = n("input_tokens") + cached + n("cache_creation_input_tokens");
@@ -487,21 +434,9 @@ pub fn usage(u: &Value) -> Value {
     })
 }
 
-/// Seconds since the Unix epoch (`created`).
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// A 2xx Messages answer → an OpenAI `chat.completion`.
-pub fn response(bytes: &[u8]) -> Result<Reply, ApiError> {
-    let bad = |why: &str| {
-        ApiError::bad_gateway(
-            "upstream_bad_response",
-            format!("The provider's response is not a Messages answer: {why}."),
-        )
-    };
+fn response(bytes: &[u8]) -> Result<Reply, ApiError> {
+    let bad = |why: &str| bad_response(format_args!("not a Messages answer: {why}"));
     let answer: Value = serde_json::from_slice(bytes).map_err(|_| bad("not JSON"))?;
     let blocks = answer
         .get("content")
@@ -535,40 +470,23 @@ pub fn response(bytes: &[u8]) -> Result<Reply, ApiError> {
             }
             Some("tool_use") => {
                 let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
-                tool_calls.push(json!({
-                    "id": block.get("id").cloned().unwrap_or(Value::Null),
-                    "type": "function",
-                    "function": {"name": block.get("name").cloned().unwrap_or(Value::Null), "arguments": input.to_string()},
-                }));
+                tool_calls.push(shape::tool_call(
+                    block.get("id").cloned().unwrap_or(Value::Null),
+                    block.get("name").cloned().unwrap_or(Value::Null),
+                    input.to_string(),
+                ));
             }
             _ => {} // redacted thinking, server tools: nothing an OpenAI client can show
         }
     }
-    let mut message = json!({"role": "assistant", "content": text, "refusal": null});
-    if let Some(reasoning) = reasoning {
-        message["reasoning_content"] = json!(reasoning);
-    }
-    if !tool_calls.is_empty() {
-        message["tool_calls"] = Value::Array(tool_calls);
-    }
-    let usage = answer.get("usage").map(usage);
-    let completion = json!({
-        "id": answer.get("id").cloned().unwrap_or(Value::Null),
-        "object": "chat.completion",
-        "created": unix_now(),
-        "model": answer.get("model").cloned().unwrap_or(Value::Null),
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "logprobs": null,
-            "finish_reason": finish_reason(answer.get("stop_reason").and_then(Value::as_str), json_mode),
-        }],
-        "usage": usage,
-    });
-    Ok(Reply {
-        body: serde_json::to_vec(&completion).unwrap_or_default(),
-        usage,
-    })
+    let message = shape::assistant_message(text, reasoning, tool_calls);
+    let finish = finish_reason(answer.get("stop_reason").and_then(Value::as_str), json_mode);
+    Ok(shape::completion(
+        answer.get("id").cloned().unwrap_or(Value::Null),
+        answer.get("model").cloned().unwrap_or(Value::Null),
+        vec![shape::choice(0, message, finish)],
+        answer.get("usage").map(usage),
+    ))
 }
 
 /// The HTTP status an Anthropic error type stands for (for errors inside a stream).
@@ -588,7 +506,7 @@ fn status_of(kind: &str) -> u16 {
 /// Anthropic's `{"type":"error","error":{"type","message"}}` → the OpenAI error shape, message
 /// verbatim. 4xx statuses pass through; 529 (overloaded) becomes 503 with `retry-after`; any
 /// other 5xx becomes 502.
-pub fn parse_error(status: u16, body: &[u8]) -> ApiError {
+fn parse_error(status: u16, body: &[u8]) -> ApiError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let error = parsed
         .as_ref()
@@ -600,10 +518,7 @@ pub fn parse_error(status: u16, body: &[u8]) -> ApiError {
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    let message = field("message").unwrap_or_else(|| {
-        let raw = String::from_utf8_lossy(&body[..body.len().min(500)]);
-        format!("The provider answered HTTP {status}: {}", raw.trim())
-    });
+    let message = field("message").unwrap_or_else(|| super::openai::raw_message(status, body));
     error_for(status, field("type"), message)
 }
 
@@ -630,6 +545,69 @@ fn error_for(status: u16, kind: Option<String>, message: String) -> ApiError {
         e.headers.push(("retry-after".into(), "2".into()));
     }
     e
+}
+
+pub struct Anthropic;
+
+impl Dialect for Anthropic {
+    fn chat_request(
+        &self,
+        target: &Target,
+        body: Map<String, Value>,
+        stream: bool,
+        context: &RequestContext<'_>,
+    ) -> Result<Prepared, ApiError> {
+        chat_request(target, body, stream, context)
+    }
+
+    fn chat_response(&self, _target: &Target, answer: Received) -> Result<Reply, ApiError> {
+        response(&answer.body)
+    }
+
+    fn chat_stream(&self, _target: &Target) -> Box<dyn ChatStream> {
+        Box::new(stream::StreamState::default())
+    }
+
+    fn parse_error(&self, status: u16, body: &[u8]) -> ApiError {
+        parse_error(status, body)
+    }
+
+    /// `GET {base}/v1/models?limit=1000` (`x-api-key`).
+    fn models_request(&self, settings: &Settings) -> Option<Call> {
+        let base = settings.base_url.as_deref()?;
+        let mut headers = vec![
+            ("accept", "application/json".to_string()),
+            ("anthropic-version", API_VERSION.to_string()),
+        ];
+        headers.push(("x-api-key", settings.api_key.clone()?));
+        Some(Call::get(format!("{base}/v1/models?limit=1000"), headers))
+    }
+
+    /// `data[].id`, `created_at` in RFC 3339.
+    fn models_response(&self, body: &[u8]) -> Result<Vec<Listed>, String> {
+        let items = super::openai::list_items(body, "data")?;
+        Ok(items
+            .iter()
+            .filter_map(|m| {
+                Some(Listed {
+                    id: m["id"].as_str()?.to_string(),
+                    created: rfc3339_secs(&m["created_at"]),
+                    owned_by: None,
+                })
+            })
+            .collect())
+    }
+}
+
+/// Seconds since the epoch of an RFC 3339 timestamp; 0 if it is not one.
+fn rfc3339_secs(value: &Value) -> u64 {
+    value
+        .as_str()
+        .and_then(|s| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

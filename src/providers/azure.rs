@@ -2,110 +2,120 @@
 //! `{AZURE_API_BASE}/openai/deployments/<deployment>/chat/completions?api-version=…` (and
 //! `/embeddings`) with the key in the `api-key` header — never in the URL. Answers, streams and
 //! errors are OpenAI's: a `content_filter` finish reason passes through as is, and a 400 with
-//! `code: content_filter` keeps its message, code and status (`openai::parse_error`).
+//! `code: content_filter` keeps its message, code and status. Azure lists deployments through
+//! its management API, not the inference endpoint, so `/v1/models` does not list them.
 
 use serde_json::{Map, Value};
 
-use crate::config::Endpoint;
+use super::openai::{self, STANDARD as OPENAI};
+use super::{ChatStream, Dialect, Prepared, Reply, RequestContext, Target};
 use crate::error::ApiError;
-use crate::upstream::Call;
+use crate::upstream::{url_component, Call, Received};
 
-use super::openai;
+/// The variable holding the `api-version` query parameter.
+pub const API_VERSION_VAR: &str = "AZURE_API_VERSION";
 
-/// Deployment names are letters, digits, `-`, `_` and `.`; anything else would change the path.
-pub fn check_deployment(deployment: &str) -> Result<(), ApiError> {
-    let valid = !deployment.is_empty()
-        && deployment
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if valid {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            Some("model"),
-            format!("`azure/{deployment}`: an Azure deployment name has only letters, digits, '-', '_' and '.'."),
-        ))
+pub struct Azure;
+
+impl Azure {
+    /// A POST to `{base}/openai/deployments/{deployment}{path}?api-version=…` with the key in
+    /// `api-key`.
+    fn call(target: &Target, path: &str, body: &Map<String, Value>, stream: bool) -> Call {
+        let version = target.settings.extra(API_VERSION_VAR).unwrap_or_default();
+        let url = format!(
+            "{}/openai/deployments/{}{path}?api-version={}",
+            target.base_url(),
+            target.model,
+            url_component(version)
+        );
+        let mut headers = openai::bearer(None, stream);
+        if let Some(key) = target.api_key() {
+            headers.push(("api-key", key.to_string()));
+        }
+        Call::post(url, headers, serde_json::to_vec(body).unwrap_or_default())
     }
 }
 
-/// The Azure form of an OpenAI call built for `{base}/openai/deployments/{deployment}`.
-fn azure_call(
-    endpoint: &Endpoint,
-    api_version: &str,
-    build: impl FnOnce(&Endpoint) -> Call,
-) -> Call {
-    let keyless = Endpoint {
-        base_url: endpoint.base_url.clone(),
-        api_key: None,
-    };
-    let mut call = build(&keyless);
-    call.url.push_str("?api-version=");
-    call.url.push_str(&query_value(api_version));
-    if let Some(key) = &endpoint.api_key {
-        call.headers.push(("api-key", key.clone()));
+impl Dialect for Azure {
+    /// Deployment names are letters, digits, `-`, `_` and `.`; anything else would change the
+    /// path.
+    fn check_model(&self, _requested: &str, deployment: &str) -> Result<(), ApiError> {
+        let valid = !deployment.is_empty()
+            && deployment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if valid {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(
+                Some("model"),
+                format!("`azure/{deployment}`: an Azure deployment name has only letters, digits, '-', '_' and '.'."),
+            ))
+        }
     }
-    call
-}
 
-/// `POST …/chat/completions?api-version=…`; streams ask for usage like OpenAI.
-pub fn chat_request(
-    endpoint: &Endpoint,
-    deployment: &str,
-    api_version: &str,
-    body: Map<String, Value>,
-    stream: bool,
-) -> Call {
-    azure_call(
-        &deployment_endpoint(endpoint, deployment),
-        api_version,
-        |e| openai::chat_request(e, deployment, body, stream, true),
-    )
-}
-
-/// `POST …/embeddings?api-version=…`.
-pub fn embeddings_request(
-    endpoint: &Endpoint,
-    deployment: &str,
-    api_version: &str,
-    body: Map<String, Value>,
-) -> Call {
-    azure_call(
-        &deployment_endpoint(endpoint, deployment),
-        api_version,
-        |e| openai::embeddings_request(e, deployment, body),
-    )
-}
-
-fn deployment_endpoint(endpoint: &Endpoint, deployment: &str) -> Endpoint {
-    Endpoint {
-        base_url: format!("{}/openai/deployments/{deployment}", endpoint.base_url),
-        api_key: endpoint.api_key.clone(),
-    }
-}
-
-/// Percent-encodes everything but unreserved characters.
-fn query_value(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
+    fn chat_request(
+        &self,
+        target: &Target,
+        body: Map<String, Value>,
+        stream: bool,
+        context: &RequestContext<'_>,
+    ) -> Result<Prepared, ApiError> {
+        let (body, dropped) = OPENAI.chat_body(target, body, stream, context.drop_unsupported)?;
+        Ok(Prepared {
+            call: Azure::call(target, "/chat/completions", &body, stream),
+            dropped,
         })
-        .collect()
+    }
+
+    fn chat_response(&self, target: &Target, answer: Received) -> Result<Reply, ApiError> {
+        OPENAI.chat_response(target, answer)
+    }
+
+    fn chat_stream(&self, target: &Target) -> Box<dyn ChatStream> {
+        OPENAI.chat_stream(target)
+    }
+
+    fn embeddings_request(
+        &self,
+        target: &Target,
+        mut body: Map<String, Value>,
+    ) -> Result<Vec<Call>, ApiError> {
+        body.insert("model".into(), Value::String(target.model.clone()));
+        Ok(vec![Azure::call(target, "/embeddings", &body, false)])
+    }
+
+    fn embeddings_response(
+        &self,
+        target: &Target,
+        answers: Vec<Received>,
+        base64: bool,
+    ) -> Result<Reply, ApiError> {
+        OPENAI.embeddings_response(target, answers, base64)
+    }
+
+    fn parse_error(&self, status: u16, body: &[u8]) -> ApiError {
+        openai::parse_error(status, body)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::registry::test_target;
     use serde_json::json;
 
-    fn endpoint() -> Endpoint {
-        Endpoint {
-            base_url: "https://res.openai.azure.com".into(),
-            api_key: Some("azure-secret-fake".into()),
-        }
+    fn target(deployment: &str) -> Target {
+        let mut t = test_target(
+            "azure",
+            deployment,
+            "https://res.openai.azure.com",
+            Some("azure-secret-fake"),
+        );
+        let mut settings = (*t.settings).clone();
+        settings.extra.insert(API_VERSION_VAR, "2024-10-21".into());
+        t.settings = std::sync::Arc::new(settings);
+        t
     }
 
     #[test]
@@ -114,7 +124,12 @@ mod tests {
             .as_object()
             .unwrap()
             .clone();
-        let call = chat_request(&endpoint(), "prod-4o", "2024-10-21", body, true);
+        let context = RequestContext {
+            drop_unsupported: false,
+            client_headers: &[],
+        };
+        let t = target("prod-4o");
+        let call = Azure.chat_request(&t, body, true, &context).unwrap().call;
         assert_eq!(
             call.url,
             "https://res.openai.azure.com/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21"
@@ -130,16 +145,16 @@ mod tests {
 
     #[test]
     fn deployment_names_cannot_change_the_path() {
-        assert!(check_deployment("gpt-4o.mini_2").is_ok());
-        assert_eq!(check_deployment("../x").unwrap_err().status, 400);
-        assert_eq!(check_deployment("a?b").unwrap_err().status, 400);
-        assert!(check_deployment("").is_err());
+        assert!(Azure.check_model("", "gpt-4o.mini_2").is_ok());
+        assert_eq!(Azure.check_model("", "../x").unwrap_err().status, 400);
+        assert_eq!(Azure.check_model("", "a?b").unwrap_err().status, 400);
+        assert!(Azure.check_model("", "").is_err());
     }
 
     #[test]
     fn content_filter_errors_keep_message_code_and_status() {
         let body = br#"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation"}}}"#;
-        let e = openai::parse_error(400, body);
+        let e = Azure.parse_error(400, body);
         assert_eq!((e.status, e.code.as_deref()), (400, Some("content_filter")));
         assert!(e.message.contains("content management policy"));
         assert_eq!(e.param.as_deref(), Some("prompt"));

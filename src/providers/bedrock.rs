@@ -1,7 +1,7 @@
 //! The AWS Bedrock dialect (Converse, `POST {base}/model/{model-id}/converse`, and
 //! ConverseStream, `…/converse-stream`): an OpenAI chat body becomes a Converse request, the
 //! Converse answer a `chat.completion`, Bedrock's errors the OpenAI error shape, and its binary
-//! event stream (decoded by [`eventstream`]) OpenAI chunks ([`stream::StreamState`]).
+//! event stream (decoded by `upstream::eventstream`) OpenAI chunks ([`stream::StreamState`]).
 //!
 //! Requests are signed with SigV4 ([`sigv4`]) from the AWS access keys, or carry a Bedrock API
 //! key (`AWS_BEARER_TOKEN_BEDROCK`) as a bearer token. The model id goes in the path
@@ -15,25 +15,54 @@
 //! (`additionalModelRequestFields`, `guardrailConfig`, …) pass through; OpenAI parameters
 //! Converse cannot honour are a 400 naming them (or dropped with `DROP_UNSUPPORTED_PARAMS`).
 
-pub mod eventstream;
 pub mod sigv4;
-pub mod stream;
+mod stream;
 
 use serde_json::{json, Map, Value};
 
-use crate::config::{Config, Endpoint};
+use super::openai::raw_message;
+use super::request::{self, TurnBlocks};
+use super::{
+    bad_response, shape, ChatStream, Dialect, Extra, Missing, Prepared, Provider, Reply,
+    RequestContext, Settings, Target,
+};
 use crate::error::ApiError;
-use crate::providers::{missing_key, Prepared, Provider, Reply, Target};
-use crate::upstream::Call;
-
-pub use stream::StreamState;
+use crate::upstream::{eventstream, url_component, Call, Received};
 
 /// The SigV4 service name of Bedrock Runtime.
-pub const SERVICE: &str = "bedrock";
+const SERVICE: &str = "bedrock";
+
+/// The AWS variables Bedrock reads besides its API key and base.
+pub const VARIABLES: &[Extra] = &[
+    Extra {
+        var: "AWS_REGION",
+        aliases: &["AWS_DEFAULT_REGION"],
+        default: Some("us-east-1"),
+        secret: false,
+    },
+    Extra {
+        var: "AWS_ACCESS_KEY_ID",
+        aliases: &[],
+        default: None,
+        secret: true,
+    },
+    Extra {
+        var: "AWS_SECRET_ACCESS_KEY",
+        aliases: &[],
+        default: None,
+        secret: true,
+    },
+    Extra {
+        var: "AWS_SESSION_TOKEN",
+        aliases: &[],
+        default: None,
+        secret: true,
+    },
+];
 
 /// How requests to Bedrock are authenticated.
 #[derive(Clone)]
-pub enum Auth {
+enum Auth {
     /// A Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`).
     Bearer(String),
     /// SigV4 with these credentials, for this region.
@@ -52,93 +81,51 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-/// The target for `bedrock/<model-id>`; `Ok(None)`: no credentials, the OpenAI-compatible
-/// upstream gets the name as is.
-pub fn target(config: &Config, requested: &str, model: &str) -> Result<Option<Target>, ApiError> {
-    let b = &config.bedrock;
-    let auth = match (&b.bearer_token, &b.access_key_id, &b.secret_access_key) {
-        (Some(token), _, _) => Auth::Bearer(token.clone()),
-        (None, Some(id), Some(secret)) => Auth::SigV4 {
-            credentials: sigv4::Credentials {
-                access_key_id: id.clone(),
-                secret_access_key: secret.clone(),
-                session_token: b.session_token.clone(),
-            },
-            region: b.region.clone(),
-        },
-        _ if config.upstream.is_some() => return Ok(None),
-        _ => {
-            return Err(missing_key(
-                requested,
-                "bedrock",
-                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_BEARER_TOKEN_BEDROCK)",
-            ))
-        }
-    };
-    if model.is_empty() {
-        return Err(ApiError::invalid(
-            Some("model"),
-            "A Bedrock model is named bedrock/<model-id>, e.g. bedrock/anthropic.claude-3-5-haiku-20241022-v1:0.",
-        ));
+/// How the settings authenticate: a Bedrock API key wins over the access keys.
+fn auth(settings: &Settings) -> Option<Auth> {
+    if let Some(token) = &settings.api_key {
+        return Some(Auth::Bearer(token.clone()));
     }
-    let endpoint = Endpoint {
-        base_url: b.base_url.clone(),
-        api_key: None,
-    };
-    Ok(Some(Target {
-        aws: Some(auth),
-        ..Target::new(Provider::Bedrock, model, Some(endpoint))
-    }))
+    let id = settings.extra("AWS_ACCESS_KEY_ID")?;
+    let secret = settings.extra("AWS_SECRET_ACCESS_KEY")?;
+    Some(Auth::SigV4 {
+        credentials: sigv4::Credentials {
+            access_key_id: id.to_string(),
+            secret_access_key: secret.to_string(),
+            session_token: settings.extra("AWS_SESSION_TOKEN").map(str::to_string),
+        },
+        region: settings
+            .extra("AWS_REGION")
+            .unwrap_or("us-east-1")
+            .to_string(),
+    })
 }
 
 /// A call to `{base}/model/{model-id}/{action}` with `body`, authenticated.
-pub fn call(
-    endpoint: &Endpoint,
-    auth: Option<&Auth>,
-    model: &str,
-    action: &str,
-    body: Vec<u8>,
-    accept: &str,
-) -> Call {
-    call_at(
-        endpoint,
-        auth,
-        model,
-        action,
-        body,
-        accept,
-        &sigv4::amz_date_now(),
-    )
+fn call(target: &Target, action: &str, body: Vec<u8>, accept: &str) -> Call {
+    call_at(target, action, body, accept, &sigv4::amz_date_now())
 }
 
 /// [`call`] at a given time (`x-amz-date`).
-pub fn call_at(
-    endpoint: &Endpoint,
-    auth: Option<&Auth>,
-    model: &str,
-    action: &str,
-    body: Vec<u8>,
-    accept: &str,
-    amz_date: &str,
-) -> Call {
+fn call_at(target: &Target, action: &str, body: Vec<u8>, accept: &str, amz_date: &str) -> Call {
     let url = format!(
         "{}/model/{}/{action}",
-        endpoint.base_url,
-        sigv4::uri_encode(model)
+        target.base_url(),
+        url_component(&target.model)
     );
     let mut headers = vec![("accept", accept.to_string())];
     if accept != "application/json" {
         // A compressed event stream would be held back by the decoder.
         headers.push(("accept-encoding", "identity".into()));
     }
-    match auth {
+    match auth(&target.settings) {
         Some(Auth::Bearer(token)) => headers.push(("authorization", format!("Bearer {token}"))),
         Some(Auth::SigV4 {
             credentials,
             region,
         }) => headers.extend(sigv4::signed_headers(
-            credentials,
-            region,
+            &credentials,
+            &region,
             SERVICE,
             amz_date,
             &url,
@@ -146,12 +133,7 @@ pub fn call_at(
         )),
         None => {}
     }
-    Call {
-        url,
-        headers,
-        body,
-        idle_timeout: None,
-    }
+    Call::post(url, headers, body)
 }
 
 /// OpenAI parameters Converse cannot honour; a value that asks for nothing is accepted.
@@ -189,8 +171,7 @@ const PASSED: &[&str] = &[
 ];
 
 /// The Converse (or ConverseStream) request for an OpenAI chat body.
-pub fn chat_request(
-    endpoint: &Endpoint,
+fn chat_request(
     target: &Target,
     body: Map<String, Value>,
     stream: bool,
@@ -204,9 +185,7 @@ pub fn chat_request(
     };
     Ok(Prepared {
         call: call(
-            endpoint,
-            target.aws.as_ref(),
-            &target.model,
+            target,
             action,
             serde_json::to_vec(&out.0).unwrap_or_default(),
             accept,
@@ -216,11 +195,11 @@ pub fn chat_request(
 }
 
 /// The Converse body for an OpenAI chat body, and the parameters dropped.
-pub fn converse_body(
+fn converse_body(
     body: &Map<String, Value>,
     drop_unsupported: bool,
 ) -> Result<(Value, Vec<String>), ApiError> {
-    let dropped = super::unsupported_params(body, UNSUPPORTED, "Bedrock", drop_unsupported)?;
+    let dropped = request::unsupported_params(body, UNSUPPORTED, "Bedrock", drop_unsupported)?;
     let messages = body
         .get("messages")
         .and_then(Value::as_array)
@@ -232,18 +211,7 @@ pub fn converse_body(
         out.insert("system".into(), Value::Array(system));
     }
     let mut config = Map::new();
-    let max_tokens = match (body.get("max_completion_tokens"), body.get("max_tokens")) {
-        (Some(v), _) if !v.is_null() => Some(v),
-        (_, Some(v)) if !v.is_null() => Some(v),
-        _ => None,
-    };
-    if let Some(v) = max_tokens {
-        let n = v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
-            ApiError::invalid(
-                Some("max_tokens"),
-                "`max_tokens` must be a positive integer.",
-            )
-        })?;
+    if let Some(n) = request::max_tokens(body)? {
         config.insert("maxTokens".into(), json!(n));
     }
     for (from, to) in [("temperature", "temperature"), ("top_p", "topP")] {
@@ -260,7 +228,7 @@ pub fn converse_body(
             }
         }
     }
-    if let Some(stops) = super::stop_sequences(body)? {
+    if let Some(stops) = request::stop_sequences(body)? {
         config.insert("stopSequences".into(), stops);
     }
     if !config.is_empty() {
@@ -289,62 +257,47 @@ fn invalid_at(i: usize, message: impl Into<String>) -> ApiError {
 
 /// OpenAI messages → (`system` blocks, alternating `messages`).
 fn translate_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>), ApiError> {
-    let mut system = Vec::new();
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
-    for (i, m) in messages.iter().enumerate() {
-        let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
-        let content = m.get("content").unwrap_or(&Value::Null);
-        let (turn_role, blocks) = match role {
-            "system" | "developer" => {
-                system.extend(text_blocks(content, i)?);
-                continue;
-            }
-            "user" => ("user", user_blocks(content, i)?),
-            "assistant" => {
-                let mut blocks = text_blocks(content, i)?;
-                if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
-                    for (j, call) in calls.iter().enumerate() {
-                        blocks.push(tool_use_block(call, i, j)?);
-                    }
-                }
-                ("assistant", blocks)
-            }
-            "tool" => {
-                let id = m.get("tool_call_id").and_then(Value::as_str).ok_or_else(|| {
-                    ApiError::invalid(
-                        Some(&format!("messages[{i}].tool_call_id")),
-                        format!("`messages[{i}]` (role `tool`) needs a string `tool_call_id`."),
-                    )
-                })?;
-                let mut content = text_blocks(content, i)?;
-                if content.is_empty() {
-                    content.push(json!({"text": ""}));
-                }
-                (
-                    "user",
-                    vec![json!({"toolResult": {"toolUseId": id, "content": content}})],
-                )
-            }
-            other => {
-                return Err(ApiError::invalid(
-                    Some(&format!("messages[{i}].role")),
-                    format!("The role `{other}` is not supported for Bedrock models (use system, user, assistant or tool)."),
-                ))
-            }
-        };
-        if blocks.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some((last, existing)) if *last == turn_role => existing.extend(blocks),
-            _ => turns.push((turn_role, blocks)),
-        }
-    }
+    let (system, turns) = request::alternating_turns(messages, &Blocks)?;
     let turns = turns
         .into_iter()
         .map(|(role, content)| json!({"role": role, "content": content}))
         .collect();
     Ok((system, turns))
+}
+
+/// Converse's content blocks for each kind of OpenAI message.
+struct Blocks;
+
+impl TurnBlocks for Blocks {
+    fn label(&self) -> &str {
+        "Bedrock"
+    }
+
+    fn system(&self, content: &Value, i: usize) -> Result<Vec<Value>, ApiError> {
+        text_blocks(content, i)
+    }
+
+    fn user(&self, content: &Value, i: usize) -> Result<Vec<Value>, ApiError> {
+        user_blocks(content, i)
+    }
+
+    fn assistant(&self, content: &Value, i: usize) -> Result<Vec<Value>, ApiError> {
+        text_blocks(content, i)
+    }
+
+    /// An assistant `tool_calls[j]` → a `toolUse` block.
+    fn tool_use(&self, call: &Value, i: usize, j: usize) -> Result<Value, ApiError> {
+        let (id, name, input) = request::tool_call_parts(call, i, j)?;
+        Ok(json!({"toolUse": {"toolUseId": id, "name": name, "input": input}}))
+    }
+
+    fn tool_result(&self, id: &str, content: &Value, i: usize) -> Result<Value, ApiError> {
+        let mut content = text_blocks(content, i)?;
+        if content.is_empty() {
+            content.push(json!({"text": ""}));
+        }
+        Ok(json!({"toolResult": {"toolUseId": id, "content": content}}))
+    }
 }
 
 /// Text content (a string, or `text`/`refusal` parts) as `{"text"}` blocks; empty text is
@@ -436,36 +389,9 @@ fn image_block(part: &Value, i: usize) -> Result<Value, ApiError> {
     Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
 }
 
-/// An assistant `tool_calls[j]` → a `toolUse` block (arguments parsed from their JSON string).
-fn tool_use_block(call: &Value, i: usize, j: usize) -> Result<Value, ApiError> {
-    let param = format!("messages[{i}].tool_calls[{j}]");
-    let function = call.get("function").unwrap_or(&Value::Null);
-    let (Some(id), Some(name)) = (
-        call.get("id").and_then(Value::as_str),
-        function.get("name").and_then(Value::as_str),
-    ) else {
-        return Err(ApiError::invalid(
-            Some(&param),
-            format!("`{param}` needs an `id` and a `function.name`."),
-        ));
-    };
-    let input = match function.get("arguments") {
-        None | Some(Value::Null) => json!({}),
-        Some(Value::String(s)) if s.trim().is_empty() => json!({}),
-        Some(Value::String(s)) => serde_json::from_str(s).map_err(|_| {
-            ApiError::invalid(
-                Some(&param),
-                format!("`{param}.function.arguments` is not valid JSON."),
-            )
-        })?,
-        Some(other) => other.clone(),
-    };
-    Ok(json!({"toolUse": {"toolUseId": id, "name": name, "input": input}}))
-}
-
 /// OpenAI `tools` (functions) → Converse `toolSpec`s.
 fn translate_tools(tools: Option<&Value>) -> Result<Vec<Value>, ApiError> {
-    Ok(super::function_tools(tools)?
+    Ok(request::function_tools(tools)?
         .into_iter()
         .map(|t| {
             let mut spec = json!({"name": t.name});
@@ -507,7 +433,7 @@ fn translate_tool_choice(choice: Option<&Value>) -> Result<Option<Option<Value>>
 }
 
 /// Converse's `stopReason` → OpenAI's `finish_reason`.
-pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
+fn finish_reason(stop_reason: Option<&str>) -> &'static str {
     match stop_reason {
         Some("max_tokens") | Some("model_context_window_exceeded") => "length",
         Some("tool_use") => "tool_calls",
@@ -518,7 +444,7 @@ pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
 
 /// Converse usage → OpenAI usage: cache reads and writes are prompt tokens too; cache reads
 /// are `cached_tokens`.
-pub fn usage(u: &Value) -> Value {
+fn usage(u: &Value) -> Value {
     let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
     let cached = n("cacheReadInputTokens");
     let prompt = n("inputTokens") + cached + n("cacheWriteInputTokens");
@@ -531,18 +457,9 @@ pub fn usage(u: &Value) -> Value {
     })
 }
 
-pub fn new_id() -> String {
-    format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
-}
-
 /// A 2xx Converse answer → an OpenAI `chat.completion`.
-pub fn response(model: &str, bytes: &[u8]) -> Result<Reply, ApiError> {
-    let bad = |why: &str| {
-        ApiError::bad_gateway(
-            "upstream_bad_response",
-            format!("The provider's response is not a Converse answer: {why}."),
-        )
-    };
+fn response(model: &str, bytes: &[u8]) -> Result<Reply, ApiError> {
+    let bad = |why: &str| bad_response(format_args!("not a Converse answer: {why}"));
     let answer: Value = serde_json::from_slice(bytes).map_err(|_| bad("not JSON"))?;
     let blocks = answer
         .pointer("/output/message/content")
@@ -561,42 +478,25 @@ pub fn response(model: &str, bytes: &[u8]) -> Result<Reply, ApiError> {
             reasoning.get_or_insert_with(String::new).push_str(t);
         } else if let Some(tool) = block.get("toolUse") {
             let input = tool.get("input").cloned().unwrap_or_else(|| json!({}));
-            tool_calls.push(json!({
-                "id": tool.get("toolUseId").cloned().unwrap_or(Value::Null),
-                "type": "function",
-                "function": {"name": tool.get("name").cloned().unwrap_or(Value::Null), "arguments": input.to_string()},
-            }));
+            tool_calls.push(shape::tool_call(
+                tool.get("toolUseId").cloned().unwrap_or(Value::Null),
+                tool.get("name").cloned().unwrap_or(Value::Null),
+                input.to_string(),
+            ));
         }
     }
-    let mut message = json!({"role": "assistant", "content": text, "refusal": null});
-    if let Some(reasoning) = reasoning {
-        message["reasoning_content"] = json!(reasoning);
-    }
-    if !tool_calls.is_empty() {
-        message["tool_calls"] = Value::Array(tool_calls);
-    }
-    let usage = answer.get("usage").map(usage);
-    let completion = json!({
-        "id": new_id(),
-        "object": "chat.completion",
-        "created": super::anthropic::unix_now(),
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "logprobs": null,
-            "finish_reason": finish_reason(answer.get("stopReason").and_then(Value::as_str)),
-        }],
-        "usage": usage,
-    });
-    Ok(Reply {
-        body: serde_json::to_vec(&completion).unwrap_or_default(),
-        usage,
-    })
+    let message = shape::assistant_message(text, reasoning, tool_calls);
+    let finish = finish_reason(answer.get("stopReason").and_then(Value::as_str));
+    Ok(shape::completion(
+        json!(shape::completion_id()),
+        json!(model),
+        vec![shape::choice(0, message, finish)],
+        answer.get("usage").map(usage),
+    ))
 }
 
 /// The HTTP status a Bedrock exception stands for (for exceptions inside a stream).
-pub fn status_of(exception: &str) -> u16 {
+fn status_of(exception: &str) -> u16 {
     match exception.to_ascii_lowercase().as_str() {
         "validationexception" => 400,
         "accessdeniedexception" => 403,
@@ -611,7 +511,7 @@ pub fn status_of(exception: &str) -> u16 {
 /// Bedrock's `{"message": …}` error (its type in the `x-amzn-ErrorType` header, sometimes in
 /// `__type`) → the OpenAI error shape, message verbatim. 4xx statuses pass through (throttling
 /// is 429); 5xx become 502.
-pub fn parse_error(status: u16, body: &[u8]) -> ApiError {
+fn parse_error(status: u16, body: &[u8]) -> ApiError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let field = |k: &str| {
         parsed
@@ -622,16 +522,13 @@ pub fn parse_error(status: u16, body: &[u8]) -> ApiError {
     };
     let message = field("message")
         .or_else(|| field("Message"))
-        .unwrap_or_else(|| {
-            let raw = String::from_utf8_lossy(&body[..body.len().min(500)]);
-            format!("The provider answered HTTP {status}: {}", raw.trim())
-        });
+        .unwrap_or_else(|| raw_message(status, body));
     let exception = field("__type").map(|t| t.rsplit('#').next().unwrap_or_default().to_string());
     error_for(status, exception.as_deref(), message)
 }
 
 /// The error for an upstream status, exception name and message.
-pub fn error_for(status: u16, exception: Option<&str>, message: String) -> ApiError {
+fn error_for(status: u16, exception: Option<&str>, message: String) -> ApiError {
     let (client_status, kind) = match status {
         401 | 403 => (status, "authentication_error"),
         404 => (status, "not_found_error"),
@@ -670,65 +567,31 @@ fn embedder(model: &str) -> Result<Embedder, ApiError> {
 
 /// The InvokeModel calls (`/model/{model-id}/invoke`) for an OpenAI embeddings body: one per
 /// input for Titan, one for all inputs for Cohere.
-pub fn embeddings_calls(
-    endpoint: &Endpoint,
-    target: &Target,
-    body: &Map<String, Value>,
-) -> Result<Vec<Call>, ApiError> {
+fn embeddings_calls(target: &Target, body: &Map<String, Value>) -> Result<Vec<Call>, ApiError> {
     let kind = embedder(&target.model)?;
-    let texts: Vec<&str> = match body.get("input") {
-        Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
-            items.iter().filter_map(Value::as_str).collect()
-        }
-        _ => {
-            return Err(ApiError::invalid(
-                Some("input"),
-                "Bedrock embeds text only: `input` must be a string or an array of strings (token arrays are not accepted).",
-            ))
-        }
-    };
-    match body.get("encoding_format").and_then(Value::as_str) {
-        None | Some("float") | Some("base64") => {}
-        Some(other) => {
-            return Err(ApiError::invalid(
-                Some("encoding_format"),
-                format!("encoding_format must be float or base64, not {other:?}"),
-            ))
-        }
-    }
-    let dimensions = match body.get("dimensions") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
-            ApiError::invalid(
-                Some("dimensions"),
-                "`dimensions` must be a positive integer.",
-            )
-        })?),
-    };
+    let read = request::text_embeddings(body, "Bedrock")?;
     let invoke = |payload: Value| {
         call(
-            endpoint,
-            target.aws.as_ref(),
-            &target.model,
+            target,
             "invoke",
             serde_json::to_vec(&payload).unwrap_or_default(),
             "application/json",
         )
     };
     Ok(match kind {
-        Embedder::Titan => texts
+        Embedder::Titan => read
+            .texts
             .into_iter()
             .map(|text| {
                 let mut payload = json!({"inputText": text});
-                if let Some(d) = dimensions {
+                if let Some(d) = read.dimensions {
                     payload["dimensions"] = json!(d);
                 }
                 invoke(payload)
             })
             .collect(),
         Embedder::Cohere => {
-            if dimensions.is_some() {
+            if read.dimensions.is_some() {
                 return Err(ApiError::invalid(
                     Some("dimensions"),
                     "Cohere embedding models on Bedrock do not take `dimensions`.",
@@ -738,32 +601,29 @@ pub fn embeddings_calls(
                 .get("input_type")
                 .and_then(Value::as_str)
                 .unwrap_or("search_document");
-            vec![invoke(json!({"texts": texts, "input_type": input_type}))]
+            vec![invoke(
+                json!({"texts": read.texts, "input_type": input_type}),
+            )]
         }
     })
 }
 
 /// The 2xx InvokeModel answers (each with Bedrock's `x-amzn-bedrock-input-token-count`
 /// header, when sent) → one OpenAI embeddings list.
-pub fn embeddings_response(
-    model: &str,
-    answers: &[(Vec<u8>, Option<u64>)],
-    base64: bool,
-) -> Result<Reply, ApiError> {
-    let bad = |why: &str| {
-        ApiError::bad_gateway(
-            "upstream_bad_response",
-            format!("The provider's embeddings answer is not usable: {why}."),
-        )
-    };
+fn embeddings_response(model: &str, answers: &[Received], base64: bool) -> Result<Reply, ApiError> {
+    let bad = |why: &str| bad_response(format_args!("the embeddings answer is not usable: {why}"));
     let mut vectors: Vec<Value> = Vec::new();
     let mut tokens: Option<u64> = None;
-    for (bytes, counted) in answers {
-        let answer: Value = serde_json::from_slice(bytes).map_err(|_| bad("not JSON"))?;
+    for received in answers {
+        let answer: Value = serde_json::from_slice(&received.body).map_err(|_| bad("not JSON"))?;
         let counted = answer
             .get("inputTextTokenCount")
             .and_then(Value::as_u64)
-            .or(*counted);
+            .or_else(|| {
+                received
+                    .header("x-amzn-bedrock-input-token-count")
+                    .and_then(|n| n.parse().ok())
+            });
         if let Some(n) = counted {
             tokens = Some(tokens.unwrap_or(0) + n);
         }
@@ -780,19 +640,71 @@ pub fn embeddings_response(
             return Err(bad("no `embedding` or `embeddings`"));
         }
     }
-    let mut data = Vec::with_capacity(vectors.len());
-    for (index, values) in vectors.into_iter().enumerate() {
-        let values = values
-            .as_array()
-            .ok_or_else(|| bad("an embedding is not a list"))?;
-        data.push(super::embedding_item(index, values, base64));
+    shape::embeddings(model, &vectors, base64, tokens)
+        .ok_or_else(|| bad("an embedding is not a list"))
+}
+
+pub struct Bedrock;
+
+impl Dialect for Bedrock {
+    fn check_model(&self, _requested: &str, model: &str) -> Result<(), ApiError> {
+        if model.is_empty() {
+            return Err(ApiError::invalid(
+                Some("model"),
+                "A Bedrock model is named bedrock/<model-id>, e.g. bedrock/anthropic.claude-3-5-haiku-20241022-v1:0.",
+            ));
+        }
+        Ok(())
     }
-    let usage = tokens.map(|n| json!({"prompt_tokens": n, "total_tokens": n}));
-    let list = json!({"object": "list", "data": data, "model": model, "usage": usage});
-    Ok(Reply {
-        body: serde_json::to_vec(&list).unwrap_or_default(),
-        usage,
-    })
+
+    /// A Bedrock API key or both AWS access keys.
+    fn missing(&self, _provider: &Provider, settings: &Settings) -> Option<Missing> {
+        auth(settings).is_none().then(|| {
+            Missing::Key(
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_BEARER_TOKEN_BEDROCK)".into(),
+            )
+        })
+    }
+
+    fn chat_request(
+        &self,
+        target: &Target,
+        body: Map<String, Value>,
+        stream: bool,
+        context: &RequestContext<'_>,
+    ) -> Result<Prepared, ApiError> {
+        chat_request(target, body, stream, context.drop_unsupported)
+    }
+
+    fn chat_response(&self, target: &Target, answer: Received) -> Result<Reply, ApiError> {
+        response(&target.model, &answer.body)
+    }
+
+    fn chat_stream(&self, target: &Target) -> Box<dyn ChatStream> {
+        Box::new(stream::StreamState::new(&target.model))
+    }
+
+    /// Titan embeds one text per call: one InvokeModel call per input.
+    fn embeddings_request(
+        &self,
+        target: &Target,
+        body: Map<String, Value>,
+    ) -> Result<Vec<Call>, ApiError> {
+        embeddings_calls(target, &body)
+    }
+
+    fn embeddings_response(
+        &self,
+        target: &Target,
+        answers: Vec<Received>,
+        base64: bool,
+    ) -> Result<Reply, ApiError> {
+        embeddings_response(&target.model, &answers, base64)
+    }
+
+    fn parse_error(&self, status: u16, body: &[u8]) -> ApiError {
+        parse_error(status, body)
+    }
 }
 
 #[cfg(test)]

@@ -17,15 +17,16 @@ pub mod stream;
 
 use serde_json::{json, Map, Value};
 
-use crate::config::Endpoint;
+use super::openai::{bearer, list_items, raw_message};
+use super::{
+    bad_response, request, shape, ChatStream, Dialect, Listed, Prepared, Reply, RequestContext,
+    Settings, Target,
+};
 use crate::error::ApiError;
-use crate::providers::{Prepared, Reply, RequestContext};
-use crate::upstream::Call;
-
-pub use stream::StreamState;
+use crate::upstream::{Call, Received};
 
 /// `input_type` of an embeddings request when the client gives none.
-pub const DEFAULT_INPUT_TYPE: &str = "search_document";
+const DEFAULT_INPUT_TYPE: &str = "search_document";
 
 /// OpenAI parameters Cohere cannot honour. A value that asks for nothing (`null`, `false`,
 /// `0`, `n: 1`) is accepted silently.
@@ -67,44 +68,32 @@ const TRANSLATED: &[&str] = &[
 ];
 
 /// The request for `POST {base}/v2/chat`.
-pub fn chat_request(
-    endpoint: &Endpoint,
-    model: &str,
+fn chat_request(
+    target: &Target,
     body: Map<String, Value>,
     stream: bool,
     context: &RequestContext<'_>,
 ) -> Result<Prepared, ApiError> {
     let dropped =
-        super::unsupported_params(&body, UNSUPPORTED, "Cohere", context.drop_unsupported)?;
+        request::unsupported_params(&body, UNSUPPORTED, "Cohere", context.drop_unsupported)?;
     let messages = body
         .get("messages")
         .and_then(Value::as_array)
         .ok_or_else(|| ApiError::invalid(Some("messages"), "`messages` must be an array."))?;
 
     let mut out = Map::new();
-    out.insert("model".into(), json!(model));
+    out.insert("model".into(), json!(target.model));
     out.insert(
         "messages".into(),
         Value::Array(translate_messages(messages)?),
     );
-    let max_tokens = match (body.get("max_completion_tokens"), body.get("max_tokens")) {
-        (Some(v), _) if !v.is_null() => Some(v),
-        (_, Some(v)) if !v.is_null() => Some(v),
-        _ => None,
-    };
-    if let Some(v) = max_tokens {
-        let n = v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
-            ApiError::invalid(
-                Some("max_tokens"),
-                "`max_tokens` must be a positive integer.",
-            )
-        })?;
+    if let Some(n) = request::max_tokens(&body)? {
         out.insert("max_tokens".into(), json!(n));
     }
     if let Some(p) = body.get("top_p").filter(|v| !v.is_null()) {
         out.insert("p".into(), p.clone());
     }
-    if let Some(stops) = super::stop_sequences(&body)? {
+    if let Some(stops) = request::stop_sequences(&body)? {
         out.insert("stop_sequences".into(), stops);
     }
     let mut tools = translate_tools(body.get("tools"))?;
@@ -169,31 +158,18 @@ pub fn chat_request(
         out.insert("stream".into(), json!(true));
     }
     Ok(Prepared {
-        call: call(endpoint, "/v2/chat", &Value::Object(out), stream),
+        call: call(target, "/v2/chat", &Value::Object(out), stream),
         dropped,
     })
 }
 
-fn call(endpoint: &Endpoint, path: &str, body: &Value, stream: bool) -> Call {
-    let accept = if stream {
-        "text/event-stream"
-    } else {
-        "application/json"
-    };
-    let mut headers = vec![("accept", accept.to_string())];
-    if let Some(key) = &endpoint.api_key {
-        headers.push(("authorization", format!("Bearer {key}")));
-    }
-    if stream {
-        // A compressed event stream would be held back by the decoder.
-        headers.push(("accept-encoding", "identity".into()));
-    }
-    Call {
-        url: format!("{}{path}", endpoint.base_url),
-        headers,
-        body: serde_json::to_vec(body).unwrap_or_default(),
-        idle_timeout: None,
-    }
+/// A POST to `{base}{path}` with the key as a bearer token (as OpenAI's).
+fn call(target: &Target, path: &str, body: &Value, stream: bool) -> Call {
+    Call::post(
+        format!("{}{path}", target.base_url()),
+        bearer(target.api_key(), stream),
+        serde_json::to_vec(body).unwrap_or_default(),
+    )
 }
 
 /// OpenAI messages → v2 messages (`developer` is `system`).
@@ -338,7 +314,7 @@ fn tool_call(call: &Value, i: usize, j: usize) -> Result<Value, ApiError> {
 
 /// OpenAI function `tools` → v2 tools (the same shape, unknown keys left out).
 fn translate_tools(tools: Option<&Value>) -> Result<Vec<Value>, ApiError> {
-    Ok(super::function_tools(tools)?
+    Ok(request::function_tools(tools)?
         .into_iter()
         .map(|t| {
             let mut f = json!({"name": t.name});
@@ -377,7 +353,7 @@ fn response_format(format: Option<&Value>) -> Result<Option<Value>, ApiError> {
 }
 
 /// Cohere's `finish_reason` → OpenAI's; `Err` for the reasons that mean no usable answer.
-pub fn finish_reason(reason: Option<&str>) -> Result<&'static str, ApiError> {
+fn finish_reason(reason: Option<&str>) -> Result<&'static str, ApiError> {
     match reason {
         Some("MAX_TOKENS") => Ok("length"),
         Some("TOOL_CALL") => Ok("tool_calls"),
@@ -392,7 +368,7 @@ pub fn finish_reason(reason: Option<&str>) -> Result<&'static str, ApiError> {
 
 /// v2 `usage` → OpenAI usage, from `tokens` (what the model read and wrote); `billed_units`
 /// is what Cohere charges and is left aside.
-pub fn usage(u: &Value) -> Value {
+fn usage(u: &Value) -> Value {
     let n = |k: &str| {
         u.get("tokens")
             .and_then(|t| t.get(k))
@@ -409,13 +385,8 @@ pub fn usage(u: &Value) -> Value {
 
 /// A 2xx v2 Chat answer → an OpenAI `chat.completion` (v2 does not echo the model: `model` is
 /// the one asked for).
-pub fn response(model: &str, bytes: &[u8]) -> Result<Reply, ApiError> {
-    let bad = |why: &str| {
-        ApiError::bad_gateway(
-            "upstream_bad_response",
-            format!("The provider's response is not a Cohere chat answer: {why}."),
-        )
-    };
+fn response(model: &str, bytes: &[u8]) -> Result<Reply, ApiError> {
+    let bad = |why: &str| bad_response(format_args!("not a Cohere chat answer: {why}"));
     let answer: Value = serde_json::from_slice(bytes).map_err(|_| bad("not JSON"))?;
     let message = answer
         .get("message")
@@ -444,11 +415,11 @@ pub fn response(model: &str, bytes: &[u8]) -> Result<Reply, ApiError> {
                 Value::Null => "{}".into(),
                 other => other.to_string(),
             };
-            json!({
-                "id": c.get("id").cloned().unwrap_or(Value::Null),
-                "type": "function",
-                "function": {"name": c["function"]["name"].clone(), "arguments": arguments},
-            })
+            shape::tool_call(
+                c.get("id").cloned().unwrap_or(Value::Null),
+                c["function"]["name"].clone(),
+                arguments,
+            )
         })
         .collect();
     if text.is_none() && !tool_calls.is_empty() {
@@ -458,43 +429,20 @@ pub fn response(model: &str, bytes: &[u8]) -> Result<Reply, ApiError> {
             .filter(|s| !s.is_empty())
             .map(str::to_string);
     }
-    let mut out = json!({"role": "assistant", "content": text, "refusal": null});
-    if !tool_calls.is_empty() {
-        out["tool_calls"] = Value::Array(tool_calls);
-    }
+    let message = shape::assistant_message(text, None, tool_calls);
     let reason = finish_reason(answer.get("finish_reason").and_then(Value::as_str))?;
-    let usage = answer.get("usage").map(usage);
-    let completion = json!({
-        "id": answer.get("id").cloned().unwrap_or(Value::Null),
-        "object": "chat.completion",
-        "created": crate::providers::anthropic::unix_now(),
-        "model": model,
-        "choices": [{"index": 0, "message": out, "logprobs": null, "finish_reason": reason}],
-        "usage": usage,
-    });
-    Ok(Reply {
-        body: serde_json::to_vec(&completion).unwrap_or_default(),
-        usage,
-    })
+    Ok(shape::completion(
+        answer.get("id").cloned().unwrap_or(Value::Null),
+        json!(model),
+        vec![shape::choice(0, message, reason)],
+        answer.get("usage").map(usage),
+    ))
 }
 
 /// The request for `POST {base}/v2/embed`: texts in order, floats asked for; `input_type`
 /// is the request's own field, else [`DEFAULT_INPUT_TYPE`]; `dimensions` is `output_dimension`.
-pub fn embeddings_request(
-    endpoint: &Endpoint,
-    model: &str,
-    body: Map<String, Value>,
-) -> Result<Call, ApiError> {
-    let texts = match body.get("input") {
-        Some(Value::String(s)) => vec![json!(s)],
-        Some(Value::Array(items)) if items.iter().all(Value::is_string) => items.clone(),
-        _ => {
-            return Err(ApiError::invalid(
-                Some("input"),
-                "Cohere embeds text here: `input` must be a string or an array of strings (token arrays are not accepted).",
-            ))
-        }
-    };
+fn embeddings_request(target: &Target, body: &Map<String, Value>) -> Result<Call, ApiError> {
+    let read = request::text_embeddings(body, "Cohere")?;
     let input_type = match body.get("input_type") {
         None | Some(Value::Null) => DEFAULT_INPUT_TYPE,
         Some(Value::String(s)) => s.as_str(),
@@ -505,80 +453,48 @@ pub fn embeddings_request(
             ))
         }
     };
-    match body.get("encoding_format").and_then(Value::as_str) {
-        None | Some("float") | Some("base64") => {}
-        Some(other) => {
-            return Err(ApiError::invalid(
-                Some("encoding_format"),
-                format!("encoding_format must be float or base64, not {other:?}"),
-            ))
-        }
-    }
     let mut out = json!({
-        "model": model,
-        "texts": texts,
+        "model": target.model,
+        "texts": read.texts,
         "input_type": input_type,
         "embedding_types": ["float"],
     });
-    match body.get("dimensions") {
-        None | Some(Value::Null) => {}
-        Some(v) => {
-            let d = v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
-                ApiError::invalid(
-                    Some("dimensions"),
-                    "`dimensions` must be a positive integer.",
-                )
-            })?;
-            out["output_dimension"] = json!(d);
-        }
+    if let Some(d) = read.dimensions {
+        out["output_dimension"] = json!(d);
     }
     if let Some(truncate) = body.get("truncate").filter(|t| t.is_string()) {
         out["truncate"] = truncate.clone();
     }
-    Ok(call(endpoint, "/v2/embed", &out, false))
+    Ok(call(target, "/v2/embed", &out, false))
 }
 
 /// A v2 Embed answer (`embeddings.float`) → an OpenAI embeddings list, in input order; the
 /// usage is the billed input tokens, the only count Embed reports.
-pub fn embeddings_response(model: &str, bytes: Vec<u8>, base64: bool) -> Result<Reply, ApiError> {
-    let bad = |why: &str| ApiError::bad_gateway("upstream_bad_response", why.to_string());
-    let answer: Value = serde_json::from_slice(&bytes)
-        .map_err(|_| bad("The provider's embeddings answer is not JSON."))?;
+fn embeddings_response(model: &str, bytes: &[u8], base64: bool) -> Result<Reply, ApiError> {
+    let answer: Value = serde_json::from_slice(bytes)
+        .map_err(|_| bad_response("the embeddings answer is not JSON"))?;
     let vectors = answer
         .pointer("/embeddings/float")
         .and_then(Value::as_array)
-        .ok_or_else(|| bad("The provider's answer has no float embeddings."))?;
-    let mut data = Vec::with_capacity(vectors.len());
-    for (index, values) in vectors.iter().enumerate() {
-        let values = values
-            .as_array()
-            .ok_or_else(|| bad("An embedding is not an array of numbers."))?;
-        data.push(super::embedding_item(index, values, base64));
-    }
-    let usage = answer
+        .ok_or_else(|| bad_response("no float embeddings"))?;
+    let tokens = answer
         .pointer("/meta/billed_units/input_tokens")
         .and_then(Value::as_f64)
-        .map(|n| json!({"prompt_tokens": n as u64, "total_tokens": n as u64}));
-    let list = json!({"object": "list", "data": data, "model": model, "usage": usage});
-    Ok(Reply {
-        body: serde_json::to_vec(&list).unwrap_or_default(),
-        usage,
-    })
+        .map(|n| n as u64);
+    shape::embeddings(model, vectors, base64, tokens)
+        .ok_or_else(|| bad_response("an embedding is not an array of numbers"))
 }
 
 /// Cohere's error (`{"message": …}`, sometimes with an `id`) → the OpenAI error shape, message
 /// verbatim: 4xx kept, 503 kept, any other 5xx → 502.
-pub fn parse_error(status: u16, body: &[u8]) -> ApiError {
+fn parse_error(status: u16, body: &[u8]) -> ApiError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let message = parsed
         .as_ref()
         .and_then(|v| v.get("message"))
         .and_then(Value::as_str)
         .map(str::to_string)
-        .unwrap_or_else(|| {
-            let raw = String::from_utf8_lossy(&body[..body.len().min(500)]);
-            format!("The provider answered HTTP {status}: {}", raw.trim())
-        });
+        .unwrap_or_else(|| raw_message(status, body));
     error_for(status, message)
 }
 
@@ -601,6 +517,75 @@ fn error_for(status: u16, message: String) -> ApiError {
         e.code = Some(format!("upstream_http_{status}"));
     }
     e
+}
+
+pub struct Cohere;
+
+impl Dialect for Cohere {
+    fn chat_request(
+        &self,
+        target: &Target,
+        body: Map<String, Value>,
+        stream: bool,
+        context: &RequestContext<'_>,
+    ) -> Result<Prepared, ApiError> {
+        chat_request(target, body, stream, context)
+    }
+
+    fn chat_response(&self, target: &Target, answer: Received) -> Result<Reply, ApiError> {
+        response(&target.model, &answer.body)
+    }
+
+    fn chat_stream(&self, target: &Target) -> Box<dyn ChatStream> {
+        Box::new(stream::StreamState::new(&target.model))
+    }
+
+    fn embeddings_request(
+        &self,
+        target: &Target,
+        body: Map<String, Value>,
+    ) -> Result<Vec<Call>, ApiError> {
+        Ok(vec![embeddings_request(target, &body)?])
+    }
+
+    fn embeddings_response(
+        &self,
+        target: &Target,
+        answers: Vec<Received>,
+        base64: bool,
+    ) -> Result<Reply, ApiError> {
+        let body = answers.first().map_or(&[][..], |a| &a.body[..]);
+        embeddings_response(&target.model, body, base64)
+    }
+
+    fn parse_error(&self, status: u16, body: &[u8]) -> ApiError {
+        parse_error(status, body)
+    }
+
+    /// `GET {base}/v1/models?page_size=1000` (bearer).
+    fn models_request(&self, settings: &Settings) -> Option<Call> {
+        let base = settings.base_url.as_deref()?;
+        let key = settings.api_key.as_deref()?;
+        Some(Call::get(
+            format!("{base}/v1/models?page_size=1000"),
+            bearer(Some(key), false),
+        ))
+    }
+
+    /// `models[].name`.
+    fn models_response(&self, body: &[u8]) -> Result<Vec<Listed>, String> {
+        let items = list_items(body, "models")?;
+        Ok(items
+            .iter()
+            .filter_map(|m| {
+                Some(Listed {
+                    id: m["name"].as_str()?.to_string(),
+                    created: 0,
+                    owned_by: None,
+                })
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]

@@ -20,26 +20,26 @@ mod stream;
 
 use serde_json::{json, Map, Value};
 
-pub use stream::StreamState;
-
-use crate::config::Endpoint;
+use super::openai::{list_items, raw_message};
+use super::{
+    bad_response, request, shape, ChatStream, Dialect, Listed, Prepared, Reply, RequestContext,
+    Settings, Target,
+};
 use crate::error::ApiError;
-use crate::providers::{Prepared, Reply};
-use crate::upstream::Call;
+use crate::upstream::{Call, Received};
 
 /// Separates a tool call's own id from the thought signature carried in it.
 const SIGNATURE_MARK: &str = "__thought__";
 
 /// The request for `POST {base}/v1beta/models/{model}:generateContent` (or
 /// `:streamGenerateContent?alt=sse`).
-pub fn chat_request(
-    endpoint: &Endpoint,
-    model: &str,
+fn chat_request(
+    target: &Target,
     body: Map<String, Value>,
     stream: bool,
     drop_unsupported: bool,
 ) -> Result<Prepared, ApiError> {
-    let model = model_path(model)?;
+    let model = model_path(&target.model)?;
     let (request, dropped) = chat_body(&body, drop_unsupported)?;
     let method = if stream {
         "streamGenerateContent?alt=sse"
@@ -48,7 +48,7 @@ pub fn chat_request(
     };
     Ok(Prepared {
         call: call(
-            endpoint,
+            target,
             &format!("/v1beta/models/{model}:{method}"),
             &request,
             stream,
@@ -59,55 +59,23 @@ pub fn chat_request(
 
 /// The request for `POST {base}/v1beta/models/{model}:batchEmbedContents`: one call for the
 /// whole batch, inputs in order.
-pub fn embeddings_request(
-    endpoint: &Endpoint,
-    model: &str,
-    body: Map<String, Value>,
-) -> Result<Call, ApiError> {
-    let model = model_path(model)?;
-    let texts: Vec<&str> = match body.get("input") {
-        Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
-            items.iter().filter_map(Value::as_str).collect()
-        }
-        _ => {
-            return Err(ApiError::invalid(
-                Some("input"),
-                "Gemini embeds text only: `input` must be a string or an array of strings (token arrays are not accepted).",
-            ))
-        }
-    };
-    let dimensions = match body.get("dimensions") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
-            ApiError::invalid(
-                Some("dimensions"),
-                "`dimensions` must be a positive integer.",
-            )
-        })?),
-    };
-    match body.get("encoding_format").and_then(Value::as_str) {
-        None | Some("float") | Some("base64") => {}
-        Some(other) => {
-            return Err(ApiError::invalid(
-                Some("encoding_format"),
-                format!("encoding_format must be float or base64, not {other:?}"),
-            ))
-        }
-    }
-    let requests: Vec<Value> = texts
+fn embeddings_request(target: &Target, body: &Map<String, Value>) -> Result<Call, ApiError> {
+    let model = model_path(&target.model)?;
+    let read = request::text_embeddings(body, "Gemini")?;
+    let requests: Vec<Value> = read
+        .texts
         .into_iter()
         .map(|text| {
             let mut r =
                 json!({"model": format!("models/{model}"), "content": {"parts": [{"text": text}]}});
-            if let Some(d) = dimensions {
+            if let Some(d) = read.dimensions {
                 r["outputDimensionality"] = json!(d);
             }
             r
         })
         .collect();
     Ok(call(
-        endpoint,
+        target,
         &format!("/v1beta/models/{model}:batchEmbedContents"),
         &json!({ "requests": requests }),
         false,
@@ -132,25 +100,30 @@ fn model_path(model: &str) -> Result<&str, ApiError> {
     }
 }
 
-fn call(endpoint: &Endpoint, path: &str, body: &Value, stream: bool) -> Call {
+/// A POST to `{base}{path}` with the key in `x-goog-api-key`.
+fn call(target: &Target, path: &str, body: &Value, stream: bool) -> Call {
+    Call::post(
+        format!("{}{path}", target.base_url()),
+        headers(target.api_key(), stream),
+        serde_json::to_vec(body).unwrap_or_default(),
+    )
+}
+
+fn headers(key: Option<&str>, stream: bool) -> Vec<(&'static str, String)> {
     let accept = if stream {
         "text/event-stream"
     } else {
         "application/json"
     };
     let mut headers = vec![("accept", accept.to_string())];
-    if let Some(key) = &endpoint.api_key {
-        headers.push(("x-goog-api-key", key.clone()));
+    if let Some(key) = key {
+        headers.push(("x-goog-api-key", key.to_string()));
     }
     if stream {
+        // A compressed event stream would be held back by the decoder.
         headers.push(("accept-encoding", "identity".into()));
     }
-    Call {
-        url: format!("{}{path}", endpoint.base_url),
-        headers,
-        body: serde_json::to_vec(body).unwrap_or_default(),
-        idle_timeout: None,
-    }
+    headers
 }
 
 /// Parameters that do not change the answer, or are handled elsewhere: accepted, not sent.
@@ -166,7 +139,7 @@ const IGNORED: &[&str] = &[
 ];
 
 /// The `generateContent` body for an OpenAI chat body, and the parameters dropped.
-pub fn chat_body(
+fn chat_body(
     body: &Map<String, Value>,
     drop_unsupported: bool,
 ) -> Result<(Value, Vec<String>), ApiError> {
@@ -371,7 +344,7 @@ fn tool_choice(out: &mut Map<String, Value>, value: &Value) -> Result<bool, ApiE
 }
 
 /// A `generateContent` answer → an OpenAI `chat.completion`.
-pub fn chat_response(model: &str, bytes: Vec<u8>) -> Result<Reply, ApiError> {
+fn chat_response(model: &str, bytes: Vec<u8>) -> Result<Reply, ApiError> {
     let answer = parse_answer(&bytes)?;
     let usage = answer.get("usageMetadata").map(usage);
     let mut choices = Vec::new();
@@ -413,7 +386,7 @@ pub fn chat_response(model: &str, bytes: Vec<u8>) -> Result<Reply, ApiError> {
     let mut completion = json!({
         "id": completion_id(&answer),
         "object": "chat.completion",
-        "created": crate::reply::unix_now(),
+        "created": shape::unix_now(),
         "model": answer.get("modelVersion").and_then(Value::as_str).unwrap_or(model),
         "choices": choices,
     });
@@ -428,36 +401,26 @@ pub fn chat_response(model: &str, bytes: Vec<u8>) -> Result<Reply, ApiError> {
 
 /// A `batchEmbedContents` answer → an OpenAI embeddings list, in input order. The API reports
 /// no token counts, so usage is unknown (`null`), not 0.
-pub fn embeddings_response(model: &str, bytes: Vec<u8>, base64: bool) -> Result<Reply, ApiError> {
+fn embeddings_response(model: &str, bytes: Vec<u8>, base64: bool) -> Result<Reply, ApiError> {
     let answer = parse_answer(&bytes)?;
     let Some(embeddings) = answer.get("embeddings").and_then(Value::as_array) else {
-        return Err(ApiError::bad_gateway(
-            "upstream_bad_response",
-            "The provider's answer has no embeddings.",
-        ));
+        return Err(bad_response("no embeddings"));
     };
-    let mut data = Vec::with_capacity(embeddings.len());
-    for (index, e) in embeddings.iter().enumerate() {
-        let values = e.get("values").and_then(Value::as_array).ok_or_else(|| {
-            ApiError::bad_gateway("upstream_bad_response", "An embedding has no values.")
-        })?;
-        data.push(super::embedding_item(index, values, base64));
-    }
-    let usage = answer
+    let vectors = embeddings
+        .iter()
+        .map(|e| e.get("values").cloned().unwrap_or(Value::Null))
+        .collect::<Vec<_>>();
+    let tokens = answer
         .pointer("/usageMetadata/promptTokenCount")
-        .and_then(Value::as_u64)
-        .map(|n| json!({"prompt_tokens": n, "total_tokens": n}));
-    let list = json!({"object": "list", "data": data, "model": model, "usage": usage});
-    Ok(Reply {
-        body: serde_json::to_vec(&list).unwrap_or_default(),
-        usage,
-    })
+        .and_then(Value::as_u64);
+    shape::embeddings(model, &vectors, base64, tokens)
+        .ok_or_else(|| bad_response("an embedding has no values"))
 }
 
 /// Google's error (`{"error":{"code","message","status","details"}}`) in the OpenAI shape:
 /// the message verbatim, `code` from `status`, 4xx kept, 5xx → 502 except 503 and 504. A
 /// `RetryInfo` delay becomes `retry-after`.
-pub fn parse_error(status: u16, body: &[u8]) -> ApiError {
+fn parse_error(status: u16, body: &[u8]) -> ApiError {
     let client_status = match status {
         400..=499 | 503 | 504 => status,
         _ => 502,
@@ -477,10 +440,7 @@ fn error_of(client_status: u16, status: u16, error: Option<&Value>, body: &[u8])
         .and_then(|e| e.get("message"))
         .and_then(Value::as_str)
         .map(str::to_string)
-        .unwrap_or_else(|| {
-            let raw = String::from_utf8_lossy(&body[..body.len().min(500)]);
-            format!("The provider answered HTTP {status}: {}", raw.trim())
-        });
+        .unwrap_or_else(|| raw_message(status, body));
     let kind = match client_status {
         401 => "authentication_error",
         403 => "permission_error",
@@ -512,10 +472,7 @@ fn error_of(client_status: u16, status: u16, error: Option<&Value>, body: &[u8])
 fn parse_answer(bytes: &[u8]) -> Result<Value, ApiError> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        _ => Err(ApiError::bad_gateway(
-            "upstream_bad_response",
-            "The provider's response is not a JSON object.",
-        )),
+        _ => Err(bad_response("not a JSON object")),
     }
 }
 
@@ -626,6 +583,80 @@ fn usage(meta: &Value) -> Value {
         "prompt_tokens_details": {"cached_tokens": count("cachedContentTokenCount")},
         "completion_tokens_details": {"reasoning_tokens": thoughts},
     })
+}
+
+pub struct Gemini;
+
+impl Dialect for Gemini {
+    fn check_model(&self, _requested: &str, model: &str) -> Result<(), ApiError> {
+        model_path(model).map(|_| ())
+    }
+
+    fn chat_request(
+        &self,
+        target: &Target,
+        body: Map<String, Value>,
+        stream: bool,
+        context: &RequestContext<'_>,
+    ) -> Result<Prepared, ApiError> {
+        chat_request(target, body, stream, context.drop_unsupported)
+    }
+
+    fn chat_response(&self, target: &Target, answer: Received) -> Result<Reply, ApiError> {
+        chat_response(&target.model, answer.body)
+    }
+
+    fn chat_stream(&self, target: &Target) -> Box<dyn ChatStream> {
+        Box::new(stream::StreamState::new(&target.model))
+    }
+
+    fn embeddings_request(
+        &self,
+        target: &Target,
+        body: Map<String, Value>,
+    ) -> Result<Vec<Call>, ApiError> {
+        Ok(vec![embeddings_request(target, &body)?])
+    }
+
+    fn embeddings_response(
+        &self,
+        target: &Target,
+        mut answers: Vec<Received>,
+        base64: bool,
+    ) -> Result<Reply, ApiError> {
+        let answer = answers.pop().ok_or_else(|| bad_response("no answer"))?;
+        embeddings_response(&target.model, answer.body, base64)
+    }
+
+    fn parse_error(&self, status: u16, body: &[u8]) -> ApiError {
+        parse_error(status, body)
+    }
+
+    /// `GET {base}/v1beta/models?pageSize=1000` (`x-goog-api-key`).
+    fn models_request(&self, settings: &Settings) -> Option<Call> {
+        let base = settings.base_url.as_deref()?;
+        let key = settings.api_key.as_deref()?;
+        Some(Call::get(
+            format!("{base}/v1beta/models?pageSize=1000"),
+            headers(Some(key), false),
+        ))
+    }
+
+    /// `models[].name` as `models/<id>`.
+    fn models_response(&self, body: &[u8]) -> Result<Vec<Listed>, String> {
+        let items = list_items(body, "models")?;
+        Ok(items
+            .iter()
+            .filter_map(|m| {
+                let name = m["name"].as_str()?;
+                Some(Listed {
+                    id: name.strip_prefix("models/").unwrap_or(name).to_string(),
+                    created: 0,
+                    owned_by: None,
+                })
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]

@@ -2,17 +2,30 @@
 //! user message, `mock/lorem` writes N words (N from the prompt when it is a number, else 32,
 //! cut by `max_tokens`), and `mock/embed` returns deterministic unit vectors. They count
 //! usage like a real model (one token per word), so demos, the SDKs and tests work offline.
+//!
+//! They are a provider like the others, behind the same [`Dialect`]: their calls are answered
+//! in-process ([`Dialect::send`]) with the bodies an OpenAI server would send (JSON, or an SSE
+//! stream with the usage chunk), which then take the same path as any provider's answer.
 
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
+use super::request::{self, EmbeddingInput};
+use super::{
+    openai, shape, ChatStream, Dialect, Listed, Missing, Prepared, Provider, Reply, RequestContext,
+    Settings, Target,
+};
 use crate::error::ApiError;
+use crate::upstream::{Answer, Call, Received};
 
 /// The mock models, in the order `/v1/models` lists them.
-pub const MODELS: &[&str] = &["echo", "lorem", "embed"];
+const MODELS: &[&str] = &["echo", "lorem", "embed"];
 
 /// A fixed creation time for the mock models (the project's first release day).
-pub const CREATED: u64 = 1_764_115_200;
+const CREATED: u64 = 1_764_115_200;
+
+/// Where a mock call goes: `mock://<model>/<endpoint>`, never over the network.
+const SCHEME: &str = "mock://";
 
 /// Default embedding size of `mock/embed` (OpenAI's small model's default is 1536; ours is
 /// smaller to keep demo payloads light; `dimensions` picks any size up to 4096).
@@ -40,25 +53,25 @@ const LOREM: &[&str] = &[
     "aliqua",
 ];
 
-pub fn is_chat_model(name: &str) -> bool {
+fn is_chat_model(name: &str) -> bool {
     matches!(name, "echo" | "lorem")
 }
 
 /// A mock chat answer: the words of the reply and why it stopped.
-pub struct Completion {
-    pub words: Vec<String>,
-    pub finish_reason: &'static str,
-    pub prompt_tokens: u64,
+struct Completion {
+    words: Vec<String>,
+    finish_reason: &'static str,
+    prompt_tokens: u64,
 }
 
 impl Completion {
-    pub fn content(&self) -> String {
+    fn content(&self) -> String {
         self.words.concat()
     }
 }
 
 /// Produces the answer of a mock chat model to a validated request body.
-pub fn chat(model: &str, body: &Value) -> Result<Completion, ApiError> {
+fn chat(model: &str, body: &Value) -> Result<Completion, ApiError> {
     if body
         .get("n")
         .and_then(Value::as_u64)
@@ -154,7 +167,7 @@ fn split_keeping_spaces(text: &str) -> Vec<String> {
 }
 
 /// Embeds validated inputs: each text (or token array) gets a deterministic unit vector.
-pub fn embed(inputs: &[EmbeddingInput], body: &Value) -> Result<(Vec<Value>, u64), ApiError> {
+fn embed(inputs: &[EmbeddingInput], body: &Value) -> Result<(Vec<Value>, u64), ApiError> {
     let dimensions = match body.get("dimensions") {
         None | Some(Value::Null) => DEFAULT_DIMENSIONS,
         Some(v) => match v.as_u64() {
@@ -203,12 +216,6 @@ pub fn embed(inputs: &[EmbeddingInput], body: &Value) -> Result<(Vec<Value>, u64
     Ok((data, tokens))
 }
 
-/// One input of an embeddings request, validated.
-pub enum EmbeddingInput {
-    Text(String),
-    Tokens(Vec<u64>),
-}
-
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325, |h, b| {
         (h ^ *b as u64).wrapping_mul(0x100000001b3)
@@ -236,6 +243,167 @@ fn unit_vector(seed: u64, dimensions: usize) -> Vec<f32> {
         .max(f32::MIN_POSITIVE);
     v.iter_mut().for_each(|x| *x /= norm);
     v
+}
+
+pub struct Mock;
+
+impl Dialect for Mock {
+    fn check_model(&self, requested: &str, model: &str) -> Result<(), ApiError> {
+        if MODELS.contains(&model) {
+            return Ok(());
+        }
+        Err(ApiError::model_not_found(
+            requested,
+            "The built-in models are mock/echo, mock/lorem and mock/embed.",
+        ))
+    }
+
+    /// Built in: nothing to configure.
+    fn missing(&self, _provider: &Provider, _settings: &Settings) -> Option<Missing> {
+        None
+    }
+
+    /// The client's body as it came, to `mock://<model>/chat/completions`.
+    fn chat_request(
+        &self,
+        target: &Target,
+        body: Map<String, Value>,
+        _stream: bool,
+        _context: &RequestContext<'_>,
+    ) -> Result<Prepared, ApiError> {
+        if !is_chat_model(&target.model) {
+            return Err(ApiError::invalid(
+                Some("model"),
+                format!(
+                    "`mock/{}` is an embedding model; use it with /v1/embeddings.",
+                    target.model
+                ),
+            ));
+        }
+        let body = Value::Object(body);
+        chat(&target.model, &body)?;
+        Ok(Prepared {
+            call: mock_call(target, "chat/completions", &body),
+            dropped: Vec::new(),
+        })
+    }
+
+    fn chat_response(&self, target: &Target, answer: Received) -> Result<Reply, ApiError> {
+        openai::STANDARD.chat_response(target, answer)
+    }
+
+    fn chat_stream(&self, target: &Target) -> Box<dyn ChatStream> {
+        openai::STANDARD.chat_stream(target)
+    }
+
+    fn embeddings_request(
+        &self,
+        target: &Target,
+        body: Map<String, Value>,
+    ) -> Result<Vec<Call>, ApiError> {
+        if target.model != "embed" {
+            return Err(ApiError::invalid(
+                Some("model"),
+                format!(
+                    "`mock/{}` is a chat model; use mock/embed for embeddings.",
+                    target.model
+                ),
+            ));
+        }
+        let inputs = request::embedding_inputs(&body)?;
+        let body = Value::Object(body);
+        embed(&inputs, &body)?;
+        Ok(vec![mock_call(target, "embeddings", &body)])
+    }
+
+    fn embeddings_response(
+        &self,
+        target: &Target,
+        answers: Vec<Received>,
+        base64: bool,
+    ) -> Result<Reply, ApiError> {
+        openai::STANDARD.embeddings_response(target, answers, base64)
+    }
+
+    fn parse_error(&self, status: u16, body: &[u8]) -> ApiError {
+        openai::parse_error(status, body)
+    }
+
+    fn local_models(&self) -> Vec<Listed> {
+        MODELS
+            .iter()
+            .map(|m| Listed {
+                id: m.to_string(),
+                created: CREATED,
+                owned_by: Some("llmcallgateway".into()),
+            })
+            .collect()
+    }
+
+    /// Answers in-process what an OpenAI server would send.
+    fn send(&self, _agent: &ureq::Agent, call: &Call) -> Result<Answer, ApiError> {
+        let rest = call.url.strip_prefix(SCHEME).unwrap_or_default();
+        let (model, endpoint) = rest.split_once('/').unwrap_or((rest, ""));
+        let body: Value = serde_json::from_slice(&call.body).unwrap_or(Value::Null);
+        let json = [("content-type", "application/json")];
+        if endpoint == "embeddings" {
+            let inputs = request::embedding_inputs(body.as_object().unwrap_or(&Map::new()))?;
+            let (data, tokens) = embed(&inputs, &body)?;
+            let usage = json!({"prompt_tokens": tokens, "total_tokens": tokens});
+            let answer =
+                json!({"object": "list", "data": data, "model": body["model"], "usage": usage});
+            return Ok(Answer::local(200, &json, answer.to_string().into_bytes()));
+        }
+        let completion = chat(model, &body)?;
+        let completion_tokens = completion.words.len() as u64;
+        let usage = json!({
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": completion.prompt_tokens + completion_tokens,
+        });
+        if body["stream"] != Value::Bool(true) {
+            let message = shape::assistant_message(Some(completion.content()), None, Vec::new());
+            let choice = shape::choice(0, message, completion.finish_reason);
+            let reply = shape::completion(
+                json!(shape::completion_id()),
+                body["model"].clone(),
+                vec![choice],
+                Some(usage),
+            );
+            return Ok(Answer::local(200, &json, reply.body));
+        }
+        let chunks = shape::Chunks::new(
+            shape::completion_id(),
+            body["model"].as_str().unwrap_or(model).to_string(),
+        );
+        let mut sse = Vec::new();
+        let mut event = |chunk: Value| {
+            sse.extend_from_slice(b"data: ");
+            sse.extend_from_slice(chunk.to_string().as_bytes());
+            sse.extend_from_slice(b"\n\n");
+        };
+        event(chunks.delta(0, json!({"role": "assistant", "content": ""}), None));
+        for word in &completion.words {
+            event(chunks.delta(0, json!({"content": word}), None));
+        }
+        event(chunks.delta(0, json!({}), Some(completion.finish_reason)));
+        event(chunks.usage(&usage));
+        sse.extend_from_slice(b"data: [DONE]\n\n");
+        Ok(Answer::local(
+            200,
+            &[("content-type", "text/event-stream")],
+            sse,
+        ))
+    }
+}
+
+/// A call to a built-in model.
+fn mock_call(target: &Target, endpoint: &str, body: &Value) -> Call {
+    Call::post(
+        format!("{SCHEME}{}/{endpoint}", target.model),
+        Vec::new(),
+        serde_json::to_vec(body).unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! JSON list of `[event-type, payload]` with correct CRCs) or an error. Case names are shared
 //! with the other native providers' conformance modules.
 
-use llmcallgateway::providers::bedrock::{eventstream, sigv4};
+use llmcallgateway::providers::bedrock::sigv4;
+use llmcallgateway::upstream::eventstream;
 use serde_json::{json, Value};
 
 use crate::support::client::{assert_error, fixture_json, post_json, split_events, Reply};

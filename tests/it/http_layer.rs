@@ -2,10 +2,12 @@
 //! with a small test handler, driven by a raw-socket client. This file holds the handler and
 //! the protocol tests (keep-alive, pipelining, HTTP/1.0, HEAD, bodies, streams);
 //! `http_layer/hostile.rs` attacks the server, `http_layer/lifecycle.rs` covers the connection
-//! cap, panics, graceful shutdown and descriptor exhaustion.
+//! cap, panics, graceful shutdown and descriptor exhaustion, `http_layer/refusals.rs` what the
+//! handler hears of the requests the layer refuses (`Handler::refuse`).
 
 mod hostile;
 mod lifecycle;
+mod refusals;
 
 use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, Sender};

@@ -13,9 +13,10 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use super::{error_for, finish_reason, status_of, unix_now, usage, JSON_TOOL};
+use super::{error_for, finish_reason, status_of, usage, JSON_TOOL};
 use crate::error::ApiError;
-use crate::providers::Emit;
+use crate::providers::shape::Chunks;
+use crate::providers::{bad_response, truncated, ChatStream, Emit};
 use crate::upstream::SseEvent;
 
 /// What a content block of the message is, by its Anthropic index.
@@ -31,9 +32,7 @@ enum Block {
 
 /// The state of one translated stream.
 pub struct StreamState {
-    id: String,
-    model: String,
-    created: u64,
+    chunks: Chunks,
     blocks: HashMap<u64, Block>,
     tools: u64,
     json_mode: bool,
@@ -44,9 +43,7 @@ pub struct StreamState {
 impl Default for StreamState {
     fn default() -> Self {
         StreamState {
-            id: String::new(),
-            model: String::new(),
-            created: unix_now(),
+            chunks: Chunks::new(String::new(), String::new()),
             blocks: HashMap::new(),
             tools: 0,
             json_mode: false,
@@ -56,19 +53,10 @@ impl Default for StreamState {
     }
 }
 
-impl StreamState {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Feeds one provider event in; the OpenAI chunks it amounts to come out.
-    pub fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
-        let data: Value = serde_json::from_str(&event.data).map_err(|e| {
-            ApiError::bad_gateway(
-                "upstream_bad_response",
-                format!("The provider sent a stream event that is not valid JSON: {e}"),
-            )
-        })?;
+impl ChatStream for StreamState {
+    fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
+        let data: Value = serde_json::from_str(&event.data)
+            .map_err(|e| bad_response(format_args!("a stream event is not JSON: {e}")))?;
         let kind = data
             .get("type")
             .and_then(Value::as_str)
@@ -79,8 +67,8 @@ impl StreamState {
             "message_start" => {
                 let message = data.get("message").unwrap_or(&Value::Null);
                 let text = |k: &str| message.get(k).and_then(Value::as_str).unwrap_or_default();
-                self.id = text("id").to_string();
-                self.model = text("model").to_string();
+                self.chunks.id = text("id").to_string();
+                self.chunks.model = text("model").to_string();
                 if let Some(u) = message.get("usage") {
                     self.merge_usage(u);
                 }
@@ -171,15 +159,7 @@ impl StreamState {
                     self.finished = true;
                     out.push(self.chunk(json!({}), Some("stop")));
                 }
-                out.push(Emit::Chunk(json!({
-                    "id": self.id,
-                    "object": "chat.completion.chunk",
-                    "created": self.created,
-                    "model": self.model,
-                    "choices": [],
-                    "usage": usage(&self.usage),
-                })));
-                out.push(Emit::Done);
+                out.extend(self.end());
             }
             "error" => {
                 let error = data.get("error").unwrap_or(&Value::Null);
@@ -195,6 +175,26 @@ impl StreamState {
         Ok(out)
     }
 
+    /// The body ended without `message_stop`: complete only when the stop reason came.
+    fn finish(&mut self) -> Result<Vec<Emit>, ApiError> {
+        if self.finished {
+            Ok(self.end().collect())
+        } else {
+            Err(truncated())
+        }
+    }
+}
+
+impl StreamState {
+    /// The usage-only chunk and the end of the stream.
+    fn end(&self) -> impl Iterator<Item = Emit> {
+        [
+            Emit::Chunk(self.chunks.usage(&usage(&self.usage))),
+            Emit::Done,
+        ]
+        .into_iter()
+    }
+
     /// Usage fields given later replace earlier ones (`message_delta` repeats them in full).
     fn merge_usage(&mut self, u: &Value) {
         if let (Some(acc), Some(new)) = (self.usage.as_object_mut(), u.as_object()) {
@@ -207,13 +207,7 @@ impl StreamState {
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Emit {
-        Emit::Chunk(json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        }))
+        Emit::Chunk(self.chunks.delta(0, delta, finish))
     }
 }
 

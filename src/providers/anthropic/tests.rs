@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::providers::registry::test_target;
 use crate::providers::Emit;
 use crate::upstream::SseEvent;
 
@@ -16,11 +17,13 @@ macro_rules! fixture {
     };
 }
 
-fn endpoint() -> Endpoint {
-    Endpoint {
-        base_url: "http://127.0.0.1:9".into(),
-        api_key: Some("sk-ant-test-fake".into()),
-    }
+fn target() -> Target {
+    test_target(
+        "anthropic",
+        "claude-sonnet-4-5",
+        "http://127.0.0.1:9",
+        Some("sk-ant-test-fake"),
+    )
 }
 
 fn prepare(body: Value, headers: &[(String, String)], drop: bool) -> Result<Prepared, ApiError> {
@@ -30,8 +33,7 @@ fn prepare(body: Value, headers: &[(String, String)], drop: bool) -> Result<Prep
     };
     let stream = body["stream"] == true;
     chat_request(
-        &endpoint(),
-        "claude-sonnet-4-5",
+        &target(),
         body.as_object().unwrap().clone(),
         stream,
         &context,
@@ -325,7 +327,7 @@ pub fn sse_events(text: &str) -> Vec<SseEvent> {
 }
 
 fn translate(text: &str) -> (Vec<Value>, bool) {
-    let mut state = StreamState::new();
+    let mut state = stream::StreamState::default();
     let mut chunks = Vec::new();
     let mut done = false;
     for event in sse_events(text) {
@@ -419,7 +421,7 @@ fn streamed_json_output_is_content() {
 
 #[test]
 fn a_second_tool_call_gets_the_next_index() {
-    let mut state = StreamState::new();
+    let mut state = stream::StreamState::default();
     let ev = |d: Value| SseEvent {
         event: None,
         data: d.to_string(),
@@ -437,7 +439,7 @@ fn a_second_tool_call_gets_the_next_index() {
 
 #[test]
 fn unknown_events_are_ignored_and_error_events_and_bad_json_fail() {
-    let mut state = StreamState::new();
+    let mut state = stream::StreamState::default();
     let ev = |d: &str| SseEvent {
         event: None,
         data: d.into(),
@@ -457,34 +459,10 @@ fn unknown_events_are_ignored_and_error_events_and_bad_json_fail() {
         ))
         .unwrap_err();
     assert_eq!((e.status, e.message.as_str()), (503, "Overloaded"));
-    let mut state = StreamState::new();
+    let mut state = stream::StreamState::default();
     let err = sse_events(fixture!("stream_error.sse"))
         .iter()
         .find_map(|e| state.on_event(e).err())
         .unwrap();
     assert_eq!(err.kind, "overloaded_error");
-}
-
-#[test]
-fn claude_names_route_to_anthropic_and_need_its_key() {
-    use crate::config::Config;
-    use crate::providers::{resolve, Provider};
-    let config = |key: Option<&str>| {
-        Config::from_lookup(|k| match k {
-            "ANTHROPIC_API_KEY" => key.map(String::from),
-            _ => None,
-        })
-        .unwrap()
-    };
-    for (name, model) in [
-        ("anthropic/claude-sonnet-4-5", "claude-sonnet-4-5"),
-        ("claude-3-5-haiku-latest", "claude-3-5-haiku-latest"),
-    ] {
-        let t = resolve(&config(Some("sk-ant-x")), name).unwrap();
-        assert_eq!((t.provider, t.model.as_str()), (Provider::Anthropic, model));
-        assert_eq!(t.endpoint.unwrap().base_url, "https://api.anthropic.com");
-    }
-    let e = resolve(&config(None), "claude-sonnet-4-5").unwrap_err();
-    assert_eq!(e.status, 401);
-    assert!(e.message.contains("ANTHROPIC_API_KEY"), "{}", e.message);
 }

@@ -10,6 +10,8 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+use crate::upstream::url_component;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Long-term or temporary AWS credentials.
@@ -65,26 +67,13 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// RFC 3986 encoding of everything but the unreserved characters (`A-Z a-z 0-9 - _ . ~`).
-pub fn uri_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The canonical URI: each segment of the sent path encoded again (`/` kept).
 fn canonical_uri(path: &str) -> String {
     if path.is_empty() {
         return "/".into();
     }
     path.split('/')
-        .map(uri_encode)
+        .map(url_component)
         .collect::<Vec<_>>()
         .join("/")
 }

@@ -11,9 +11,10 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use super::{error_for, finish_reason, new_id, status_of, usage};
+use super::{error_for, finish_reason, status_of, usage};
 use crate::error::ApiError;
-use crate::providers::Emit;
+use crate::providers::shape::{self, Chunks};
+use crate::providers::{bad_response, truncated, ChatStream, Emit};
 use crate::upstream::SseEvent;
 
 /// Whether an event is an exception or error message (`throttlingException`, an
@@ -25,31 +26,26 @@ fn is_error(kind: &str, data: &Value) -> bool {
 
 /// The state of one translated stream.
 pub struct StreamState {
-    id: String,
-    model: String,
-    created: u64,
+    chunks: Chunks,
     /// Converse content-block index → OpenAI tool-call index.
     tools: HashMap<u64, u64>,
     started: bool,
+    /// `messageStop` came: the answer is complete.
+    stopped: bool,
 }
 
 impl StreamState {
     pub fn new(model: &str) -> Self {
         StreamState {
-            id: new_id(),
-            model: model.to_string(),
-            created: super::super::anthropic::unix_now(),
+            chunks: Chunks::new(shape::completion_id(), model.to_string()),
             tools: HashMap::new(),
             started: false,
+            stopped: false,
         }
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Emit {
-        Emit::Chunk(json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        }))
+        Emit::Chunk(self.chunks.delta(0, delta, finish))
     }
 
     /// The role chunk, once, before anything else.
@@ -59,15 +55,12 @@ impl StreamState {
             out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
         }
     }
+}
 
-    /// Feeds one provider event in; the OpenAI chunks it amounts to come out.
-    pub fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
-        let data: Value = serde_json::from_str(&event.data).map_err(|e| {
-            ApiError::bad_gateway(
-                "upstream_bad_response",
-                format!("The provider sent a stream event that is not valid JSON: {e}"),
-            )
-        })?;
+impl ChatStream for StreamState {
+    fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
+        let data: Value = serde_json::from_str(&event.data)
+            .map_err(|e| bad_response(format_args!("a stream event is not JSON: {e}")))?;
         let kind = event.event.as_deref().unwrap_or_default();
         let index = data
             .get("contentBlockIndex")
@@ -113,15 +106,13 @@ impl StreamState {
             }
             "messageStop" => {
                 self.start(&mut out);
+                self.stopped = true;
                 let reason = finish_reason(data.get("stopReason").and_then(Value::as_str));
                 out.push(self.chunk(json!({}), Some(reason)));
             }
             "metadata" => {
                 if let Some(u) = data.get("usage") {
-                    out.push(Emit::Chunk(json!({
-                        "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                        "model": self.model, "choices": [], "usage": usage(u),
-                    })));
+                    out.push(Emit::Chunk(self.chunks.usage(&usage(u))));
                 }
                 out.push(Emit::Done);
             }
@@ -137,5 +128,15 @@ impl StreamState {
             _ => {} // contentBlockStop, and events added after this was written
         }
         Ok(out)
+    }
+
+    /// `metadata` (the usage) ends the stream; a body that ends after `messageStop` but before
+    /// it still holds the whole answer.
+    fn finish(&mut self) -> Result<Vec<Emit>, ApiError> {
+        if self.stopped {
+            Ok(vec![Emit::Done])
+        } else {
+            Err(truncated())
+        }
     }
 }

@@ -2,9 +2,11 @@
 
 use serde_json::{json, Map, Value};
 
-use super::eventstream::{decode, encode_stream, PRELUDE};
 use super::*;
+use crate::providers::registry::test_target;
 use crate::providers::Emit;
+use crate::upstream::eventstream::{decode, encode_stream, PRELUDE};
+use crate::upstream::Answer;
 
 fn fixture(name: &str) -> Value {
     let path = format!(
@@ -108,22 +110,24 @@ fn unsupported_parameters_are_named_or_dropped() {
 
 #[test]
 fn the_call_goes_to_the_encoded_model_path_signed() {
-    let endpoint = Endpoint {
-        base_url: "https://bedrock-runtime.us-east-1.amazonaws.com".into(),
-        api_key: None,
-    };
-    let auth = Auth::SigV4 {
-        credentials: sigv4::Credentials {
-            access_key_id: "AKIDEXAMPLE".into(),
-            secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
-            session_token: None,
-        },
-        region: "us-east-1".into(),
-    };
-    let call = call_at(
-        &endpoint,
-        Some(&auth),
+    let mut target = test_target(
+        "bedrock",
         "anthropic.claude-3-5-haiku-20241022-v1:0",
+        "https://bedrock-runtime.us-east-1.amazonaws.com",
+        None,
+    );
+    let mut settings = (*target.settings).clone();
+    settings
+        .extra
+        .insert("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE".into());
+    settings.extra.insert(
+        "AWS_SECRET_ACCESS_KEY",
+        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+    );
+    settings.extra.insert("AWS_REGION", "us-east-1".into());
+    target.settings = std::sync::Arc::new(settings);
+    let call = call_at(
+        &target,
         "converse",
         br#"{"messages":[]}"#.to_vec(),
         "application/json",
@@ -139,10 +143,9 @@ fn the_call_goes_to_the_encoded_model_path_signed() {
     // The signature botocore computes for the same request at the same time.
     assert!(auth_header
         .ends_with("Signature=c84c9106f7e36a20c48b246768132197e989b39d8a4c0d7f33cd4b1e2ffad460"));
+    let bearer = test_target("bedrock", "m", "http://x", Some("bedrock-api-key-x"));
     let call = call_at(
-        &endpoint,
-        Some(&Auth::Bearer("bedrock-api-key-x".into())),
-        "m",
+        &bearer,
         "converse-stream",
         vec![],
         "application/vnd.amazon.eventstream",
@@ -220,7 +223,7 @@ fn errors_keep_4xx_and_turn_5xx_into_502() {
 
 /// Decodes a stream of messages and feeds them to a translator: the chunks' JSON, and `DONE`.
 fn translate(bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
-    let mut state = StreamState::new("m");
+    let mut state = stream::StreamState::new("m");
     let mut out = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
@@ -288,23 +291,23 @@ fn an_exception_in_the_stream_is_an_error() {
     assert!(e.message.contains("Too many tokens"));
 }
 
-fn embed_target(model: &str) -> (Endpoint, Target) {
-    let endpoint = Endpoint {
-        base_url: "http://127.0.0.1:9".into(),
-        api_key: None,
-    };
-    let target = Target {
-        aws: Some(Auth::Bearer("k".into())),
-        ..Target::new(Provider::Bedrock, model, Some(endpoint.clone()))
-    };
-    (endpoint, target)
+fn embed_target(model: &str) -> Target {
+    test_target("bedrock", model, "http://127.0.0.1:9", Some("k"))
+}
+
+/// A 2xx answer as read from the provider, with Bedrock's token-count header when given.
+fn received(body: &[u8], tokens: Option<&str>) -> Received {
+    let headers: Vec<(&str, &str)> = tokens
+        .map(|n| ("x-amzn-bedrock-input-token-count", n))
+        .into_iter()
+        .collect();
+    Answer::local(200, &headers, body.to_vec()).read().unwrap()
 }
 
 #[test]
 fn titan_embeds_one_input_per_call_and_cohere_all_in_one() {
-    let (endpoint, target) = embed_target("amazon.titan-embed-text-v2:0");
+    let target = embed_target("amazon.titan-embed-text-v2:0");
     let calls = embeddings_calls(
-        &endpoint,
         &target,
         &body(json!({"input": ["a", "b"], "dimensions": 256})),
     )
@@ -317,8 +320,8 @@ fn titan_embeds_one_input_per_call_and_cohere_all_in_one() {
     let sent: Value = serde_json::from_slice(&calls[1].body).unwrap();
     assert_eq!(sent, json!({"inputText": "b", "dimensions": 256}));
 
-    let (endpoint, target) = embed_target("cohere.embed-english-v3");
-    let calls = embeddings_calls(&endpoint, &target, &body(json!({"input": ["a", "b"]}))).unwrap();
+    let target = embed_target("cohere.embed-english-v3");
+    let calls = embeddings_calls(&target, &body(json!({"input": ["a", "b"]}))).unwrap();
     assert_eq!(calls.len(), 1);
     let sent: Value = serde_json::from_slice(&calls[0].body).unwrap();
     assert_eq!(
@@ -326,13 +329,13 @@ fn titan_embeds_one_input_per_call_and_cohere_all_in_one() {
         json!({"texts": ["a", "b"], "input_type": "search_document"})
     );
 
-    let (endpoint, target) = embed_target("anthropic.claude-3-5-haiku-20241022-v1:0");
-    let e = embeddings_calls(&endpoint, &target, &body(json!({"input": "a"})))
+    let target = embed_target("anthropic.claude-3-5-haiku-20241022-v1:0");
+    let e = embeddings_calls(&target, &body(json!({"input": "a"})))
         .err()
         .unwrap();
     assert_eq!(e.param.as_deref(), Some("model"));
-    let (endpoint, target) = embed_target("amazon.titan-embed-text-v2:0");
-    let e = embeddings_calls(&endpoint, &target, &body(json!({"input": [1, 2]})))
+    let target = embed_target("amazon.titan-embed-text-v2:0");
+    let e = embeddings_calls(&target, &body(json!({"input": [1, 2]})))
         .err()
         .unwrap();
     assert_eq!(e.param.as_deref(), Some("input"));
@@ -341,13 +344,18 @@ fn titan_embeds_one_input_per_call_and_cohere_all_in_one() {
 #[test]
 fn embedding_answers_become_one_list() {
     let titan = serde_json::to_vec(&fixture("embed_titan_response.json")).unwrap();
-    let r = embeddings_response("m", &[(titan.clone(), None), (titan, None)], false).unwrap();
+    let r = embeddings_response(
+        "m",
+        &[received(&titan, None), received(&titan, None)],
+        false,
+    )
+    .unwrap();
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["data"][1]["index"], 1);
     assert_eq!(v["data"][1]["embedding"], json!([0.125, -0.5, 0.25, 1.0]));
     assert_eq!(v["usage"]["prompt_tokens"], 6);
     let cohere = serde_json::to_vec(&fixture("embed_cohere_response.json")).unwrap();
-    let r = embeddings_response("m", &[(cohere, Some(4))], true).unwrap();
+    let r = embeddings_response("m", &[received(&cohere, Some("4"))], true).unwrap();
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
     use base64::Engine;
@@ -356,5 +364,5 @@ fn embedding_answers_become_one_list() {
         .unwrap();
     assert_eq!(bytes[..4], (-0.125f32).to_le_bytes());
     assert_eq!(v["usage"]["total_tokens"], 4);
-    assert!(embeddings_response("m", &[(b"{}".to_vec(), None)], false).is_err());
+    assert!(embeddings_response("m", &[received(b"{}", None)], false).is_err());
 }

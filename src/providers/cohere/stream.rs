@@ -12,15 +12,13 @@ use serde_json::{json, Value};
 
 use super::{finish_reason, usage};
 use crate::error::ApiError;
-use crate::providers::anthropic::unix_now;
-use crate::providers::Emit;
+use crate::providers::shape::Chunks;
+use crate::providers::{bad_response, truncated, ChatStream, Emit};
 use crate::upstream::SseEvent;
 
 /// The state of one translated stream.
 pub struct StreamState {
-    id: String,
-    model: String,
-    created: u64,
+    chunks: Chunks,
     /// Tool calls started so far (the next one's OpenAI index).
     tools: u64,
     started: bool,
@@ -30,22 +28,21 @@ impl StreamState {
     /// v2 events do not name the model: the chunks carry the one asked for.
     pub fn new(model: &str) -> Self {
         StreamState {
-            id: String::new(),
-            model: model.to_string(),
-            created: unix_now(),
+            chunks: Chunks::new(String::new(), model.to_string()),
             tools: 0,
             started: false,
         }
     }
 
-    /// Feeds one provider event in; the OpenAI chunks it amounts to come out.
-    pub fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
-        let data: Value = serde_json::from_str(&event.data).map_err(|e| {
-            ApiError::bad_gateway(
-                "upstream_bad_response",
-                format!("The provider sent a stream event that is not valid JSON: {e}"),
-            )
-        })?;
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Emit {
+        Emit::Chunk(self.chunks.delta(0, delta, finish))
+    }
+}
+
+impl ChatStream for StreamState {
+    fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
+        let data: Value = serde_json::from_str(&event.data)
+            .map_err(|e| bad_response(format_args!("a stream event is not JSON: {e}")))?;
         let kind = data
             .get("type")
             .and_then(Value::as_str)
@@ -57,7 +54,7 @@ impl StreamState {
             .unwrap_or(&Value::Null);
         let mut out = Vec::new();
         if kind == "message-start" {
-            self.id = data
+            self.chunks.id = data
                 .get("id")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
@@ -118,14 +115,7 @@ impl StreamState {
                 let reason = finish_reason(delta.get("finish_reason").and_then(Value::as_str))?;
                 out.push(self.chunk(json!({}), Some(reason)));
                 let usage = delta.get("usage").map(usage);
-                out.push(Emit::Chunk(json!({
-                    "id": self.id,
-                    "object": "chat.completion.chunk",
-                    "created": self.created,
-                    "model": self.model,
-                    "choices": [],
-                    "usage": usage,
-                })));
+                out.push(Emit::Chunk(self.chunks.usage(&json!(usage))));
                 out.push(Emit::Done);
             }
             _ => {} // message-start, content-start/-end, tool-call-end, citations, newer events
@@ -133,14 +123,10 @@ impl StreamState {
         Ok(out)
     }
 
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> Emit {
-        Emit::Chunk(json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        }))
+    /// `message-end` carries the finish reason and ends the stream: without it the answer was
+    /// cut.
+    fn finish(&mut self) -> Result<Vec<Emit>, ApiError> {
+        Err(truncated())
     }
 }
 

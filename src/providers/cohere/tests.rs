@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::providers::registry::test_target;
 use crate::providers::Emit;
 use crate::upstream::SseEvent;
 
@@ -16,11 +17,13 @@ macro_rules! fixture {
     };
 }
 
-fn endpoint() -> Endpoint {
-    Endpoint {
-        base_url: "http://127.0.0.1:9".into(),
-        api_key: Some("co-test-fake".into()),
-    }
+fn target() -> Target {
+    test_target(
+        "cohere",
+        "command-a-03-2025",
+        "http://127.0.0.1:9",
+        Some("co-test-fake"),
+    )
 }
 
 fn prepare(body: Value, drop: bool) -> Result<Prepared, ApiError> {
@@ -30,8 +33,7 @@ fn prepare(body: Value, drop: bool) -> Result<Prepared, ApiError> {
     };
     let stream = body["stream"] == true;
     chat_request(
-        &endpoint(),
-        "command-a-03-2025",
+        &target(),
         body.as_object().unwrap().clone(),
         stream,
         &context,
@@ -141,7 +143,7 @@ fn events(sse: &str) -> Vec<SseEvent> {
 
 #[test]
 fn the_stream_ends_with_finish_usage_and_done() {
-    let mut state = StreamState::new("command-a-03-2025");
+    let mut state = stream::StreamState::new("command-a-03-2025");
     let mut out = Vec::new();
     for e in events(fixture!("stream_text.sse")) {
         out.extend(state.on_event(&e).unwrap());
@@ -156,7 +158,7 @@ fn the_stream_ends_with_finish_usage_and_done() {
 
 #[test]
 fn a_tool_call_delta_before_its_start_is_an_error() {
-    let mut state = StreamState::new("m");
+    let mut state = stream::StreamState::new("m");
     let delta = SseEvent {
         event: None,
         data: json!({"type": "tool-call-delta", "index": 0, "delta": {"message": {"tool_calls": {"function": {"arguments": "{"}}}}}).to_string(),

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 use super::{candidate_index, candidates, completion_id, error_of, finish_reason, usage, Turn};
 use crate::error::ApiError;
-use crate::providers::Emit;
+use crate::providers::shape::Chunks;
+use crate::providers::{bad_response, truncated, ChatStream, Emit};
 use crate::upstream::SseEvent;
 
 #[derive(Default)]
@@ -22,9 +23,9 @@ struct Choice {
 }
 
 pub struct StreamState {
-    model: String,
-    id: Option<String>,
-    created: u64,
+    /// The id is set by the first event.
+    chunks: Chunks,
+    started: bool,
     choices: BTreeMap<u64, Choice>,
     usage: Option<Value>,
     done: bool,
@@ -34,25 +35,26 @@ impl StreamState {
     /// `model`: the name reported when the provider names no `modelVersion`.
     pub fn new(model: &str) -> StreamState {
         StreamState {
-            model: model.to_string(),
-            id: None,
-            created: crate::reply::unix_now(),
+            chunks: Chunks::new(String::new(), model.to_string()),
+            started: false,
             choices: BTreeMap::new(),
             usage: None,
             done: false,
         }
     }
 
-    pub fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
+    fn chunk(&self, index: u64, delta: Value, finish: Option<&str>) -> Value {
+        self.chunks.delta(index, delta, finish)
+    }
+}
+
+impl ChatStream for StreamState {
+    fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
         if self.done || event.data.trim().is_empty() {
             return Ok(Vec::new());
         }
-        let answer: Value = serde_json::from_str(&event.data).map_err(|e| {
-            ApiError::bad_gateway(
-                "upstream_bad_response",
-                format!("The provider sent a stream event that is not valid JSON: {e}"),
-            )
-        })?;
+        let answer: Value = serde_json::from_str(&event.data)
+            .map_err(|e| bad_response(format_args!("a stream event is not JSON: {e}")))?;
         if let Some(error) = answer.get("error").filter(|e| e.is_object()) {
             let status = error
                 .get("code")
@@ -66,16 +68,14 @@ impl StreamState {
             return Err(error_of(client_status, status, Some(error), b""));
         }
         if !answer.is_object() {
-            return Err(ApiError::bad_gateway(
-                "upstream_bad_response",
-                "The provider sent a stream event that is not a JSON object.",
-            ));
+            return Err(bad_response("a stream event is not a JSON object"));
         }
-        if self.id.is_none() {
-            self.id = Some(completion_id(&answer));
+        if !self.started {
+            self.started = true;
+            self.chunks.id = completion_id(&answer);
         }
         if let Some(v) = answer.get("modelVersion").and_then(Value::as_str) {
-            self.model = v.to_string();
+            self.chunks.model = v.to_string();
         }
         if let Some(meta) = answer.get("usageMetadata") {
             self.usage = Some(usage(meta));
@@ -154,21 +154,16 @@ impl StreamState {
         if !self.choices.is_empty() && self.choices.values().all(|c| c.finished) {
             self.done = true;
             if let Some(u) = &self.usage {
-                out.push(Emit::Chunk(json!({
-                    "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                    "model": self.model, "choices": [], "usage": u,
-                })));
+                out.push(Emit::Chunk(self.chunks.usage(u)));
             }
             out.push(Emit::Done);
         }
         Ok(out)
     }
 
-    fn chunk(&self, index: u64, delta: Value, finish: Option<&str>) -> Value {
-        json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-            "model": self.model,
-            "choices": [{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        })
+    /// Gemini has no terminal event: the stream ends itself once every choice finished, so a
+    /// body that ends before that was cut.
+    fn finish(&mut self) -> Result<Vec<Emit>, ApiError> {
+        Err(truncated())
     }
 }

@@ -26,11 +26,13 @@ fn body(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
 }
 
-fn endpoint() -> Endpoint {
-    Endpoint {
-        base_url: "http://127.0.0.1:9".into(),
-        api_key: Some("fake-gemini-key".into()),
-    }
+fn target(model: &str) -> Target {
+    crate::providers::registry::test_target(
+        "gemini",
+        model,
+        "http://127.0.0.1:9",
+        Some("fake-gemini-key"),
+    )
 }
 
 #[test]
@@ -38,7 +40,7 @@ fn the_key_goes_in_a_header_and_the_path_names_the_method() {
     let req = body(
         json!({"model": "gemini/gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]}),
     );
-    let p = chat_request(&endpoint(), "gemini-2.5-flash", req.clone(), false, false).unwrap();
+    let p = chat_request(&target("gemini-2.5-flash"), req.clone(), false, false).unwrap();
     assert_eq!(
         p.call.url,
         "http://127.0.0.1:9/v1beta/models/gemini-2.5-flash:generateContent"
@@ -48,12 +50,12 @@ fn the_key_goes_in_a_header_and_the_path_names_the_method() {
         .headers
         .contains(&("x-goog-api-key", "fake-gemini-key".to_string())));
     assert!(!p.call.url.contains("key="));
-    let p = chat_request(&endpoint(), "gemini-2.5-flash", req.clone(), true, false).unwrap();
+    let p = chat_request(&target("gemini-2.5-flash"), req.clone(), true, false).unwrap();
     assert_eq!(
         p.call.url,
         "http://127.0.0.1:9/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
     );
-    assert!(chat_request(&endpoint(), "x/../y", req, false, false).is_err());
+    assert!(chat_request(&target("x/../y"), req, false, false).is_err());
 }
 
 #[test]
@@ -209,7 +211,7 @@ fn google_errors_keep_message_and_status_and_name_the_code() {
 }
 
 fn play(sse: &str) -> Vec<Emit> {
-    let mut state = StreamState::new("gemini-x");
+    let mut state = stream::StreamState::new("gemini-x");
     let mut out = Vec::new();
     for data in sse.split("\n\n").filter_map(|e| e.strip_prefix("data: ")) {
         out.extend(
@@ -271,7 +273,7 @@ fn streamed_tool_call_is_whole_with_index_and_matches_the_answer() {
 
 #[test]
 fn malformed_or_error_events_fail_the_stream_without_panicking() {
-    let mut s = StreamState::new("m");
+    let mut s = stream::StreamState::new("m");
     let ev = |d: &str| SseEvent {
         event: None,
         data: d.into(),
@@ -292,7 +294,7 @@ fn embeddings_keep_order_and_encode_base64_on_request() {
     let req = body(
         json!({"model": "gemini/gemini-embedding-001", "input": ["first", "second", "third"], "dimensions": 3}),
     );
-    let call = embeddings_request(&endpoint(), "gemini-embedding-001", req).unwrap();
+    let call = embeddings_request(&target("gemini-embedding-001"), &req).unwrap();
     assert_eq!(
         call.url,
         "http://127.0.0.1:9/v1beta/models/gemini-embedding-001:batchEmbedContents"
@@ -316,7 +318,7 @@ fn embeddings_keep_order_and_encode_base64_on_request() {
         .unwrap();
     assert_eq!(f32::from_le_bytes(bytes[0..4].try_into().unwrap()), 0.1f32);
     let tokens = body(json!({"input": [[1, 2]]}));
-    match embeddings_request(&endpoint(), "m", tokens) {
+    match embeddings_request(&target("m"), &tokens) {
         Err(e) => assert_eq!(e.param.as_deref(), Some("input")),
         Ok(_) => panic!("token arrays were accepted"),
     }

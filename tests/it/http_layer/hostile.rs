@@ -247,6 +247,33 @@ fn malformed_chunked_bodies_get_400() {
 }
 
 #[test]
+fn chunk_sizes_summing_past_u64_get_400() {
+    // One byte, then a chunk of u64::MAX bytes: their sum does not fit a u64.
+    let server = TestServer::start(config());
+    let status = rejected_with(
+        &server,
+        b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n\
+          1\r\na\r\nffffffffffffffff\r\nbcd\r\n0\r\n\r\n",
+    );
+    assert_eq!(status, 400);
+    // Alone, a chunk that large is only too large.
+    let status = rejected_with(
+        &server,
+        b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n\
+          ffffffffffffffff\r\nbcd\r\n0\r\n\r\n",
+    );
+    assert_eq!(status, 413);
+    server.assert_alive();
+    assert!(
+        crate::support::client::wait_until(Duration::from_secs(10), || server
+            .server()
+            .open_connections()
+            == 0),
+        "no connection left counted"
+    );
+}
+
+#[test]
 fn content_length_with_transfer_encoding_gets_400() {
     let server = TestServer::start(config());
     let status = rejected_with(

@@ -7,7 +7,7 @@
 //! `:exception-type` of an exception, the `:error-code` of an error; `data` is the payload
 //! (for an error, a JSON object with its `:error-message`).
 
-use crate::upstream::SseEvent;
+use super::SseEvent;
 
 /// The content type of an event-stream body.
 pub const CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";

@@ -1,8 +1,10 @@
 //! One request's exchange with its client: the request id, the headers every answer carries
-//! (`x-request-id`, CORS), the ways to answer (JSON, an error in the OpenAI shape, or an SSE
-//! stream whose events, errors included, are written as they come), and the request's
-//! [`Interaction`] record, which every answer updates and which is handed to the recorder
-//! exactly once, when the exchange is dropped, whichever way the request ended.
+//! (`x-request-id`, CORS), the ways to answer (a response, JSON, an error in the OpenAI shape,
+//! or an SSE stream whose events, errors included, are written as they come), and the
+//! request's [`Interaction`] record, which every answer updates and which is handed to the
+//! recorder exactly once, when the exchange is dropped, whichever way the request ended. Every
+//! answer goes through here, so the recorded status is the status sent. Requests the HTTP
+//! layer refuses on its own are recorded here too ([`refused`]).
 
 use std::cell::{RefCell, RefMut};
 use std::sync::atomic::Ordering;
@@ -13,10 +15,10 @@ use serde_json::Value;
 use crate::config::LogBodies;
 use crate::error::ApiError;
 use crate::events::{Interaction, Outcome};
-use crate::http::{ClientGone, Request, Responder, Response, Stream};
+use crate::gateway::Gateway;
+use crate::http::{ClientGone, Refusal, Request, Responder, Response, Stream};
 use crate::pricing::Tokens;
-use crate::providers::{Provider, Target};
-use crate::routes::Gateway;
+use crate::providers::Target;
 
 /// Headers a browser client may read from our answers.
 const EXPOSED_HEADERS: &str =
@@ -32,23 +34,7 @@ pub struct Exchange<'a> {
 
 impl<'a> Exchange<'a> {
     pub fn new(gw: &'a Gateway, req: &'a Request) -> Self {
-        let request_id = match req.header("x-request-id") {
-            Some(id) if is_sane_request_id(id) => id.to_string(),
-            _ => uuid::Uuid::new_v4().to_string(),
-        };
-        let mut common = vec![("x-request-id".to_string(), request_id.clone())];
-        if let Some(origin) = req.header("origin") {
-            if let Some(allowed) = gw.allowed_origin(origin) {
-                common.push(("access-control-allow-origin".into(), allowed.to_string()));
-                common.push((
-                    "access-control-expose-headers".into(),
-                    EXPOSED_HEADERS.into(),
-                ));
-                if allowed != "*" {
-                    common.push(("vary".into(), "origin".into()));
-                }
-            }
-        }
+        let (request_id, common) = identify(gw, Some(req));
         let mut record = Interaction::new(request_id.clone(), &req.method, &req.target, req.peer);
         record.started = req.received_at;
         record.user_agent = req.header("user-agent").map(str::to_string);
@@ -64,18 +50,9 @@ impl<'a> Exchange<'a> {
     /// Records who serves the request.
     pub fn note_target(&self, target: &Target) {
         let mut record = self.record();
-        record.provider = Some(target.provider_name());
+        record.provider = Some(target.provider.name);
         record.model = Some(target.model.clone());
-        record.api_base = match target.provider {
-            Provider::Mock => None,
-            Provider::OpenAI | Provider::Azure => {
-                target.endpoint.as_ref().map(|e| e.base_url.clone())
-            }
-            Provider::Gemini => target.endpoint.as_ref().map(|e| e.base_url.clone()),
-            Provider::Anthropic => target.endpoint.as_ref().map(|e| e.base_url.clone()),
-            Provider::Cohere => target.endpoint.as_ref().map(|e| e.base_url.clone()),
-            Provider::Bedrock => target.endpoint.as_ref().map(|e| e.base_url.clone()),
-        };
+        record.api_base = target.settings.base_url.clone();
     }
 
     /// Marks this request as an API call: counted in flight now, and in the metrics.
@@ -122,11 +99,6 @@ impl<'a> Exchange<'a> {
         self.record.borrow_mut()
     }
 
-    /// The headers every answer to this request carries.
-    pub fn headers(&self) -> Vec<(String, String)> {
-        self.common.clone()
-    }
-
     /// Time spent in the gateway so far, not counting `upstream` (time waiting for a provider).
     /// Also recorded as the request's gateway overhead.
     pub fn overhead(&self, upstream: Duration) -> (&'static str, String) {
@@ -136,6 +108,17 @@ impl<'a> Exchange<'a> {
         ("x-gateway-overhead-ms", format!("{ms:.3}"))
     }
 
+    /// Sends a whole response with the headers every answer carries, and records its status.
+    pub fn send(&self, res: &mut Responder<'_>, mut response: Response) -> Result<(), ClientGone> {
+        self.record().http_status = response.status;
+        response.headers.extend(self.common.iter().cloned());
+        let sent = res.send(response);
+        if sent.is_err() {
+            self.record().outcome = Some(Outcome::ClientClosed);
+        }
+        sent
+    }
+
     pub fn send_json(
         &self,
         res: &mut Responder<'_>,
@@ -143,15 +126,9 @@ impl<'a> Exchange<'a> {
         body: Vec<u8>,
         extra: Vec<(String, String)>,
     ) -> Result<(), ClientGone> {
-        self.record().http_status = status;
         let mut response = Response::new(status, "application/json", body);
-        response.headers.extend(self.common.iter().cloned());
         response.headers.extend(extra);
-        let sent = res.send(response);
-        if sent.is_err() {
-            self.record().outcome = Some(Outcome::ClientClosed);
-        }
-        sent
+        self.send(res, response)
     }
 
     /// Answers 200 with a JSON value the gateway built, plus `extra` headers.
@@ -224,6 +201,57 @@ impl Drop for Exchange<'_> {
     }
 }
 
+/// The request id (the client's own when sane, else a new one) and the headers every answer
+/// to the request carries: `x-request-id`, and CORS's when its origin is allowed.
+fn identify(gw: &Gateway, req: Option<&Request>) -> (String, Vec<(String, String)>) {
+    let request_id = match req.and_then(|r| r.header("x-request-id")) {
+        Some(id) if is_sane_request_id(id) => id.to_string(),
+        _ => uuid::Uuid::new_v4().to_string(),
+    };
+    let mut common = vec![("x-request-id".to_string(), request_id.clone())];
+    if let Some(origin) = req.and_then(|r| r.header("origin")) {
+        if let Some(allowed) = gw.allowed_origin(origin) {
+            common.push(("access-control-allow-origin".into(), allowed.to_string()));
+            common.push((
+                "access-control-expose-headers".into(),
+                EXPOSED_HEADERS.into(),
+            ));
+            if allowed != "*" {
+                common.push(("vary".into(), "origin".into()));
+            }
+        }
+    }
+    (request_id, common)
+}
+
+/// The answer to a request the HTTP layer refuses on its own (400, 408, 413, 431, 503; or a
+/// 500 after the handler failed): the error in the OpenAI shape with the request's id (the
+/// client's own when its head was read), recorded as an interaction and counted in the
+/// metrics, unless the handler had already recorded the request itself.
+pub fn refused(gw: &Gateway, refusal: &Refusal<'_>) -> Response {
+    let error = ApiError::protocol(refusal.status, refusal.message);
+    let (request_id, common) = identify(gw, refusal.head);
+    let mut response = Response::new(refusal.status, "application/json", error.to_body());
+    response.headers.extend(common);
+    if !refusal.after_handler {
+        let (method, route) = refusal
+            .head
+            .map_or(("", ""), |r| (r.method.as_str(), r.target.as_str()));
+        let mut record = Interaction::new(request_id, method, route, refusal.peer);
+        record.started = refusal.received_at;
+        record.user_agent = refusal
+            .head
+            .and_then(|r| r.header("user-agent"))
+            .map(str::to_string);
+        record.http_status = refusal.status;
+        record.error = Some(error.to_value());
+        record.api_call = true;
+        record.processing_time = refusal.received_at.elapsed();
+        gw.recorder.record(record);
+    }
+    response
+}
+
 /// A client's own request id is kept when it is 1–128 printable ASCII characters.
 fn is_sane_request_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| (0x21..=0x7e).contains(&b))
@@ -247,14 +275,6 @@ pub fn end_with_error(
     let mut out = pending.to_vec();
     sse_data(&mut out, &error.to_value().to_string());
     stream.finish_with(&out)
-}
-
-/// Seconds since the Unix epoch, for `created` fields.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -1,0 +1,134 @@
+//! The OpenAI shapes every dialect answers with, built in one place: `chat.completion`
+//! answers, `chat.completion.chunk`s (content, finish and usage-only chunks), tool calls and
+//! embeddings lists; and the one clock for their `created` fields.
+
+use serde_json::{json, Value};
+
+use super::Reply;
+
+/// Seconds since the Unix epoch, for `created` fields.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A fresh `chatcmpl-…` id, for providers whose answers carry none.
+pub fn completion_id() -> String {
+    format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// An assistant message: its text (null when it has only tool calls), its reasoning
+/// (`reasoning_content`, never mixed into the text) and its tool calls.
+pub fn assistant_message(
+    text: Option<String>,
+    reasoning: Option<String>,
+    tool_calls: Vec<Value>,
+) -> Value {
+    let mut message = json!({"role": "assistant", "content": text, "refusal": null});
+    if let Some(reasoning) = reasoning {
+        message["reasoning_content"] = json!(reasoning);
+    }
+    if !tool_calls.is_empty() {
+        message["tool_calls"] = Value::Array(tool_calls);
+    }
+    message
+}
+
+/// A tool call of an answer; `arguments` is the JSON text of the input.
+pub fn tool_call(id: Value, name: Value, arguments: String) -> Value {
+    json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
+}
+
+/// One choice of a `chat.completion`.
+pub fn choice(index: u64, message: Value, finish_reason: &str) -> Value {
+    json!({"index": index, "message": message, "logprobs": null, "finish_reason": finish_reason})
+}
+
+/// A whole `chat.completion`, serialized, with its usage for the record.
+pub fn completion(id: Value, model: Value, choices: Vec<Value>, usage: Option<Value>) -> Reply {
+    let mut completion = json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": unix_now(),
+        "model": model,
+        "choices": choices,
+    });
+    if let Some(u) = &usage {
+        completion["usage"] = u.clone();
+    }
+    Reply {
+        body: serde_json::to_vec(&completion).unwrap_or_default(),
+        usage,
+    }
+}
+
+/// What every chunk of one stream shares: its id, creation time and model.
+pub struct Chunks {
+    pub id: String,
+    pub created: u64,
+    pub model: String,
+}
+
+impl Chunks {
+    pub fn new(id: String, model: String) -> Chunks {
+        Chunks {
+            id,
+            created: unix_now(),
+            model,
+        }
+    }
+
+    /// A chunk with one choice's `delta` and, on its last chunk, its `finish_reason`.
+    pub fn delta(&self, index: u64, delta: Value, finish_reason: Option<&str>) -> Value {
+        json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+            "model": self.model,
+            "choices": [{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
+        })
+    }
+
+    /// The usage-only chunk that ends a stream (no choices).
+    pub fn usage(&self, usage: &Value) -> Value {
+        json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+            "model": self.model, "choices": [], "usage": usage,
+        })
+    }
+}
+
+/// One item of an OpenAI embeddings list from a provider's vector: floats, or base64 of
+/// little-endian f32 when the client asked for `encoding_format: base64`.
+pub fn embedding_item(index: usize, values: &[Value], base64: bool) -> Value {
+    let embedding = if base64 {
+        use base64::Engine;
+        let bytes: Vec<u8> = values
+            .iter()
+            .flat_map(|v| (v.as_f64().unwrap_or(0.0) as f32).to_le_bytes())
+            .collect();
+        json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+    } else {
+        Value::Array(values.to_vec())
+    };
+    json!({"object": "embedding", "index": index, "embedding": embedding})
+}
+
+/// An OpenAI embeddings list of the vectors a provider returned, in order; `None` when one
+/// is not a list of numbers. Its usage is the input tokens, when the provider counted them.
+pub fn embeddings(
+    model: &str,
+    vectors: &[Value],
+    base64: bool,
+    input_tokens: Option<u64>,
+) -> Option<Reply> {
+    let mut data = Vec::with_capacity(vectors.len());
+    for (index, values) in vectors.iter().enumerate() {
+        data.push(embedding_item(index, values.as_array()?, base64));
+    }
+    let usage = input_tokens.map(|n| json!({"prompt_tokens": n, "total_tokens": n}));
+    let list = json!({"object": "list", "data": data, "model": model, "usage": usage});
+    Some(Reply {
+        body: serde_json::to_vec(&list).unwrap_or_default(),
+        usage,
+    })
+}

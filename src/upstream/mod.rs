@@ -1,0 +1,290 @@
+//! Transport to providers: pooled `ureq` agents, a `post` that never turns a provider's
+//! 4xx/5xx into a transport error, the mapping of transport failures to 502/504, and the
+//! readers of streamed bodies ([`sse`], with AWS event-stream framing from [`eventstream`]).
+//! It knows no dialect: a [`Call`] is a URL, headers and a body that a dialect built.
+
+pub mod eventstream;
+pub mod sse;
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use ureq::http::{response::Parts, Response};
+use ureq::Body;
+
+use crate::error::ApiError;
+
+pub use sse::{EventReader, SseEvent, StreamError};
+
+/// Largest non-stream response body read from a provider (large embedding batches included).
+const MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The HTTP clients, shared by all workers: a few independent pools, each worker thread always
+/// using the same one. ureq keeps one lock per pool, held while it picks and checks an idle
+/// connection; with a single pool, a worker descheduled while holding it stalls every other
+/// (measured in `bench/`). Settings from `shared/research/tech.md`: statuses are answers, not
+/// errors; idle pools large enough that concurrent calls reuse connections; 16 KiB buffers so a
+/// thousand open streams stay light.
+pub struct Agents {
+    agents: Vec<ureq::Agent>,
+}
+
+/// Independent connection pools.
+const POOLS: usize = 8;
+
+impl Agents {
+    /// Agents that connect within `connect_timeout` and wait `timeout` for a response head.
+    pub fn new(connect_timeout: Duration, timeout: Duration) -> Self {
+        let agents = (0..POOLS)
+            .map(|_| {
+                ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .max_idle_connections(128)
+                    .max_idle_connections_per_host(64)
+                    .input_buffer_size(16 * 1024)
+                    .output_buffer_size(16 * 1024)
+                    .timeout_connect(Some(connect_timeout))
+                    .timeout_recv_response(Some(timeout))
+                    .user_agent(concat!("llmcallgateway/", env!("CARGO_PKG_VERSION")))
+                    .no_delay(true)
+                    .build()
+                    .into()
+            })
+            .collect();
+        Agents { agents }
+    }
+
+    /// This thread's client.
+    pub fn get(&self) -> &ureq::Agent {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static POOL: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
+        &self.agents[POOL.with(|p| *p) % self.agents.len()]
+    }
+}
+
+/// RFC 3986's reserved and other characters: everything but `A-Z a-z 0-9 - _ . ~`.
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A path segment or query value, percent-encoded so it cannot change the URL's structure.
+pub fn url_component(value: &str) -> String {
+    utf8_percent_encode(value, NOT_UNRESERVED).to_string()
+}
+
+/// One call to a provider.
+pub struct Call {
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    /// For streams: the longest silence allowed between two reads of the body.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Call {
+    /// A POST of a JSON body.
+    pub fn post(url: String, headers: Vec<(&'static str, String)>, body: Vec<u8>) -> Call {
+        Call {
+            url,
+            headers,
+            body,
+            idle_timeout: None,
+        }
+    }
+
+    /// A GET (a provider's model list).
+    pub fn get(url: String, headers: Vec<(&'static str, String)>) -> Call {
+        Call::post(url, headers, Vec::new())
+    }
+}
+
+/// A provider's answer, headers received; the body not yet read.
+pub struct Answer {
+    pub response: Response<Body>,
+    /// From sending the request to receiving the response head.
+    pub latency: Duration,
+}
+
+impl Answer {
+    /// An answer made in-process (the built-in models), read like one a provider sent.
+    pub fn local(status: u16, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+        let mut builder = Response::builder().status(status);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let response = builder
+            .body(Body::builder().data(body))
+            .unwrap_or_else(|_| Response::new(Body::builder().data(Vec::new())));
+        Answer {
+            response,
+            latency: Duration::ZERO,
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.response.status().as_u16()
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// Reads the whole body (bounded).
+    pub fn read(self) -> Result<Received, ApiError> {
+        let (head, mut body) = self.response.into_parts();
+        let body = body
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_vec()
+            .map_err(|e| transport_error(e, "reading the provider's response"))?;
+        Ok(Received { head, body })
+    }
+
+    /// The body as a stream of events: SSE, or AWS event-stream messages when the provider
+    /// answered `application/vnd.amazon.eventstream` (Bedrock).
+    pub fn into_events(self) -> EventReader {
+        let binary = self
+            .header("content-type")
+            .is_some_and(|t| t.starts_with(eventstream::CONTENT_TYPE));
+        let body = self.response.into_body().into_reader();
+        if binary {
+            EventReader::event_stream(body)
+        } else {
+            EventReader::new(body)
+        }
+    }
+
+    /// Whether the body is a stream of events (SSE or AWS event-stream).
+    pub fn is_event_stream(&self) -> bool {
+        self.header("content-type").is_some_and(|t| {
+            t.starts_with("text/event-stream") || t.starts_with(eventstream::CONTENT_TYPE)
+        })
+    }
+}
+
+/// A provider's whole answer: its head and its body.
+pub struct Received {
+    head: Parts,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn status(&self) -> u16 {
+        self.head.status.as_u16()
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+}
+
+/// Sends a POST with a JSON body.
+pub fn post(agent: &ureq::Agent, call: &Call) -> Result<Answer, ApiError> {
+    let mut request = agent.post(&call.url);
+    for (name, value) in &call.headers {
+        request = request.header(*name, value);
+    }
+    let request = request.content_type("application/json");
+    let started = Instant::now();
+    let sent = match call.idle_timeout {
+        // A request-level configuration copies the agent's; only streams need one.
+        Some(idle) => request
+            .config()
+            .timeout_per_read(Some(idle))
+            .build()
+            .send(&call.body[..]),
+        None => request.send(&call.body[..]),
+    };
+    let response = sent.map_err(|e| transport_error(e, "calling the provider"))?;
+    Ok(Answer {
+        response,
+        latency: started.elapsed(),
+    })
+}
+
+/// Sends a GET (a provider's model list), the whole exchange bounded by `timeout`; returns the
+/// status and the body (bounded).
+pub fn get(
+    agent: &ureq::Agent,
+    url: &str,
+    headers: &[(&'static str, String)],
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), ApiError> {
+    let mut request = agent.get(url);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let mut response = request
+        .config()
+        .timeout_global(Some(timeout))
+        .build()
+        .call()
+        .map_err(|e| transport_error(e, "listing the provider's models"))?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(16 * 1024 * 1024)
+        .read_to_vec()
+        .map_err(|e| transport_error(e, "reading the provider's model list"))?;
+    Ok((status, body))
+}
+
+/// Maps a transport failure to the status a client should see: 504 when the provider was
+/// too slow, 502 when it could not be reached or broke the protocol. URLs in messages never
+/// carry query strings (they may hold keys).
+pub fn transport_error(e: ureq::Error, doing: &str) -> ApiError {
+    match e {
+        ureq::Error::Timeout(which) => ApiError::gateway_timeout(format!(
+            "The provider did not answer in time while {doing} ({which})."
+        )),
+        ureq::Error::Io(io)
+            if matches!(
+                io.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ) =>
+        {
+            ApiError::gateway_timeout(format!(
+                "The provider did not answer in time while {doing}."
+            ))
+        }
+        ureq::Error::BodyExceedsLimit(limit) => ApiError::bad_gateway(
+            "upstream_response_too_large",
+            format!("The provider's response exceeded {limit} bytes."),
+        ),
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => ApiError::bad_gateway(
+            "upstream_unreachable",
+            format!("Could not connect to the provider while {doing}."),
+        ),
+        other => ApiError::bad_gateway(
+            "upstream_unreachable",
+            format!(
+                "The provider connection failed while {doing}: {}",
+                describe(&other)
+            ),
+        ),
+    }
+}
+
+/// A transport error's text without any URL in it.
+fn describe(e: &ureq::Error) -> String {
+    let text = e.to_string();
+    match text.find("http") {
+        Some(i) => text[..i].trim_end().to_string(),
+        None => text,
+    }
+}
