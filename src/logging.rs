@@ -5,7 +5,8 @@
 //! - `system`: start-up summary, one access line per request, warnings, shutdown (the `log`
 //!   crate's output at `LOG_LEVEL`, through flexi_logger);
 //! - `error`: every error line of the system log, alone;
-//! - `llm_interactions`: one JSON object per request, written by the recorder thread alone.
+//! - `llm_interactions`: one JSON object per request, written through the recorder's one writer
+//!   (by whichever worker or the recorder thread holds it: see `recorder`).
 //!
 //! [`DiskGuard`] deletes rotated files past `LOG_RETENTION_DAYS` and, oldest first, while all
 //! files together exceed `LOG_MAX_TOTAL_MB`. [`Redactor`] replaces configured secrets, API-key
