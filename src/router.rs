@@ -102,24 +102,28 @@ fn resolve(config: &Config, requested: &str) -> Result<Target, ApiError> {
             }
             // Not configured, but an OpenAI-compatible upstream: it gets the name as is.
             Some(_) if upstream.explicit => {}
-            Some(Missing::Key(vars)) => return Err(ApiError::new(
-                401,
-                "authentication_error",
-                Some("missing_api_key"),
-                format!(
+            Some(Missing::Key(vars)) => {
+                return Err(ApiError::new(
+                    401,
+                    "authentication_error",
+                    Some("missing_api_key"),
+                    format!(
                     "`{requested}` is served by {}, and no key is configured for it: set {vars}.",
                     provider.name
                 ),
-            )),
-            Some(Missing::Base(var)) => return Err(ApiError::new(
-                400,
-                "invalid_request_error",
-                Some("provider_not_configured"),
-                format!(
+                ))
+            }
+            Some(Missing::Base(var)) => {
+                return Err(ApiError::new(
+                    400,
+                    "invalid_request_error",
+                    Some("provider_not_configured"),
+                    format!(
                     "`{requested}` is served by {}, whose address is not configured: set {var}.",
                     provider.name
                 ),
-            )),
+                ))
+            }
         }
     }
     if !upstream.explicit {

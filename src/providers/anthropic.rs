@@ -11,11 +11,13 @@
 //! 400 naming them (or dropped with `DROP_UNSUPPORTED_PARAMS`); fields the gateway does not
 //! know pass through, so Anthropic-only parameters (`top_k`, `thinking`) work.
 
-pub mod stream;
+mod stream;
 
 use serde_json::{json, Map, Value};
 
-use super::request::{self, TurnBlocks};
+use super::calls;
+use super::errors::{fault_kind, raw_message, upstream_code};
+use super::request::{self, Image, JsonFormat, ToolChoice, TurnBlocks};
 use super::{
     bad_response, shape, ChatStream, Dialect, Listed, Prepared, Reply, RequestContext, Settings,
     Target,
@@ -32,41 +34,10 @@ const JSON_TOOL: &str = "json_response";
 
 /// OpenAI parameters Anthropic cannot honour. A value that asks for nothing (`null`, `false`,
 /// `0`, `n: 1`) is accepted silently, as clients such as LibreChat send those by default.
-const UNSUPPORTED: &[&str] = &[
-    "logit_bias",
-    "logprobs",
-    "top_logprobs",
-    "n",
-    "presence_penalty",
-    "frequency_penalty",
-    "seed",
-    "functions",
-    "function_call",
-    "audio",
-    "modalities",
-    "prediction",
-    "web_search_options",
-    "reasoning_effort",
-    "verbosity",
-    "service_tier",
-    "store",
-    "metadata",
-];
-
-/// Request fields translated here (everything else not in [`UNSUPPORTED`] passes through).
-const TRANSLATED: &[&str] = &[
-    "model",
-    "messages",
-    "stream",
-    "stream_options",
-    "max_tokens",
-    "max_completion_tokens",
-    "stop",
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-    "response_format",
-    "user",
+const UNSUPPORTED: &[&[&str]] = &[
+    request::TOKEN_PARAMS,
+    request::PENALTY_PARAMS,
+    request::OPENAI_ONLY_PARAMS,
 ];
 
 /// The Messages request (`POST {base}/v1/messages`) for an internal chat request.
@@ -78,10 +49,7 @@ fn chat_request(
 ) -> Result<Prepared, ApiError> {
     let dropped =
         request::unsupported_params(&body, UNSUPPORTED, "Anthropic", context.drop_unsupported)?;
-    let messages = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::invalid(Some("messages"), "`messages` must be an array."))?;
+    let messages = request::messages(&body)?;
     let (system, turns) = translate_messages(messages)?;
 
     let mut out = Map::new();
@@ -120,12 +88,8 @@ fn chat_request(
         }
         Some(_) => return Err(ApiError::invalid(Some("user"), "`user` must be a string.")),
     }
-    for (key, value) in &body {
-        if TRANSLATED.contains(&key.as_str()) || UNSUPPORTED.contains(&key.as_str()) {
-            continue;
-        }
-        out.entry(key.clone()).or_insert_with(|| value.clone());
-    }
+    // Everything else passes through, so Anthropic-only parameters work.
+    request::pass_through(&body, &mut out, &[request::TRANSLATED_PARAMS], UNSUPPORTED);
     if stream {
         out.insert("stream".into(), json!(true));
     }
@@ -198,16 +162,35 @@ impl TurnBlocks for Blocks {
         "Anthropic"
     }
 
-    fn system(&self, content: &Value, i: usize) -> Result<Vec<Value>, ApiError> {
-        text_blocks(content, i)
+    /// A `{"type":"text","text":…}` block, with its part's `cache_control`; empty text is
+    /// never asked for (Anthropic rejects empty text blocks).
+    fn text(&self, text: &str, part: Option<&Value>) -> Value {
+        let block = json!({"type": "text", "text": text});
+        match part {
+            Some(part) => with_cache_control(block, part),
+            None => block,
+        }
     }
 
-    fn user(&self, content: &Value, i: usize) -> Result<Vec<Value>, ApiError> {
-        user_blocks(content, i)
-    }
-
-    fn assistant(&self, content: &Value, i: usize) -> Result<Vec<Value>, ApiError> {
-        text_blocks(content, i)
+    /// A data URL becomes a base64 source, an http(s) URL a url source; the part's
+    /// `cache_control` is kept.
+    fn image(&self, part: &Value, i: usize) -> Result<Value, ApiError> {
+        let block = match request::image(part, i)? {
+            Image::Base64 { media_type, data } => json!({
+                "type": "image",
+                "source": {"type": "base64", "media_type": media_type, "data": data},
+            }),
+            Image::Url(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                json!({"type": "image", "source": {"type": "url", "url": url}})
+            }
+            Image::Url(_) => {
+                return Err(ApiError::invalid(
+                    Some(&format!("messages[{i}].content")),
+                    "`image_url.url` must be an http(s) URL or a base64 data URL.",
+                ))
+            }
+        };
+        Ok(with_cache_control(block, part))
     }
 
     /// An assistant `tool_calls[j]` → a `tool_use` block.
@@ -221,7 +204,7 @@ impl TurnBlocks for Blocks {
         match content {
             Value::String(s) => result["content"] = json!(s),
             Value::Null => {}
-            _ => result["content"] = Value::Array(text_blocks(content, i)?),
+            _ => result["content"] = Value::Array(self.texts(content, i)?),
         }
         Ok(result)
     }
@@ -232,95 +215,6 @@ fn is_plain_text(block: &Value) -> bool {
     block
         .as_object()
         .is_some_and(|b| b.len() == 2 && b["type"] == "text")
-}
-
-/// Text content (a string, or `text`/`refusal` parts) as text blocks; empty text is left out
-/// (Anthropic rejects empty text blocks).
-fn text_blocks(content: &Value, i: usize) -> Result<Vec<Value>, ApiError> {
-    match content {
-        Value::Null => Ok(Vec::new()),
-        Value::String(s) if s.is_empty() => Ok(Vec::new()),
-        Value::String(s) => Ok(vec![json!({"type": "text", "text": s})]),
-        Value::Array(parts) => {
-            let mut blocks = Vec::new();
-            for part in parts {
-                let kind = part.get("type").and_then(Value::as_str).unwrap_or("text");
-                let text = match kind {
-                    "text" => part.get("text"),
-                    "refusal" => part.get("refusal"),
-                    _ => {
-                        return Err(ApiError::invalid(
-                            Some(&format!("messages[{i}].content")),
-                            format!(
-                            "Content parts of type `{kind}` are only accepted in user messages."
-                        ),
-                        ))
-                    }
-                };
-                let text = text.and_then(Value::as_str).ok_or_else(|| {
-                    ApiError::invalid(
-                        Some(&format!("messages[{i}].content")),
-                        "A text content part needs a string `text`.",
-                    )
-                })?;
-                if !text.is_empty() {
-                    blocks.push(with_cache_control(
-                        json!({"type": "text", "text": text}),
-                        part,
-                    ));
-                }
-            }
-            Ok(blocks)
-        }
-        _ => Err(ApiError::invalid(
-            Some(&format!("messages[{i}].content")),
-            format!("`messages[{i}].content` must be a string or an array of content parts."),
-        )),
-    }
-}
-
-/// A user message's content: text and images.
-fn user_blocks(content: &Value, i: usize) -> Result<Vec<Value>, ApiError> {
-    let Value::Array(parts) = content else {
-        return text_blocks(content, i);
-    };
-    let mut blocks = Vec::new();
-    for part in parts {
-        match part.get("type").and_then(Value::as_str) {
-            Some("image_url") => blocks.push(with_cache_control(image_block(part, i)?, part)),
-            _ => blocks.extend(text_blocks(&Value::Array(vec![part.clone()]), i)?),
-        }
-    }
-    Ok(blocks)
-}
-
-/// An `image_url` part: a data URL becomes a base64 source, an http(s) URL a url source.
-fn image_block(part: &Value, i: usize) -> Result<Value, ApiError> {
-    let url = part
-        .get("image_url")
-        .and_then(|u| u.get("url").or(Some(u)))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let param = format!("messages[{i}].content");
-    if let Some(rest) = url.strip_prefix("data:") {
-        let (media_type, data) = rest.split_once(";base64,").ok_or_else(|| {
-            ApiError::invalid(
-                Some(&param),
-                "An image data URL must be `data:<media type>;base64,<data>`.",
-            )
-        })?;
-        return Ok(json!({
-            "type": "image",
-            "source": {"type": "base64", "media_type": media_type, "data": data},
-        }));
-    }
-    if url.starts_with("https://") || url.starts_with("http://") {
-        return Ok(json!({"type": "image", "source": {"type": "url", "url": url}}));
-    }
-    Err(ApiError::invalid(
-        Some(&param),
-        "`image_url.url` must be an http(s) URL or a base64 data URL.",
-    ))
 }
 
 /// Carries a part's `cache_control` (Anthropic prompt caching) onto its block.
@@ -336,10 +230,7 @@ fn translate_tools(tools: Option<&Value>) -> Result<Vec<Value>, ApiError> {
     Ok(request::function_tools(tools)?
         .into_iter()
         .map(|t| {
-            let mut out = json!({"name": t.name});
-            if let Some(d) = t.description {
-                out["description"] = json!(d);
-            }
+            let mut out = t.declaration();
             out["input_schema"] = t.parameters;
             with_cache_control(out, t.raw)
         })
@@ -348,65 +239,32 @@ fn translate_tools(tools: Option<&Value>) -> Result<Vec<Value>, ApiError> {
 
 /// OpenAI `tool_choice` → Anthropic's (`required` is `any`, a named function is `tool`).
 fn translate_tool_choice(choice: Option<&Value>) -> Result<Option<Value>, ApiError> {
-    Ok(match choice {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => match s.as_str() {
-            "auto" => Some(json!({"type": "auto"})),
-            "none" => Some(json!({"type": "none"})),
-            "required" => Some(json!({"type": "any"})),
-            other => {
-                return Err(ApiError::invalid(
-                    Some("tool_choice"),
-                    format!("`tool_choice` {other:?} is not one of auto, none, required."),
-                ))
-            }
-        },
-        Some(v) => match v.get("function").and_then(|f| f.get("name")).and_then(Value::as_str) {
-            Some(name) => Some(json!({"type": "tool", "name": name})),
-            None => {
-                return Err(ApiError::invalid(
-                    Some("tool_choice"),
-                    "`tool_choice` must be auto, none, required or {\"type\":\"function\",\"function\":{\"name\":…}}.",
-                ))
-            }
-        },
-    })
+    Ok(request::tool_choice(choice)?.map(|choice| match choice {
+        ToolChoice::Auto => json!({"type": "auto"}),
+        ToolChoice::None => json!({"type": "none"}),
+        ToolChoice::Required => json!({"type": "any"}),
+        ToolChoice::Function(name) => json!({"type": "tool", "name": name}),
+    }))
 }
 
 /// `response_format` json_object / json_schema → the forced tool that carries the answer.
 fn json_output_tool(format: Option<&Value>) -> Result<Option<Value>, ApiError> {
-    let Some(format) = format.filter(|f| !f.is_null()) else {
-        return Ok(None);
-    };
-    match format.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(None),
-        Some("json_object") => Ok(Some(json!({
+    Ok(request::json_format(format)?.map(|format| match format {
+        JsonFormat::Object => json!({
             "name": JSON_TOOL,
             "description": "Respond with a JSON object.",
             "input_schema": {"type": "object"},
-        }))),
-        Some("json_schema") => {
-            let spec = format.get("json_schema").unwrap_or(&Value::Null);
-            let schema = spec
-                .get("schema")
-                .filter(|s| s.is_object())
-                .cloned()
-                .unwrap_or_else(|| json!({"type": "object"}));
-            let description = spec
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or("Respond with a JSON object that matches this schema.");
-            Ok(Some(json!({
-                "name": JSON_TOOL,
-                "description": description,
-                "input_schema": schema,
-            })))
-        }
-        _ => Err(ApiError::invalid(
-            Some("response_format"),
-            "`response_format.type` must be text, json_object or json_schema.",
-        )),
-    }
+        }),
+        JsonFormat::Schema {
+            schema,
+            description,
+        } => json!({
+            "name": JSON_TOOL,
+            "description": description
+                .unwrap_or("Respond with a JSON object that matches this schema."),
+            "input_schema": schema.cloned().unwrap_or_else(|| json!({"type": "object"})),
+        }),
+    }))
 }
 
 /// Anthropic's `stop_reason` → OpenAI's `finish_reason`.
@@ -423,15 +281,12 @@ fn finish_reason(stop_reason: Option<&str>, json_mode: bool) -> &'static str {
 /// prompt token; cache reads are `cached_tokens`.
 fn usage(u: &Value) -> Value {
     let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let cached = n("cache_read_input_tokens");
-    let prompt = n("input_tokens") + cached + n("cache_creation_input_tokens");
-    let completion = n("output_tokens");
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
-    })
+    shape::cached_usage(
+        n("input_tokens"),
+        n("cache_read_input_tokens"),
+        n("cache_creation_input_tokens"),
+        n("output_tokens"),
+    )
 }
 
 /// A 2xx Messages answer → an OpenAI `chat.completion`.
@@ -442,44 +297,25 @@ fn response(bytes: &[u8]) -> Result<Reply, ApiError> {
         .get("content")
         .and_then(Value::as_array)
         .ok_or_else(|| bad("no `content` array"))?;
-    let mut text: Option<String> = None;
-    let mut reasoning: Option<String> = None;
-    let mut tool_calls = Vec::new();
+    let mut parts = shape::MessageParts::default();
     let mut json_mode = false;
     for block in blocks {
+        let text = |k: &str| block.get(k).and_then(Value::as_str).unwrap_or_default();
         match block.get("type").and_then(Value::as_str) {
-            Some("text") => {
-                let t = block
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                text.get_or_insert_with(String::new).push_str(t);
-            }
-            Some("thinking") => {
-                let t = block
-                    .get("thinking")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                reasoning.get_or_insert_with(String::new).push_str(t);
-            }
+            Some("text") => parts.text(text("text")),
+            Some("thinking") => parts.reasoning(text("thinking")),
             Some("tool_use") if block["name"] == JSON_TOOL => {
                 json_mode = true;
                 let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
-                text.get_or_insert_with(String::new)
-                    .push_str(&input.to_string());
+                parts.text(&input.to_string());
             }
             Some("tool_use") => {
-                let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
-                tool_calls.push(shape::tool_call(
-                    block.get("id").cloned().unwrap_or(Value::Null),
-                    block.get("name").cloned().unwrap_or(Value::Null),
-                    input.to_string(),
-                ));
+                parts.tool_use(block.get("id"), block.get("name"), block.get("input"));
             }
             _ => {} // redacted thinking, server tools: nothing an OpenAI client can show
         }
     }
-    let message = shape::assistant_message(text, reasoning, tool_calls);
+    let message = parts.message();
     let finish = finish_reason(answer.get("stop_reason").and_then(Value::as_str), json_mode);
     Ok(shape::completion(
         answer.get("id").cloned().unwrap_or(Value::Null),
@@ -518,7 +354,7 @@ fn parse_error(status: u16, body: &[u8]) -> ApiError {
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    let message = field("message").unwrap_or_else(|| super::openai::raw_message(status, body));
+    let message = field("message").unwrap_or_else(|| raw_message(status, body));
     error_for(status, field("type"), message)
 }
 
@@ -529,18 +365,9 @@ fn error_for(status: u16, kind: Option<String>, message: String) -> ApiError {
         400..=499 => status,
         _ => 502,
     };
-    let kind = kind.unwrap_or_else(|| {
-        if client_status >= 500 {
-            "upstream_error"
-        } else {
-            "invalid_request_error"
-        }
-        .into()
-    });
+    let kind = kind.unwrap_or_else(|| fault_kind(client_status).into());
     let mut e = ApiError::new(client_status, &kind, None, message);
-    if status >= 500 {
-        e.code = Some(format!("upstream_http_{status}"));
-    }
+    e.code = upstream_code(status);
     if status == 529 {
         e.headers.push(("retry-after".into(), "2".into()));
     }
@@ -574,28 +401,23 @@ impl Dialect for Anthropic {
 
     /// `GET {base}/v1/models?limit=1000` (`x-api-key`).
     fn models_request(&self, settings: &Settings) -> Option<Call> {
-        let base = settings.base_url.as_deref()?;
-        let mut headers = vec![
-            ("accept", "application/json".to_string()),
-            ("anthropic-version", API_VERSION.to_string()),
-        ];
-        headers.push(("x-api-key", settings.api_key.clone()?));
-        Some(Call::get(format!("{base}/v1/models?limit=1000"), headers))
+        calls::models_call(settings, "/v1/models?limit=1000", |key| {
+            vec![
+                ("accept", "application/json".to_string()),
+                ("anthropic-version", API_VERSION.to_string()),
+                ("x-api-key", key.to_string()),
+            ]
+        })
     }
 
     /// `data[].id`, `created_at` in RFC 3339.
     fn models_response(&self, body: &[u8]) -> Result<Vec<Listed>, String> {
-        let items = super::openai::list_items(body, "data")?;
-        Ok(items
-            .iter()
-            .filter_map(|m| {
-                Some(Listed {
-                    id: m["id"].as_str()?.to_string(),
-                    created: rfc3339_secs(&m["created_at"]),
-                    owned_by: None,
-                })
+        calls::listed(body, "data", |m| {
+            Some(Listed {
+                created: rfc3339_secs(&m["created_at"]),
+                ..calls::named(m["id"].as_str()?)
             })
-            .collect())
+        })
     }
 }
 

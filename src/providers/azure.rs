@@ -7,7 +7,9 @@
 
 use serde_json::{Map, Value};
 
-use super::openai::{self, STANDARD as OPENAI};
+use super::calls::bearer;
+use super::errors::openai_error;
+use super::openai::STANDARD as OPENAI;
 use super::{ChatStream, Dialect, Prepared, Reply, RequestContext, Target};
 use crate::error::ApiError;
 use crate::upstream::{url_component, Call, Received};
@@ -28,7 +30,7 @@ impl Azure {
             target.model,
             url_component(version)
         );
-        let mut headers = openai::bearer(None, stream);
+        let mut headers = bearer(None, stream);
         if let Some(key) = target.api_key() {
             headers.push(("api-key", key.to_string()));
         }
@@ -95,7 +97,7 @@ impl Dialect for Azure {
     }
 
     fn parse_error(&self, status: u16, body: &[u8]) -> ApiError {
-        openai::parse_error(status, body)
+        openai_error(status, body)
     }
 }
 

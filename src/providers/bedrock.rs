@@ -20,8 +20,8 @@ mod stream;
 
 use serde_json::{json, Map, Value};
 
-use super::openai::raw_message;
-use super::request::{self, TurnBlocks};
+use super::errors::{kind_of_status, raw_message, upstream_code};
+use super::request::{self, Image, ToolChoice, TurnBlocks};
 use super::{
     bad_response, shape, ChatStream, Dialect, Extra, Missing, Prepared, Provider, Reply,
     RequestContext, Settings, Target,
@@ -136,28 +136,13 @@ fn call_at(target: &Target, action: &str, body: Vec<u8>, accept: &str, amz_date:
     Call::post(url, headers, body)
 }
 
-/// OpenAI parameters Converse cannot honour; a value that asks for nothing is accepted.
-const UNSUPPORTED: &[&str] = &[
-    // Converse has no JSON mode.
-    "response_format",
-    "logit_bias",
-    "logprobs",
-    "top_logprobs",
-    "n",
-    "presence_penalty",
-    "frequency_penalty",
-    "seed",
-    "functions",
-    "function_call",
-    "audio",
-    "modalities",
-    "prediction",
-    "web_search_options",
-    "reasoning_effort",
-    "verbosity",
-    "service_tier",
-    "store",
-    "metadata",
+/// OpenAI parameters Converse cannot honour (it has no JSON mode); a value that asks for
+/// nothing is accepted.
+const UNSUPPORTED: &[&[&str]] = &[
+    &["response_format"],
+    request::TOKEN_PARAMS,
+    request::PENALTY_PARAMS,
+    request::OPENAI_ONLY_PARAMS,
 ];
 
 /// Converse's own request fields, passed through as the client sent them.
@@ -200,10 +185,7 @@ fn converse_body(
     drop_unsupported: bool,
 ) -> Result<(Value, Vec<String>), ApiError> {
     let dropped = request::unsupported_params(body, UNSUPPORTED, "Bedrock", drop_unsupported)?;
-    let messages = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::invalid(Some("messages"), "`messages` must be an array."))?;
+    let messages = request::messages(body)?;
     let (system, turns) = translate_messages(messages)?;
     let mut out = Map::new();
     out.insert("messages".into(), Value::Array(turns));
@@ -273,16 +255,33 @@ impl TurnBlocks for Blocks {
         "Bedrock"
     }
 
-    fn system(&self, content: &Value, i: usize) -> Result<Vec<Value>, ApiError> {
-        text_blocks(content, i)
+    /// A `{"text"}` block; empty text is never asked for (Converse rejects blank text blocks).
+    fn text(&self, text: &str, _part: Option<&Value>) -> Value {
+        json!({ "text": text })
     }
 
-    fn user(&self, content: &Value, i: usize) -> Result<Vec<Value>, ApiError> {
-        user_blocks(content, i)
-    }
-
-    fn assistant(&self, content: &Value, i: usize) -> Result<Vec<Value>, ApiError> {
-        text_blocks(content, i)
+    /// A base64 data URL → an `image` block with its bytes (Converse takes bytes or S3
+    /// locations, not URLs).
+    fn image(&self, part: &Value, i: usize) -> Result<Value, ApiError> {
+        let Image::Base64 { media_type, data } = request::image(part, i)? else {
+            return Err(invalid_at(
+                i,
+                "Bedrock models take images as base64 data URLs (data:image/png;base64,…), not links.",
+            ));
+        };
+        let format = match media_type {
+            "image/png" => "png",
+            "image/jpeg" | "image/jpg" => "jpeg",
+            "image/gif" => "gif",
+            "image/webp" => "webp",
+            other => {
+                return Err(invalid_at(
+                    i,
+                    format!("Bedrock accepts png, jpeg, gif and webp images, not `{other}`."),
+                ))
+            }
+        };
+        Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
     }
 
     /// An assistant `tool_calls[j]` → a `toolUse` block.
@@ -292,7 +291,7 @@ impl TurnBlocks for Blocks {
     }
 
     fn tool_result(&self, id: &str, content: &Value, i: usize) -> Result<Value, ApiError> {
-        let mut content = text_blocks(content, i)?;
+        let mut content = self.texts(content, i)?;
         if content.is_empty() {
             content.push(json!({"text": ""}));
         }
@@ -300,104 +299,12 @@ impl TurnBlocks for Blocks {
     }
 }
 
-/// Text content (a string, or `text`/`refusal` parts) as `{"text"}` blocks; empty text is
-/// left out (Converse rejects blank text blocks).
-fn text_blocks(content: &Value, i: usize) -> Result<Vec<Value>, ApiError> {
-    match content {
-        Value::Null => Ok(Vec::new()),
-        Value::String(s) if s.is_empty() => Ok(Vec::new()),
-        Value::String(s) => Ok(vec![json!({"text": s})]),
-        Value::Array(parts) => {
-            let mut blocks = Vec::new();
-            for part in parts {
-                let kind = part.get("type").and_then(Value::as_str).unwrap_or("text");
-                let text = match kind {
-                    "text" => part.get("text"),
-                    "refusal" => part.get("refusal"),
-                    _ => {
-                        return Err(invalid_at(
-                            i,
-                            format!(
-                                "Content parts of type `{kind}` are only accepted in user messages."
-                            ),
-                        ))
-                    }
-                };
-                let text = text
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| invalid_at(i, "A text content part needs a string `text`."))?;
-                if !text.is_empty() {
-                    blocks.push(json!({"text": text}));
-                }
-            }
-            Ok(blocks)
-        }
-        _ => Err(invalid_at(
-            i,
-            format!("`messages[{i}].content` must be a string or an array of content parts."),
-        )),
-    }
-}
-
-/// A user message's content: text and images.
-fn user_blocks(content: &Value, i: usize) -> Result<Vec<Value>, ApiError> {
-    let Value::Array(parts) = content else {
-        return text_blocks(content, i);
-    };
-    let mut blocks = Vec::new();
-    for part in parts {
-        match part.get("type").and_then(Value::as_str) {
-            Some("image_url") => blocks.push(image_block(part, i)?),
-            _ => blocks.extend(text_blocks(&Value::Array(vec![part.clone()]), i)?),
-        }
-    }
-    Ok(blocks)
-}
-
-/// An `image_url` part with a base64 data URL → an `image` block with its bytes (Converse
-/// takes bytes or S3 locations, not URLs).
-fn image_block(part: &Value, i: usize) -> Result<Value, ApiError> {
-    let url = part
-        .get("image_url")
-        .and_then(|u| u.get("url").or(Some(u)))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let Some(rest) = url.strip_prefix("data:") else {
-        return Err(invalid_at(
-            i,
-            "Bedrock models take images as base64 data URLs (data:image/png;base64,…), not links.",
-        ));
-    };
-    let (media_type, data) = rest.split_once(";base64,").ok_or_else(|| {
-        invalid_at(
-            i,
-            "An image data URL must be `data:<media type>;base64,<data>`.",
-        )
-    })?;
-    let format = match media_type {
-        "image/png" => "png",
-        "image/jpeg" | "image/jpg" => "jpeg",
-        "image/gif" => "gif",
-        "image/webp" => "webp",
-        other => {
-            return Err(invalid_at(
-                i,
-                format!("Bedrock accepts png, jpeg, gif and webp images, not `{other}`."),
-            ))
-        }
-    };
-    Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
-}
-
 /// OpenAI `tools` (functions) → Converse `toolSpec`s.
 fn translate_tools(tools: Option<&Value>) -> Result<Vec<Value>, ApiError> {
     Ok(request::function_tools(tools)?
         .into_iter()
         .map(|t| {
-            let mut spec = json!({"name": t.name});
-            if let Some(d) = t.description {
-                spec["description"] = json!(d);
-            }
+            let mut spec = t.declaration();
             spec["inputSchema"] = json!({"json": t.parameters});
             json!({"toolSpec": spec})
         })
@@ -407,29 +314,12 @@ fn translate_tools(tools: Option<&Value>) -> Result<Vec<Value>, ApiError> {
 /// OpenAI `tool_choice` → Converse's: `None` not given, `Some(None)` `none` (the tools are
 /// left out: Converse has no "none"), `Some(Some(choice))` auto / any / a named tool.
 fn translate_tool_choice(choice: Option<&Value>) -> Result<Option<Option<Value>>, ApiError> {
-    Ok(match choice {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => match s.as_str() {
-            "auto" => Some(Some(json!({"auto": {}}))),
-            "none" => Some(None),
-            "required" => Some(Some(json!({"any": {}}))),
-            other => {
-                return Err(ApiError::invalid(
-                    Some("tool_choice"),
-                    format!("`tool_choice` {other:?} is not one of auto, none, required."),
-                ))
-            }
-        },
-        Some(v) => match v.get("function").and_then(|f| f.get("name")).and_then(Value::as_str) {
-            Some(name) => Some(Some(json!({"tool": {"name": name}}))),
-            None => {
-                return Err(ApiError::invalid(
-                    Some("tool_choice"),
-                    "`tool_choice` must be auto, none, required or {\"type\":\"function\",\"function\":{\"name\":…}}.",
-                ))
-            }
-        },
-    })
+    Ok(request::tool_choice(choice)?.map(|choice| match choice {
+        ToolChoice::Auto => Some(json!({"auto": {}})),
+        ToolChoice::None => None,
+        ToolChoice::Required => Some(json!({"any": {}})),
+        ToolChoice::Function(name) => Some(json!({"tool": {"name": name}})),
+    }))
 }
 
 /// Converse's `stopReason` → OpenAI's `finish_reason`.
@@ -446,15 +336,12 @@ fn finish_reason(stop_reason: Option<&str>) -> &'static str {
 /// are `cached_tokens`.
 fn usage(u: &Value) -> Value {
     let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let cached = n("cacheReadInputTokens");
-    let prompt = n("inputTokens") + cached + n("cacheWriteInputTokens");
-    let completion = n("outputTokens");
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
-    })
+    shape::cached_usage(
+        n("inputTokens"),
+        n("cacheReadInputTokens"),
+        n("cacheWriteInputTokens"),
+        n("outputTokens"),
+    )
 }
 
 /// A 2xx Converse answer → an OpenAI `chat.completion`.
@@ -465,27 +352,20 @@ fn response(model: &str, bytes: &[u8]) -> Result<Reply, ApiError> {
         .pointer("/output/message/content")
         .and_then(Value::as_array)
         .ok_or_else(|| bad("no `output.message.content` array"))?;
-    let mut text: Option<String> = None;
-    let mut reasoning: Option<String> = None;
-    let mut tool_calls = Vec::new();
+    let mut parts = shape::MessageParts::default();
     for block in blocks {
         if let Some(t) = block.get("text").and_then(Value::as_str) {
-            text.get_or_insert_with(String::new).push_str(t);
+            parts.text(t);
         } else if let Some(t) = block
             .pointer("/reasoningContent/reasoningText/text")
             .and_then(Value::as_str)
         {
-            reasoning.get_or_insert_with(String::new).push_str(t);
+            parts.reasoning(t);
         } else if let Some(tool) = block.get("toolUse") {
-            let input = tool.get("input").cloned().unwrap_or_else(|| json!({}));
-            tool_calls.push(shape::tool_call(
-                tool.get("toolUseId").cloned().unwrap_or(Value::Null),
-                tool.get("name").cloned().unwrap_or(Value::Null),
-                input.to_string(),
-            ));
+            parts.tool_use(tool.get("toolUseId"), tool.get("name"), tool.get("input"));
         }
     }
-    let message = shape::assistant_message(text, reasoning, tool_calls);
+    let message = parts.message();
     let finish = finish_reason(answer.get("stopReason").and_then(Value::as_str));
     Ok(shape::completion(
         json!(shape::completion_id()),
@@ -529,17 +409,17 @@ fn parse_error(status: u16, body: &[u8]) -> ApiError {
 
 /// The error for an upstream status, exception name and message.
 fn error_for(status: u16, exception: Option<&str>, message: String) -> ApiError {
-    let (client_status, kind) = match status {
-        401 | 403 => (status, "authentication_error"),
-        404 => (status, "not_found_error"),
-        429 => (status, "rate_limit_error"),
-        400..=499 => (status, "invalid_request_error"),
-        _ => (502, "upstream_error"),
+    let client_status = match status {
+        400..=499 => status,
+        _ => 502,
+    };
+    // A 403 stays an `authentication_error`: Bedrock answers bad signatures and keys with 403.
+    let kind = match client_status {
+        403 => "authentication_error",
+        other => kind_of_status(other),
     };
     let mut e = ApiError::new(client_status, kind, exception, message);
-    if status >= 500 {
-        e.code = Some(format!("upstream_http_{status}"));
-    }
+    e.code = upstream_code(status).or(e.code);
     e
 }
 

@@ -13,14 +13,16 @@
 //! dropped with `DROP_UNSUPPORTED_PARAMS`); fields the gateway does not know pass through, so
 //! Cohere-only parameters (`documents`, `k`, `safety_mode`, `citation_options`) work.
 
-pub mod stream;
+mod stream;
 
 use serde_json::{json, Map, Value};
 
-use super::openai::{bearer, list_items, raw_message};
+use super::calls::{self, bearer};
+use super::errors::{kind_of_status, raw_message, upstream_code};
+use super::request::{self, text_of, JsonFormat, ToolChoice};
 use super::{
-    bad_response, request, shape, ChatStream, Dialect, Listed, Prepared, Reply, RequestContext,
-    Settings, Target,
+    bad_response, shape, ChatStream, Dialect, Listed, Prepared, Reply, RequestContext, Settings,
+    Target,
 };
 use crate::error::ApiError;
 use crate::upstream::{Call, Received};
@@ -30,42 +32,12 @@ const DEFAULT_INPUT_TYPE: &str = "search_document";
 
 /// OpenAI parameters Cohere cannot honour. A value that asks for nothing (`null`, `false`,
 /// `0`, `n: 1`) is accepted silently.
-const UNSUPPORTED: &[&str] = &[
-    "logit_bias",
-    "logprobs",
-    "top_logprobs",
-    "n",
-    "functions",
-    "function_call",
-    "audio",
-    "modalities",
-    "prediction",
-    "web_search_options",
-    "reasoning_effort",
-    "verbosity",
-    "service_tier",
-    "store",
-    "metadata",
-];
+const UNSUPPORTED: &[&[&str]] = &[request::TOKEN_PARAMS, request::OPENAI_ONLY_PARAMS];
 
 /// Request fields translated here (everything else not in [`UNSUPPORTED`] passes through).
-const TRANSLATED: &[&str] = &[
-    "model",
-    "messages",
-    "stream",
-    "stream_options",
-    "max_tokens",
-    "max_completion_tokens",
-    "top_p",
-    "stop",
-    "tools",
-    "tool_choice",
-    // Cohere decides on parallel calls itself; `false` cannot be honoured but asks for no
-    // different answer shape, so it is accepted like LiteLLM does.
-    "parallel_tool_calls",
-    "response_format",
-    "user",
-];
+/// Cohere decides on parallel calls itself; `parallel_tool_calls: false` cannot be honoured
+/// but asks for no different answer shape, so it is accepted like LiteLLM does.
+const TRANSLATED: &[&[&str]] = &[request::TRANSLATED_PARAMS, &["top_p"]];
 
 /// The request for `POST {base}/v2/chat`.
 fn chat_request(
@@ -76,10 +48,7 @@ fn chat_request(
 ) -> Result<Prepared, ApiError> {
     let dropped =
         request::unsupported_params(&body, UNSUPPORTED, "Cohere", context.drop_unsupported)?;
-    let messages = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::invalid(Some("messages"), "`messages` must be an array."))?;
+    let messages = request::messages(&body)?;
 
     let mut out = Map::new();
     out.insert("model".into(), json!(target.model));
@@ -97,34 +66,15 @@ fn chat_request(
         out.insert("stop_sequences".into(), stops);
     }
     let mut tools = translate_tools(body.get("tools"))?;
-    match body.get("tool_choice") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => match s.as_str() {
-            "auto" => {}
-            "none" => {
-                out.insert("tool_choice".into(), json!("NONE"));
-            }
-            "required" => {
-                out.insert("tool_choice".into(), json!("REQUIRED"));
-            }
-            other => {
-                return Err(ApiError::invalid(
-                    Some("tool_choice"),
-                    format!("`tool_choice` {other:?} is not one of auto, none, required."),
-                ))
-            }
-        },
-        Some(v) => {
-            let Some(name) = v
-                .get("function")
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str)
-            else {
-                return Err(ApiError::invalid(
-                    Some("tool_choice"),
-                    "`tool_choice` must be auto, none, required or {\"type\":\"function\",\"function\":{\"name\":…}}.",
-                ));
-            };
+    match request::tool_choice(body.get("tool_choice"))? {
+        None | Some(ToolChoice::Auto) => {}
+        Some(ToolChoice::None) => {
+            out.insert("tool_choice".into(), json!("NONE"));
+        }
+        Some(ToolChoice::Required) => {
+            out.insert("tool_choice".into(), json!("REQUIRED"));
+        }
+        Some(ToolChoice::Function(name)) => {
             // v2 cannot name a tool: the named one is the only one offered, and required.
             tools.retain(|t| t["function"]["name"] == name);
             if tools.is_empty() {
@@ -148,12 +98,7 @@ fn chat_request(
         None | Some(Value::Null) | Some(Value::String(_)) => {} // Cohere has no end-user field
         Some(_) => return Err(ApiError::invalid(Some("user"), "`user` must be a string.")),
     }
-    for (key, value) in &body {
-        if TRANSLATED.contains(&key.as_str()) || UNSUPPORTED.contains(&key.as_str()) {
-            continue;
-        }
-        out.entry(key.clone()).or_insert_with(|| value.clone());
-    }
+    request::pass_through(&body, &mut out, TRANSLATED, UNSUPPORTED);
     if stream {
         out.insert("stream".into(), json!(true));
     }
@@ -165,11 +110,7 @@ fn chat_request(
 
 /// A POST to `{base}{path}` with the key as a bearer token (as OpenAI's).
 fn call(target: &Target, path: &str, body: &Value, stream: bool) -> Call {
-    Call::post(
-        format!("{}{path}", target.base_url()),
-        bearer(target.api_key(), stream),
-        serde_json::to_vec(body).unwrap_or_default(),
-    )
+    calls::post(target, path, bearer(target.api_key(), stream), body)
 }
 
 /// OpenAI messages → v2 messages (`developer` is `system`).
@@ -204,12 +145,7 @@ fn translate_messages(messages: &[Value]) -> Result<Vec<Value>, ApiError> {
                 message
             }
             "tool" => {
-                let id = m.get("tool_call_id").and_then(Value::as_str).ok_or_else(|| {
-                    ApiError::invalid(
-                        Some(&format!("messages[{i}].tool_call_id")),
-                        format!("`messages[{i}]` (role `tool`) needs a string `tool_call_id`."),
-                    )
-                })?;
+                let id = request::tool_call_id(m, i)?;
                 json!({"role": "tool", "tool_call_id": id, "content": text_of(content, i)?})
             }
             other => {
@@ -224,43 +160,6 @@ fn translate_messages(messages: &[Value]) -> Result<Vec<Value>, ApiError> {
     Ok(out)
 }
 
-/// Text content (a string, or `text`/`refusal` parts) as one string.
-fn text_of(content: &Value, i: usize) -> Result<String, ApiError> {
-    match content {
-        Value::Null => Ok(String::new()),
-        Value::String(s) => Ok(s.clone()),
-        Value::Array(parts) => {
-            let mut text = String::new();
-            for part in parts {
-                let kind = part.get("type").and_then(Value::as_str).unwrap_or("text");
-                let t = match kind {
-                    "text" => part.get("text"),
-                    "refusal" => part.get("refusal"),
-                    _ => {
-                        return Err(ApiError::invalid(
-                            Some(&format!("messages[{i}].content")),
-                            format!(
-                                "Content parts of type `{kind}` are only accepted in user messages."
-                            ),
-                        ))
-                    }
-                };
-                text.push_str(t.and_then(Value::as_str).ok_or_else(|| {
-                    ApiError::invalid(
-                        Some(&format!("messages[{i}].content")),
-                        "A text content part needs a string `text`.",
-                    )
-                })?);
-            }
-            Ok(text)
-        }
-        _ => Err(ApiError::invalid(
-            Some(&format!("messages[{i}].content")),
-            format!("`messages[{i}].content` must be a string or an array of content parts."),
-        )),
-    }
-}
-
 /// A user message's content: a string, or text and `image_url` parts (vision models).
 fn user_content(content: &Value, i: usize) -> Result<Value, ApiError> {
     let Value::Array(parts) = content else {
@@ -272,12 +171,7 @@ fn user_content(content: &Value, i: usize) -> Result<Value, ApiError> {
     let mut out = Vec::with_capacity(parts.len());
     for part in parts {
         if part["type"] == "image_url" {
-            let url = part
-                .get("image_url")
-                .and_then(|u| u.get("url").or(Some(u)))
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let mut image = json!({"url": url});
+            let mut image = json!({"url": request::image_url(part)});
             if let Some(detail) = part["image_url"].get("detail").filter(|d| d.is_string()) {
                 image["detail"] = detail.clone();
             }
@@ -292,24 +186,8 @@ fn user_content(content: &Value, i: usize) -> Result<Value, ApiError> {
 
 /// An assistant `tool_calls[j]` as v2 has it (arguments stay a JSON string).
 fn tool_call(call: &Value, i: usize, j: usize) -> Result<Value, ApiError> {
-    let param = format!("messages[{i}].tool_calls[{j}]");
-    let function = call.get("function").unwrap_or(&Value::Null);
-    let (Some(id), Some(name)) = (
-        call.get("id").and_then(Value::as_str),
-        function.get("name").and_then(Value::as_str),
-    ) else {
-        return Err(ApiError::invalid(
-            Some(&param),
-            format!("`{param}` needs an `id` and a `function.name`."),
-        ));
-    };
-    let arguments = match function.get("arguments") {
-        None | Some(Value::Null) => "{}".to_string(),
-        Some(Value::String(s)) if s.trim().is_empty() => "{}".to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    };
-    Ok(json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}))
+    let (id, name, arguments) = request::tool_call_text(call, i, j)?;
+    Ok(shape::tool_call(json!(id), json!(name), arguments))
 }
 
 /// OpenAI function `tools` → v2 tools (the same shape, unknown keys left out).
@@ -317,10 +195,7 @@ fn translate_tools(tools: Option<&Value>) -> Result<Vec<Value>, ApiError> {
     Ok(request::function_tools(tools)?
         .into_iter()
         .map(|t| {
-            let mut f = json!({"name": t.name});
-            if let Some(d) = t.description {
-                f["description"] = json!(d);
-            }
+            let mut f = t.declaration();
             f["parameters"] = t.parameters;
             json!({"type": "function", "function": f})
         })
@@ -329,27 +204,13 @@ fn translate_tools(tools: Option<&Value>) -> Result<Vec<Value>, ApiError> {
 
 /// `response_format` json_object / json_schema → v2's `{"type":"json_object","json_schema"?}`.
 fn response_format(format: Option<&Value>) -> Result<Option<Value>, ApiError> {
-    let Some(format) = format.filter(|f| !f.is_null()) else {
-        return Ok(None);
-    };
-    match format.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(None),
-        Some("json_object") => Ok(Some(json!({"type": "json_object"}))),
-        Some("json_schema") => {
-            let schema = format
-                .get("json_schema")
-                .and_then(|s| s.get("schema"))
-                .filter(|s| s.is_object());
-            Ok(Some(match schema {
-                Some(schema) => json!({"type": "json_object", "json_schema": schema}),
-                None => json!({"type": "json_object"}),
-            }))
-        }
-        _ => Err(ApiError::invalid(
-            Some("response_format"),
-            "`response_format.type` must be text, json_object or json_schema.",
-        )),
-    }
+    Ok(request::json_format(format)?.map(|format| match format {
+        JsonFormat::Schema {
+            schema: Some(schema),
+            ..
+        } => json!({"type": "json_object", "json_schema": schema}),
+        _ => json!({"type": "json_object"}),
+    }))
 }
 
 /// Cohere's `finish_reason` → OpenAI's; `Err` for the reasons that mean no usable answer.
@@ -504,18 +365,8 @@ fn error_for(status: u16, message: String) -> ApiError {
         400..=499 | 503 => status,
         _ => 502,
     };
-    let kind = match client_status {
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        429 => "rate_limit_error",
-        500..=599 => "upstream_error",
-        _ => "invalid_request_error",
-    };
-    let mut e = ApiError::new(client_status, kind, None, message);
-    if status >= 500 {
-        e.code = Some(format!("upstream_http_{status}"));
-    }
+    let mut e = ApiError::new(client_status, kind_of_status(client_status), None, message);
+    e.code = upstream_code(status);
     e
 }
 
@@ -564,27 +415,14 @@ impl Dialect for Cohere {
 
     /// `GET {base}/v1/models?page_size=1000` (bearer).
     fn models_request(&self, settings: &Settings) -> Option<Call> {
-        let base = settings.base_url.as_deref()?;
-        let key = settings.api_key.as_deref()?;
-        Some(Call::get(
-            format!("{base}/v1/models?page_size=1000"),
-            bearer(Some(key), false),
-        ))
+        calls::models_call(settings, "/v1/models?page_size=1000", |key| {
+            bearer(Some(key), false)
+        })
     }
 
     /// `models[].name`.
     fn models_response(&self, body: &[u8]) -> Result<Vec<Listed>, String> {
-        let items = list_items(body, "models")?;
-        Ok(items
-            .iter()
-            .filter_map(|m| {
-                Some(Listed {
-                    id: m["name"].as_str()?.to_string(),
-                    created: 0,
-                    owned_by: None,
-                })
-            })
-            .collect())
+        calls::listed(body, "models", |m| Some(calls::named(m["name"].as_str()?)))
     }
 }
 

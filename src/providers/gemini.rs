@@ -20,7 +20,8 @@ mod stream;
 
 use serde_json::{json, Map, Value};
 
-use super::openai::{list_items, raw_message};
+use super::calls;
+use super::errors::{kind_of_status, raw_message, relayed_status, upstream_code};
 use super::{
     bad_response, request, shape, ChatStream, Dialect, Listed, Prepared, Reply, RequestContext,
     Settings, Target,
@@ -102,28 +103,12 @@ fn model_path(model: &str) -> Result<&str, ApiError> {
 
 /// A POST to `{base}{path}` with the key in `x-goog-api-key`.
 fn call(target: &Target, path: &str, body: &Value, stream: bool) -> Call {
-    Call::post(
-        format!("{}{path}", target.base_url()),
-        headers(target.api_key(), stream),
-        serde_json::to_vec(body).unwrap_or_default(),
-    )
+    calls::post(target, path, headers(target.api_key(), stream), body)
 }
 
+/// [`calls::headers`] with the key in `x-goog-api-key`.
 fn headers(key: Option<&str>, stream: bool) -> Vec<(&'static str, String)> {
-    let accept = if stream {
-        "text/event-stream"
-    } else {
-        "application/json"
-    };
-    let mut headers = vec![("accept", accept.to_string())];
-    if let Some(key) = key {
-        headers.push(("x-goog-api-key", key.to_string()));
-    }
-    if stream {
-        // A compressed event stream would be held back by the decoder.
-        headers.push(("accept-encoding", "identity".into()));
-    }
-    headers
+    calls::headers(key.map(|k| ("x-goog-api-key", k.to_string())), stream)
 }
 
 /// Parameters that do not change the answer, or are handled elsewhere: accepted, not sent.
@@ -351,24 +336,16 @@ fn chat_response(model: &str, bytes: Vec<u8>) -> Result<Reply, ApiError> {
     for (position, candidate) in candidates(&answer).iter().enumerate() {
         let index = candidate_index(candidate, position);
         let turn = Turn::of(candidate, index);
-        let mut message = json!({
-            "role": "assistant",
-            "content": if turn.text.is_empty() && !turn.calls.is_empty() { Value::Null } else { json!(turn.text) },
-            "refusal": null,
-        });
-        if !turn.reasoning.is_empty() {
-            message["reasoning_content"] = json!(turn.reasoning);
-        }
-        if !turn.calls.is_empty() {
-            message["tool_calls"] = Value::Array(turn.calls.clone());
-        }
+        let has_calls = !turn.calls.is_empty();
         let finish = candidate
             .get("finishReason")
             .and_then(Value::as_str)
-            .map_or("stop", |r| finish_reason(r, !turn.calls.is_empty()));
-        choices.push(
-            json!({"index": index, "message": message, "logprobs": null, "finish_reason": finish}),
-        );
+            .map_or("stop", |r| finish_reason(r, has_calls));
+        // A turn of tool calls alone has no text (`null`); any other keeps its text, even "".
+        let text = (!turn.text.is_empty() || !has_calls).then_some(turn.text);
+        let reasoning = (!turn.reasoning.is_empty()).then_some(turn.reasoning);
+        let message = shape::assistant_message(text, reasoning, turn.calls);
+        choices.push(shape::choice(index, message, finish));
     }
     if choices.is_empty() {
         if answer.pointer("/promptFeedback/blockReason").is_none() {
@@ -378,25 +355,18 @@ fn chat_response(model: &str, bytes: Vec<u8>) -> Result<Reply, ApiError> {
             ));
         }
         // The prompt itself was blocked.
-        choices.push(
-            json!({"index": 0, "message": {"role": "assistant", "content": null, "refusal": null},
-                            "logprobs": null, "finish_reason": "content_filter"}),
-        );
+        let message = shape::assistant_message(None, None, Vec::new());
+        choices.push(shape::choice(0, message, "content_filter"));
     }
-    let mut completion = json!({
-        "id": completion_id(&answer),
-        "object": "chat.completion",
-        "created": shape::unix_now(),
-        "model": answer.get("modelVersion").and_then(Value::as_str).unwrap_or(model),
-        "choices": choices,
-    });
-    if let Some(u) = &usage {
-        completion["usage"] = u.clone();
-    }
-    Ok(Reply {
-        body: serde_json::to_vec(&completion).unwrap_or_default(),
+    Ok(shape::completion(
+        json!(completion_id(&answer)),
+        json!(answer
+            .get("modelVersion")
+            .and_then(Value::as_str)
+            .unwrap_or(model)),
+        choices,
         usage,
-    })
+    ))
 }
 
 /// A `batchEmbedContents` answer → an OpenAI embeddings list, in input order. The API reports
@@ -421,10 +391,7 @@ fn embeddings_response(model: &str, bytes: Vec<u8>, base64: bool) -> Result<Repl
 /// the message verbatim, `code` from `status`, 4xx kept, 5xx → 502 except 503 and 504. A
 /// `RetryInfo` delay becomes `retry-after`.
 fn parse_error(status: u16, body: &[u8]) -> ApiError {
-    let client_status = match status {
-        400..=499 | 503 | 504 => status,
-        _ => 502,
-    };
+    let client_status = relayed_status(status);
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     // The non-SSE stream endpoint wraps the error in an array.
     let parsed = match parsed {
@@ -441,20 +408,12 @@ fn error_of(client_status: u16, status: u16, error: Option<&Value>, body: &[u8])
         .and_then(Value::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| raw_message(status, body));
-    let kind = match client_status {
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        429 => "rate_limit_error",
-        500..=599 => "upstream_error",
-        _ => "invalid_request_error",
-    };
     let code = error
         .and_then(|e| e.get("status"))
         .and_then(Value::as_str)
         .map(str::to_string)
-        .or_else(|| (status >= 500).then(|| format!("upstream_http_{status}")));
-    let mut e = ApiError::new(client_status, kind, None, message);
+        .or_else(|| upstream_code(status));
+    let mut e = ApiError::new(client_status, kind_of_status(client_status), None, message);
     e.code = code;
     let delay = error
         .and_then(|e| e.get("details"))
@@ -493,7 +452,7 @@ fn candidate_index(candidate: &Value, position: usize) -> u64 {
 fn completion_id(answer: &Value) -> String {
     match answer.get("responseId").and_then(Value::as_str) {
         Some(id) => format!("chatcmpl-{id}"),
-        None => format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+        None => shape::completion_id(),
     }
 }
 
@@ -528,14 +487,9 @@ impl Turn {
                     id = format!("{id}{SIGNATURE_MARK}{sig}");
                 }
                 let args = call.get("args").cloned().unwrap_or_else(|| json!({}));
-                turn.calls.push(json!({
-                    "id": id,
-                    "type": "function",
-                    "function": {
-                        "name": call.get("name").and_then(Value::as_str).unwrap_or(""),
-                        "arguments": args.to_string(),
-                    },
-                }));
+                let name = call.get("name").and_then(Value::as_str).unwrap_or("");
+                turn.calls
+                    .push(shape::tool_call(json!(id), json!(name), args.to_string()));
             } else if let Some(text) = part.get("text").and_then(Value::as_str) {
                 if part.get("thought").and_then(Value::as_bool) == Some(true) {
                     turn.reasoning.push_str(text);
@@ -634,28 +588,17 @@ impl Dialect for Gemini {
 
     /// `GET {base}/v1beta/models?pageSize=1000` (`x-goog-api-key`).
     fn models_request(&self, settings: &Settings) -> Option<Call> {
-        let base = settings.base_url.as_deref()?;
-        let key = settings.api_key.as_deref()?;
-        Some(Call::get(
-            format!("{base}/v1beta/models?pageSize=1000"),
-            headers(Some(key), false),
-        ))
+        calls::models_call(settings, "/v1beta/models?pageSize=1000", |key| {
+            headers(Some(key), false)
+        })
     }
 
     /// `models[].name` as `models/<id>`.
     fn models_response(&self, body: &[u8]) -> Result<Vec<Listed>, String> {
-        let items = list_items(body, "models")?;
-        Ok(items
-            .iter()
-            .filter_map(|m| {
-                let name = m["name"].as_str()?;
-                Some(Listed {
-                    id: name.strip_prefix("models/").unwrap_or(name).to_string(),
-                    created: 0,
-                    owned_by: None,
-                })
-            })
-            .collect())
+        calls::listed(body, "models", |m| {
+            let name = m["name"].as_str()?;
+            Some(calls::named(name.strip_prefix("models/").unwrap_or(name)))
+        })
     }
 }
 

@@ -12,8 +12,8 @@ use serde_json::{json, Map, Value};
 
 use super::request::{self, EmbeddingInput};
 use super::{
-    openai, shape, ChatStream, Dialect, Listed, Missing, Prepared, Provider, Reply, RequestContext,
-    Settings, Target,
+    errors, openai, shape, ChatStream, Dialect, Listed, Missing, Prepared, Provider, Reply,
+    RequestContext, Settings, Target,
 };
 use crate::error::ApiError;
 use crate::upstream::{Answer, Call, Received};
@@ -326,7 +326,7 @@ impl Dialect for Mock {
     }
 
     fn parse_error(&self, status: u16, body: &[u8]) -> ApiError {
-        openai::parse_error(status, body)
+        errors::openai_error(status, body)
     }
 
     fn local_models(&self) -> Vec<Listed> {

@@ -11,14 +11,17 @@
 //! `azure`, in-process answers in `mock`.
 //!
 //! This file holds only the interface and the types that cross it; the readers and builders
-//! every dialect shares are [`request`] (reading the internal request) and [`shape`] (building
-//! OpenAI answers). Adding a provider is one new module implementing [`Dialect`] and one row
+//! every dialect shares are [`request`] (reading the internal request), [`shape`] (building
+//! OpenAI answers), [`calls`] (call headers, relayed answers, model lists, stream events) and
+//! [`errors`] (provider errors in the OpenAI shape). Adding a provider is one new module implementing [`Dialect`] and one row
 //! in [`registry::PROVIDERS`].
 
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
+pub mod calls;
 pub mod cohere;
+pub mod errors;
 pub mod gemini;
 pub mod mock;
 pub mod openai;

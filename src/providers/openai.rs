@@ -6,6 +6,8 @@
 
 use serde_json::{json, Map, Value};
 
+use super::calls::{self, bearer, relayed};
+use super::errors::openai_error;
 use super::{ChatStream, Dialect, Emit, Listed, Prepared, Reply, RequestContext, Settings, Target};
 use crate::error::ApiError;
 use crate::upstream::{Call, Received, SseEvent};
@@ -114,7 +116,12 @@ impl Dialect for OpenAi {
     ) -> Result<Prepared, ApiError> {
         let (body, dropped) = self.chat_body(target, body, stream, context.drop_unsupported)?;
         Ok(Prepared {
-            call: call(target, "/chat/completions", &body, stream),
+            call: calls::post(
+                target,
+                "/chat/completions",
+                bearer(target.api_key(), stream),
+                &body,
+            ),
             dropped,
         })
     }
@@ -134,7 +141,12 @@ impl Dialect for OpenAi {
         mut body: Map<String, Value>,
     ) -> Result<Vec<Call>, ApiError> {
         body.insert("model".into(), Value::String(target.model.clone()));
-        Ok(vec![call(target, "/embeddings", &body, false)])
+        Ok(vec![calls::post(
+            target,
+            "/embeddings",
+            bearer(target.api_key(), false),
+            &body,
+        )])
     }
 
     fn embeddings_response(
@@ -147,7 +159,7 @@ impl Dialect for OpenAi {
     }
 
     fn parse_error(&self, status: u16, body: &[u8]) -> ApiError {
-        parse_error(status, body)
+        openai_error(status, body)
     }
 
     /// `GET {base}/models`.
@@ -160,113 +172,21 @@ impl Dialect for OpenAi {
     }
 
     fn models_response(&self, body: &[u8]) -> Result<Vec<Listed>, String> {
-        let list = list_items(body, "data")?;
-        Ok(list
-            .iter()
-            .filter_map(|m| {
-                Some(Listed {
-                    id: m["id"].as_str()?.to_string(),
-                    created: m["created"].as_u64().unwrap_or(0),
-                    owned_by: m["owned_by"].as_str().map(str::to_string),
-                })
+        calls::listed(body, "data", |m| {
+            Some(Listed {
+                id: m["id"].as_str()?.to_string(),
+                created: m["created"].as_u64().unwrap_or(0),
+                owned_by: m["owned_by"].as_str().map(str::to_string),
             })
-            .collect())
-    }
-}
-
-/// The headers of an OpenAI-style call: what it accepts and the key as a bearer token.
-pub fn bearer(key: Option<&str>, stream: bool) -> Vec<(&'static str, String)> {
-    let accept = if stream {
-        "text/event-stream"
-    } else {
-        "application/json"
-    };
-    let mut headers = vec![("accept", accept.to_string())];
-    if let Some(key) = key {
-        headers.push(("authorization", format!("Bearer {key}")));
-    }
-    if stream {
-        // A compressed event stream would be held back by the decoder.
-        headers.push(("accept-encoding", "identity".into()));
-    }
-    headers
-}
-
-/// A POST to `{base}{path}` with the key as a bearer token.
-fn call(target: &Target, path: &str, body: &Map<String, Value>, stream: bool) -> Call {
-    Call::post(
-        format!("{}{path}", target.base_url()),
-        bearer(target.api_key(), stream),
-        serde_json::to_vec(body).unwrap_or_default(),
-    )
-}
-
-/// The items of a provider's model list (`field` of the JSON object).
-pub fn list_items(body: &[u8], field: &str) -> Result<Vec<Value>, String> {
-    let mut list: Value = serde_json::from_slice(body).map_err(|_| "not JSON".to_string())?;
-    match list.get_mut(field).map(Value::take) {
-        Some(Value::Array(items)) => Ok(items),
-        _ => Err(format!("no `{field}` list")),
-    }
-}
-
-/// A 2xx answer (chat or embeddings): relayed as received; its usage read for the record.
-pub fn relayed(answer: Received) -> Result<Reply, ApiError> {
-    match serde_json::from_slice::<Value>(&answer.body) {
-        Ok(Value::Object(mut parsed)) => Ok(Reply {
-            usage: parsed.remove("usage").filter(|u| !u.is_null()),
-            body: answer.body,
-        }),
-        _ => Err(super::bad_response("not a JSON object")),
-    }
-}
-
-/// Turns a provider's error answer into the OpenAI error shape, keeping its message, type,
-/// param and code. 4xx statuses (429 included) pass through; a provider's 5xx becomes 502,
-/// except 503 (overloaded, retry later) and 504 (timeout), which keep their meaning.
-pub fn parse_error(status: u16, body: &[u8]) -> ApiError {
-    let client_status = match status {
-        400..=499 | 503 | 504 => status,
-        _ => 502,
-    };
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let error = parsed.as_ref().map(|v| v.get("error").unwrap_or(v));
-    let text = |key: &str| {
-        error.and_then(|e| e.get(key)).and_then(|v| match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
         })
-    };
-    let message = match error {
-        Some(Value::String(s)) => s.clone(),
-        _ => text("message").unwrap_or_else(|| raw_message(status, body)),
-    };
-    let kind = text("type").unwrap_or_else(|| {
-        if client_status >= 500 {
-            "upstream_error"
-        } else {
-            "invalid_request_error"
-        }
-        .into()
-    });
-    let mut e = ApiError::new(client_status, &kind, None, message);
-    e.param = text("param");
-    e.code = text("code").or_else(|| (status >= 500).then(|| format!("upstream_http_{status}")));
-    e
-}
-
-/// The message for an error body the dialect could not read: its first 500 bytes.
-pub fn raw_message(status: u16, body: &[u8]) -> String {
-    let raw = String::from_utf8_lossy(&body[..body.len().min(500)]);
-    format!("The provider answered HTTP {status}: {}", raw.trim())
+    }
 }
 
 /// Follows an OpenAI-dialect stream: every event is relayed as it came (the relay checks that
 /// it is JSON while reading it for the log). It only watches for a finish reason, so that a
 /// server that ends its body without `[DONE]` after a complete answer is not taken as cut.
 #[derive(Default)]
-pub struct StreamState {
+struct StreamState {
     finished: bool,
 }
 

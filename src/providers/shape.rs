@@ -1,6 +1,7 @@
 //! The OpenAI shapes every dialect answers with, built in one place: `chat.completion`
-//! answers, `chat.completion.chunk`s (content, finish and usage-only chunks), tool calls and
-//! embeddings lists; and the one clock for their `created` fields.
+//! answers (and the assistant message read block by block from a provider's answer),
+//! `chat.completion.chunk`s (content, finish and usage-only chunks), tool calls, usage with
+//! cached tokens, and embeddings lists; and the one clock for their `created` fields.
 
 use serde_json::{json, Value};
 
@@ -33,6 +34,57 @@ pub fn assistant_message(
         message["tool_calls"] = Value::Array(tool_calls);
     }
     message
+}
+
+/// An assistant message read block by block from a provider's answer (Anthropic's and
+/// Converse's content blocks): texts and reasoning appended in order, tool calls collected.
+#[derive(Default)]
+pub struct MessageParts {
+    text: Option<String>,
+    reasoning: Option<String>,
+    tool_calls: Vec<Value>,
+}
+
+impl MessageParts {
+    /// Appends to the text (which is then a string, even when `text` is empty).
+    pub fn text(&mut self, text: &str) {
+        self.text.get_or_insert_with(String::new).push_str(text);
+    }
+
+    /// Appends to the reasoning (`reasoning_content`).
+    pub fn reasoning(&mut self, text: &str) {
+        self.reasoning
+            .get_or_insert_with(String::new)
+            .push_str(text);
+    }
+
+    /// Adds a tool call from a provider's tool-use block: its id and name as sent (`null`
+    /// when absent), its input object (`{}` when absent) as the arguments' JSON text.
+    pub fn tool_use(&mut self, id: Option<&Value>, name: Option<&Value>, input: Option<&Value>) {
+        let input = input.cloned().unwrap_or_else(|| json!({}));
+        self.tool_calls.push(tool_call(
+            id.cloned().unwrap_or(Value::Null),
+            name.cloned().unwrap_or(Value::Null),
+            input.to_string(),
+        ));
+    }
+
+    /// The [`assistant_message`].
+    pub fn message(self) -> Value {
+        assistant_message(self.text, self.reasoning, self.tool_calls)
+    }
+}
+
+/// OpenAI usage for a provider that counts cache reads and writes apart from fresh input
+/// (Anthropic, Converse): all three are prompt tokens, and cache reads are `cached_tokens`.
+pub fn cached_usage(input: u64, cache_read: u64, cache_write: u64, output: u64) -> Value {
+    let prompt = input + cache_read + cache_write;
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": output,
+        "total_tokens": prompt + output,
+        "prompt_tokens_details": {"cached_tokens": cache_read},
+    })
 }
 
 /// A tool call of an answer; `arguments` is the JSON text of the input.

@@ -86,7 +86,10 @@ fn paths(text: &str) -> Vec<Vec<String>> {
             None => out.push(path),
         }
     }
-    let text = text.trim_start_matches("pub ").trim_start_matches("use ").trim();
+    let text = text
+        .trim_start_matches("pub ")
+        .trim_start_matches("use ")
+        .trim();
     let mut out = Vec::new();
     expand(Vec::new(), text, &mut out);
     out
@@ -148,5 +151,9 @@ fn src_modules_import_each_other_without_a_circle() {
         let circle = visit(node, &edges, &mut Vec::new(), &mut done);
         assert!(circle.is_none(), "an import circle: {circle:#?}");
     }
-    assert!(edges.len() > 30, "the graph was read: {} files", edges.len());
+    assert!(
+        edges.len() > 30,
+        "the graph was read: {} files",
+        edges.len()
+    );
 }

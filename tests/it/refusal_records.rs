@@ -37,10 +37,7 @@ fn raw(gw: &Gateway, bytes: &str) -> crate::support::raw::Reply {
 
 #[test]
 fn each_refusal_is_one_interaction_line_with_the_clients_request_id_when_readable() {
-    let gw = Gateway::start(&[
-        ("MAX_REQUEST_BYTES", "1024"),
-        ("CLIENT_BODY_TIMEOUT", "1"),
-    ]);
+    let gw = Gateway::start(&[("MAX_REQUEST_BYTES", "1024"), ("CLIENT_BODY_TIMEOUT", "1")]);
     // 413: the head is read, the body refused.
     let big = raw(
         &gw,
@@ -64,13 +61,18 @@ fn each_refusal_is_one_interaction_line_with_the_clients_request_id_when_readabl
     // 431 and a malformed head: no head to read an id from, so a fresh one.
     let huge = raw(
         &gw,
-        &format!("GET /health HTTP/1.1\r\nHost: t\r\nx-big: {}\r\n\r\n", "a".repeat(70_000)),
+        &format!(
+            "GET /health HTTP/1.1\r\nHost: t\r\nx-big: {}\r\n\r\n",
+            "a".repeat(70_000)
+        ),
     );
     assert_eq!(huge.status, 431);
     let garbage = raw(&gw, "NOT A REQUEST\r\n\r\n");
     assert_eq!(garbage.status, 400);
     for reply in [&huge, &garbage] {
-        let id = reply.header("x-request-id").expect("an id on every refusal");
+        let id = reply
+            .header("x-request-id")
+            .expect("an id on every refusal");
         assert!(crate::support::client::is_uuid(id), "{id}");
     }
     // The metrics count them as failed calls of no provider.
@@ -116,10 +118,7 @@ fn each_refusal_is_one_interaction_line_with_the_clients_request_id_when_readabl
 
 #[test]
 fn the_503_at_the_connection_cap_is_recorded() {
-    let gw = Gateway::start(&[
-        ("MAX_CONNECTIONS", "1"),
-        ("CLIENT_HEADER_TIMEOUT", "20"),
-    ]);
+    let gw = Gateway::start(&[("MAX_CONNECTIONS", "1"), ("CLIENT_HEADER_TIMEOUT", "20")]);
     let held = TcpStream::connect(gw.addr).unwrap();
     thread::sleep(Duration::from_millis(100));
     let mut c = Client::connect(gw.addr);

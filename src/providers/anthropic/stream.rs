@@ -15,8 +15,9 @@ use serde_json::{json, Value};
 
 use super::{error_for, finish_reason, status_of, usage, JSON_TOOL};
 use crate::error::ApiError;
+use crate::providers::calls::typed_event;
 use crate::providers::shape::Chunks;
-use crate::providers::{bad_response, truncated, ChatStream, Emit};
+use crate::providers::{truncated, ChatStream, Emit};
 use crate::upstream::SseEvent;
 
 /// What a content block of the message is, by its Anthropic index.
@@ -55,13 +56,8 @@ impl Default for StreamState {
 
 impl ChatStream for StreamState {
     fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
-        let data: Value = serde_json::from_str(&event.data)
-            .map_err(|e| bad_response(format_args!("a stream event is not JSON: {e}")))?;
-        let kind = data
-            .get("type")
-            .and_then(Value::as_str)
-            .or(event.event.as_deref())
-            .unwrap_or_default();
+        let (data, kind) = typed_event(event)?;
+        let kind = kind.as_str();
         let mut out = Vec::new();
         match kind {
             "message_start" => {

@@ -35,7 +35,7 @@ pub struct StreamState {
 }
 
 impl StreamState {
-    pub fn new(model: &str) -> Self {
+    pub(super) fn new(model: &str) -> Self {
         StreamState {
             chunks: Chunks::new(shape::completion_id(), model.to_string()),
             tools: HashMap::new(),

@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 
 use super::{finish_reason, usage};
 use crate::error::ApiError;
+use crate::providers::calls::typed_event;
 use crate::providers::shape::Chunks;
-use crate::providers::{bad_response, truncated, ChatStream, Emit};
+use crate::providers::{truncated, ChatStream, Emit};
 use crate::upstream::SseEvent;
 
 /// The state of one translated stream.
@@ -26,7 +27,7 @@ pub struct StreamState {
 
 impl StreamState {
     /// v2 events do not name the model: the chunks carry the one asked for.
-    pub fn new(model: &str) -> Self {
+    pub(super) fn new(model: &str) -> Self {
         StreamState {
             chunks: Chunks::new(String::new(), model.to_string()),
             tools: 0,
@@ -41,13 +42,8 @@ impl StreamState {
 
 impl ChatStream for StreamState {
     fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
-        let data: Value = serde_json::from_str(&event.data)
-            .map_err(|e| bad_response(format_args!("a stream event is not JSON: {e}")))?;
-        let kind = data
-            .get("type")
-            .and_then(Value::as_str)
-            .or(event.event.as_deref())
-            .unwrap_or_default();
+        let (data, kind) = typed_event(event)?;
+        let kind = kind.as_str();
         let message = data
             .get("delta")
             .and_then(|d| d.get("message"))

@@ -46,7 +46,7 @@ const FORMATS: &[(&str, &str)] = &[
 const MAX_REF_DEPTH: usize = 8;
 
 /// The schema as Gemini accepts it.
-pub fn clean(schema: &Value) -> Value {
+pub(super) fn clean(schema: &Value) -> Value {
     let defs = schema
         .get("$defs")
         .or_else(|| schema.get("definitions"))
@@ -165,7 +165,7 @@ fn without_ref(object: &Map<String, Value>) -> Value {
 
 /// Whether a function's parameters declare nothing (Gemini rejects an object schema with no
 /// properties, so such a function is declared without `parameters`).
-pub fn is_empty_object(schema: &Value) -> bool {
+pub(super) fn is_empty_object(schema: &Value) -> bool {
     schema.is_null()
         || (schema.get("type").and_then(Value::as_str) == Some("object")
             && schema

@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 
 use super::{candidate_index, candidates, completion_id, error_of, finish_reason, usage, Turn};
 use crate::error::ApiError;
+use crate::providers::calls::event_json;
+use crate::providers::errors::relayed_status;
 use crate::providers::shape::Chunks;
 use crate::providers::{bad_response, truncated, ChatStream, Emit};
 use crate::upstream::SseEvent;
@@ -33,7 +35,7 @@ pub struct StreamState {
 
 impl StreamState {
     /// `model`: the name reported when the provider names no `modelVersion`.
-    pub fn new(model: &str) -> StreamState {
+    pub(super) fn new(model: &str) -> StreamState {
         StreamState {
             chunks: Chunks::new(String::new(), model.to_string()),
             started: false,
@@ -53,19 +55,14 @@ impl ChatStream for StreamState {
         if self.done || event.data.trim().is_empty() {
             return Ok(Vec::new());
         }
-        let answer: Value = serde_json::from_str(&event.data)
-            .map_err(|e| bad_response(format_args!("a stream event is not JSON: {e}")))?;
+        let answer = event_json(event)?;
         if let Some(error) = answer.get("error").filter(|e| e.is_object()) {
             let status = error
                 .get("code")
                 .and_then(Value::as_u64)
                 .and_then(|c| u16::try_from(c).ok())
                 .unwrap_or(500);
-            let client_status = match status {
-                400..=499 | 503 | 504 => status,
-                _ => 502,
-            };
-            return Err(error_of(client_status, status, Some(error), b""));
+            return Err(error_of(relayed_status(status), status, Some(error), b""));
         }
         if !answer.is_object() {
             return Err(bad_response("a stream event is not a JSON object"));

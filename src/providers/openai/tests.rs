@@ -68,15 +68,15 @@ fn stream_events_are_relayed_as_received_and_a_finish_reason_completes_them() {
 
 #[test]
 fn provider_errors_keep_message_and_status_rules() {
-    let e = parse_error(429, br#"{"error":{"message":"slow down","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}"#);
+    let e = STANDARD.parse_error(429, br#"{"error":{"message":"slow down","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}"#);
     assert_eq!(
         (e.status, e.message.as_str(), e.code.as_deref()),
         (429, "slow down", Some("rate_limit_exceeded"))
     );
-    let e = parse_error(500, b"<html>oops</html>");
+    let e = STANDARD.parse_error(500, b"<html>oops</html>");
     assert_eq!(e.status, 502);
     assert!(e.message.contains("oops"));
-    assert_eq!(parse_error(503, b"{}").status, 503);
+    assert_eq!(STANDARD.parse_error(503, b"{}").status, 503);
 }
 
 #[test]

@@ -1,0 +1,115 @@
+//! What the dialects share about the HTTP calls they make and the answers that need no
+//! translation: the headers of a call (what it accepts, its key), a POST of a JSON body, a 2xx
+//! OpenAI answer relayed as received, the models of a provider's model list, and the JSON of
+//! a stream event. How each provider authenticates and what it lists stay in its module.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{bad_response, Listed, Reply, Settings, Target};
+use crate::error::ApiError;
+use crate::upstream::{Call, Received, SseEvent};
+
+/// The headers of a call: what it accepts (an event stream, uncompressed, when `stream`; else
+/// JSON) and the key in the header `auth` names, when there is one.
+pub fn headers(auth: Option<(&'static str, String)>, stream: bool) -> Vec<(&'static str, String)> {
+    let accept = if stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    let mut headers = vec![("accept", accept.to_string())];
+    headers.extend(auth);
+    if stream {
+        // A compressed event stream would be held back by the decoder.
+        headers.push(("accept-encoding", "identity".into()));
+    }
+    headers
+}
+
+/// The headers of an OpenAI-style call: [`headers`] with the key as a bearer token.
+pub fn bearer(key: Option<&str>, stream: bool) -> Vec<(&'static str, String)> {
+    headers(
+        key.map(|k| ("authorization", format!("Bearer {k}"))),
+        stream,
+    )
+}
+
+/// A POST of a JSON body to `{base}{path}`.
+pub fn post(
+    target: &Target,
+    path: &str,
+    headers: Vec<(&'static str, String)>,
+    body: &impl Serialize,
+) -> Call {
+    Call::post(
+        format!("{}{path}", target.base_url()),
+        headers,
+        serde_json::to_vec(body).unwrap_or_default(),
+    )
+}
+
+/// The GET `{base}{path}` that lists a provider's models, with the `headers` for its key;
+/// `None` without a base or a key.
+pub fn models_call(
+    settings: &Settings,
+    path: &str,
+    headers: impl FnOnce(&str) -> Vec<(&'static str, String)>,
+) -> Option<Call> {
+    let base = settings.base_url.as_deref()?;
+    let key = settings.api_key.as_deref()?;
+    Some(Call::get(format!("{base}{path}"), headers(key)))
+}
+
+/// A 2xx OpenAI answer (chat or embeddings): relayed as received; its usage read for the record.
+pub fn relayed(answer: Received) -> Result<Reply, ApiError> {
+    match serde_json::from_slice::<Value>(&answer.body) {
+        Ok(Value::Object(mut parsed)) => Ok(Reply {
+            usage: parsed.remove("usage").filter(|u| !u.is_null()),
+            body: answer.body,
+        }),
+        _ => Err(bad_response("not a JSON object")),
+    }
+}
+
+/// The models of a provider's model list: the items of its `field` list, each read by `read`
+/// (an item it cannot read is left out); an `Err` saying why when the body is not such a list.
+pub fn listed(
+    body: &[u8],
+    field: &str,
+    read: impl Fn(&Value) -> Option<Listed>,
+) -> Result<Vec<Listed>, String> {
+    let mut list: Value = serde_json::from_slice(body).map_err(|_| "not JSON".to_string())?;
+    match list.get_mut(field).map(Value::take) {
+        Some(Value::Array(items)) => Ok(items.iter().filter_map(read).collect()),
+        _ => Err(format!("no `{field}` list")),
+    }
+}
+
+/// A listed model known only by its id.
+pub fn named(id: &str) -> Listed {
+    Listed {
+        id: id.to_string(),
+        created: 0,
+        owned_by: None,
+    }
+}
+
+/// The JSON of a stream event, and its type: the event's own `type` field, else the SSE
+/// `event:` line (Anthropic and Cohere send both).
+pub fn typed_event(event: &SseEvent) -> Result<(Value, String), ApiError> {
+    let data = event_json(event)?;
+    let kind = data
+        .get("type")
+        .and_then(Value::as_str)
+        .or(event.event.as_deref())
+        .unwrap_or_default()
+        .to_string();
+    Ok((data, kind))
+}
+
+/// The JSON of a stream event; a 502 when it is not JSON.
+pub fn event_json(event: &SseEvent) -> Result<Value, ApiError> {
+    serde_json::from_str(&event.data)
+        .map_err(|e| bad_response(format_args!("a stream event is not JSON: {e}")))
+}
