@@ -239,7 +239,8 @@ fn response_format(config: &mut Map<String, Value>, value: &Value) -> Result<boo
         Some("json_schema") => {
             config.insert("responseMimeType".into(), json!("application/json"));
             if let Some(s) = value.get("json_schema").and_then(|j| j.get("schema")) {
-                config.insert("responseSchema".into(), schema::clean(s));
+                let cleaned = schema::clean(s, "response_format.json_schema.schema")?;
+                config.insert("responseSchema".into(), cleaned);
             }
         }
         _ => {
@@ -275,7 +276,7 @@ fn tools(out: &mut Map<String, Value>, value: &Value) -> Result<bool, ApiError> 
         }
         let params = function.get("parameters").unwrap_or(&Value::Null);
         if !schema::is_empty_object(params) {
-            d["parameters"] = schema::clean(params);
+            d["parameters"] = schema::clean(params, &format!("tools[{i}].function.parameters"))?;
         }
         declarations.push(d);
     }

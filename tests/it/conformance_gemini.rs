@@ -529,3 +529,30 @@ fn openai_python_sdk_drives_gemini_through_the_gateway() {
         "the key never goes in the URL"
     );
 }
+
+/// A tool schema whose `$defs` point at each other expands exponentially when inlined (Gemini
+/// needs them inline): the gateway answers 400 naming the tool's parameters, quickly, and
+/// never calls Gemini.
+#[test]
+fn a_tool_schema_that_expands_past_the_budget_is_refused_before_any_call() {
+    let upstream = MockUpstream::start(|_| Script::fixture(200, "gemini/plain_chat.response.json"));
+    let gw = gateway(&upstream, &[]);
+    let mut defs = serde_json::Map::new();
+    for d in 0..8 {
+        let next = json!({"$ref": format!("#/$defs/D{}", d + 1)});
+        let props: serde_json::Map<String, Value> =
+            (0..30).map(|p| (format!("p{p}"), next.clone())).collect();
+        defs.insert(
+            format!("D{d}"),
+            json!({"type": "object", "properties": props}),
+        );
+    }
+    defs.insert("D8".into(), json!({"type": "string"}));
+    let mut body = say_hello(MODEL);
+    body["tools"] = json!([{"type": "function", "function": {"name": "deep",
+        "parameters": {"$defs": defs, "type": "object", "properties": {"x": {"$ref": "#/$defs/D0"}}}}}]);
+    let reply = chat(&gw, body);
+    let e = assert_error(&reply, 400);
+    assert_eq!(e["param"], "tools[0].function.parameters");
+    assert!(upstream.requests().is_empty(), "Gemini was not called");
+}

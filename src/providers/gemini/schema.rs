@@ -3,9 +3,13 @@
 //! (`additionalProperties`, `$schema`, `const`, `exclusiveMinimum`, `propertyNames`, …), so
 //! only the documented fields are kept; `const` becomes a one-value `enum`, `type: [t, "null"]`
 //! becomes `type: t, nullable: true`, and local `$ref`s (`#/$defs/…`, `#/definitions/…`, as
-//! Pydantic writes them) are inlined to a bounded depth.
+//! Pydantic writes them) are inlined to a bounded depth and a bounded size: every property and
+//! `anyOf` branch of an inlined definition expands again, so a small schema whose definitions
+//! point at each other can stand for billions of nodes. Past [`MAX_NODES`] the request is a 400.
 
 use serde_json::{Map, Value};
+
+use crate::error::ApiError;
 
 /// The `Schema` fields Gemini documents; everything else is removed.
 const KEPT: &[&str] = &[
@@ -45,19 +49,32 @@ const FORMATS: &[(&str, &str)] = &[
 /// How deep `$ref`s are followed: a recursive schema is cut there, not looped over.
 const MAX_REF_DEPTH: usize = 8;
 
-/// The schema as Gemini accepts it.
-pub(super) fn clean(schema: &Value) -> Value {
+/// The most schema nodes one cleaned schema may have once its `$ref`s are inlined. Real tool
+/// schemas have hundreds; the bound keeps one request's work and memory small.
+pub(super) const MAX_NODES: usize = 20_000;
+
+/// The schema as Gemini accepts it; a 400 naming `param` when inlining its `$ref`s would make
+/// it larger than [`MAX_NODES`].
+pub(super) fn clean(schema: &Value, param: &str) -> Result<Value, ApiError> {
     let defs = schema
         .get("$defs")
         .or_else(|| schema.get("definitions"))
         .cloned()
         .unwrap_or(Value::Null);
-    clean_node(schema, &defs, 0)
+    let mut budget = MAX_NODES;
+    clean_node(schema, &defs, 0, &mut budget).ok_or_else(|| {
+        ApiError::invalid(
+            Some(param),
+            format!("The schema expands to more than {MAX_NODES} nodes once its `$ref`s are inlined, as Gemini needs them; simplify it."),
+        )
+    })
 }
 
-fn clean_node(node: &Value, defs: &Value, depth: usize) -> Value {
+/// One node cleaned, its `$ref`s inlined; `None` once the budget of nodes is spent.
+fn clean_node(node: &Value, defs: &Value, depth: usize, budget: &mut usize) -> Option<Value> {
+    *budget = budget.checked_sub(1)?;
     let Some(object) = node.as_object() else {
-        return node.clone();
+        return Some(node.clone());
     };
     if let Some(target) = object.get("$ref").and_then(Value::as_str) {
         let name = target
@@ -65,17 +82,20 @@ fn clean_node(node: &Value, defs: &Value, depth: usize) -> Value {
             .or_else(|| target.strip_prefix("#/definitions/"));
         return match name.and_then(|n| defs.get(n)) {
             Some(found) if depth < MAX_REF_DEPTH => {
-                let mut inlined = clean_node(found, defs, depth + 1);
+                let mut inlined = clean_node(found, defs, depth + 1, budget)?;
                 // Keys beside the `$ref` (a description) refine the referenced schema.
                 if let (Value::Object(into), Value::Object(beside)) = (
                     &mut inlined,
-                    clean_node(&without_ref(object), defs, depth + 1),
+                    clean_node(&without_ref(object), defs, depth + 1, budget)?,
                 ) {
                     into.extend(beside);
                 }
-                inlined
+                Some(inlined)
             }
-            _ => Value::Object(Map::from_iter([("type".into(), "object".into())])),
+            _ => Some(Value::Object(Map::from_iter([(
+                "type".into(),
+                "object".into(),
+            )]))),
         };
     }
     let mut out = Map::new();
@@ -83,19 +103,22 @@ fn clean_node(node: &Value, defs: &Value, depth: usize) -> Value {
         match key.as_str() {
             "properties" => {
                 if let Some(props) = value.as_object() {
-                    let cleaned = props
-                        .iter()
-                        .map(|(k, v)| (k.clone(), clean_node(v, defs, depth)))
-                        .collect();
+                    let mut cleaned = Map::new();
+                    for (k, v) in props {
+                        cleaned.insert(k.clone(), clean_node(v, defs, depth, budget)?);
+                    }
                     out.insert(key.clone(), Value::Object(cleaned));
                 }
             }
             "items" => {
-                out.insert(key.clone(), clean_node(value, defs, depth));
+                out.insert(key.clone(), clean_node(value, defs, depth, budget)?);
             }
             "anyOf" | "oneOf" => {
                 if let Some(options) = value.as_array() {
-                    let cleaned = options.iter().map(|o| clean_node(o, defs, depth)).collect();
+                    let cleaned = options
+                        .iter()
+                        .map(|o| clean_node(o, defs, depth, budget))
+                        .collect::<Option<Vec<_>>>()?;
                     out.insert("anyOf".into(), Value::Array(cleaned));
                 }
             }
@@ -152,7 +175,7 @@ fn clean_node(node: &Value, defs: &Value, depth: usize) -> Value {
             .collect();
         out.insert("required".into(), Value::Array(kept));
     }
-    Value::Object(out)
+    Some(Value::Object(out))
 }
 
 fn without_ref(object: &Map<String, Value>) -> Value {
@@ -180,6 +203,37 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn clean_json(schema: Value) -> Value {
+        clean(&schema, "p").unwrap()
+    }
+
+    /// Eight definitions of 30 properties, each pointing at the next: about 30^8 nodes once
+    /// inlined, from a few kilobytes of JSON.
+    fn exponential_schema() -> Value {
+        let mut defs = Map::new();
+        for d in 0..8 {
+            let next = json!({"$ref": format!("#/$defs/D{}", d + 1)});
+            let props: Map<String, Value> =
+                (0..30).map(|p| (format!("p{p}"), next.clone())).collect();
+            defs.insert(
+                format!("D{d}"),
+                json!({"type": "object", "properties": props}),
+            );
+        }
+        defs.insert("D8".into(), json!({"type": "string"}));
+        json!({"$defs": defs, "$ref": "#/$defs/D0"})
+    }
+
+    #[test]
+    fn a_schema_whose_refs_expand_past_the_node_budget_is_a_400_naming_the_parameter() {
+        let schema = exponential_schema();
+        assert!(schema.to_string().len() < 20_000);
+        let e = clean(&schema, "tools[0].function.parameters").unwrap_err();
+        assert_eq!(e.status, 400);
+        assert_eq!(e.param.as_deref(), Some("tools[0].function.parameters"));
+        assert!(e.message.contains("20000"), "{}", e.message);
+    }
+
     #[test]
     fn keys_gemini_rejects_are_removed_at_every_depth() {
         let schema = json!({
@@ -197,7 +251,7 @@ mod tests {
             "required": ["city", "ghost"]
         });
         assert_eq!(
-            clean(&schema),
+            clean(&schema, "p").unwrap(),
             json!({
                 "type": "object",
                 "properties": {
@@ -222,7 +276,7 @@ mod tests {
             "type": "object",
             "properties": {"first": {"$ref": "#/$defs/Step", "description": "the start"}},
         });
-        let cleaned = clean(&schema);
+        let cleaned = clean(&schema, "p").unwrap();
         let first = &cleaned["properties"]["first"];
         assert_eq!(first["description"], "the start");
         assert_eq!(first["properties"]["text"], json!({"type": "string"}));
@@ -234,7 +288,7 @@ mod tests {
     #[test]
     fn enums_become_strings_and_one_of_becomes_any_of() {
         let cleaned =
-            clean(&json!({"oneOf": [{"type": "integer", "enum": [1, 2]}, {"type": "null"}]}));
+            clean_json(json!({"oneOf": [{"type": "integer", "enum": [1, 2]}, {"type": "null"}]}));
         assert_eq!(
             cleaned,
             json!({"anyOf": [{"type": "integer", "enum": ["1", "2"]}, {"type": "null"}]})
