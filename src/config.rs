@@ -59,7 +59,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("LOG_BODIES", "truncated", "request/response bodies in the interactions log: full, truncated, metadata (none), none (no interactions file)"),
     ("LOG_MAX_BODY_BYTES", "65536", "with LOG_BODIES=truncated, the most bytes kept of each body"),
     ("LOG_ROTATE_MB", "100", "a log file rotates daily and when it reaches this size (decimals allowed)"),
-    ("LOG_RETENTION_DAYS", "14", "rotated log files older than this are deleted"),
+    ("LOG_RETENTION_DAYS", "14", "log files and trend history older than this many days are deleted; 0 keeps them forever (LOG_MAX_TOTAL_MB still applies)"),
     ("LOG_MAX_TOTAL_MB", "2048", "the oldest log files are deleted while all of them together exceed this"),
     ("METRICS", "true", "keep live metrics and trends (false turns both off)"),
     ("PRICES_FILE", "", "a JSON price table laid over the built-in one: {\"model\": {\"input\": 2.5, \"cached_input\": 1.25, \"output\": 10}} in USD per million tokens"),

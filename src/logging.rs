@@ -282,7 +282,8 @@ pub fn interactions_writer(
 /// Keeps `LOG_DIR` within its retention and size limits.
 pub struct DiskGuard {
     dir: PathBuf,
-    retention: Duration,
+    /// `None` (`LOG_RETENTION_DAYS=0`): files are kept whatever their age.
+    retention: Option<Duration>,
     max_total: u64,
 }
 
@@ -290,7 +291,8 @@ impl DiskGuard {
     pub fn new(config: &Config) -> Self {
         DiskGuard {
             dir: config.log_dir.clone(),
-            retention: Duration::from_secs(u64::from(config.log_retention_days) * 86_400),
+            retention: (config.log_retention_days > 0)
+                .then(|| Duration::from_secs(u64::from(config.log_retention_days) * 86_400)),
             max_total: config.log_max_total_bytes,
         }
     }
@@ -319,7 +321,8 @@ impl DiskGuard {
         let mut deleted = Vec::new();
         for i in 0..files.len() {
             let (path, modified, len, kind) = &files[i];
-            let expired = now.duration_since(*modified).unwrap_or_default() > self.retention;
+            let age = now.duration_since(*modified).unwrap_or_default();
+            let expired = self.retention.is_some_and(|r| age > r);
             let newest_of_kind = !files[i + 1..].iter().any(|f| &f.3 == kind);
             let over_cap = total > self.max_total && !newest_of_kind;
             if (expired || over_cap) && fs::remove_file(path).is_ok() {

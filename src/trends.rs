@@ -94,7 +94,8 @@ pub struct Trends {
     minutes: Slots,
     hours: Slots,
     path: PathBuf,
-    retention: i64,
+    /// Seconds of history kept; `None` (`LOG_RETENTION_DAYS=0`): all of it.
+    retention: Option<i64>,
     /// What was added since the file was last written, per minute: written as it closes, and
     /// added up with what the file holds when read back (a late request for a minute already
     /// written only adds its own share).
@@ -103,14 +104,14 @@ pub struct Trends {
 }
 
 impl Trends {
-    /// Loads the history under `dir`, dropping what is older than `retention_days`, and
+    /// Loads the history under `dir`, dropping what is older than `retention_days` (0: none), and
     /// rewrites the file compacted. A missing or partly unreadable file is not an error.
     pub fn load(dir: &Path, retention_days: u32, now: i64) -> Trends {
         let mut trends = Trends {
             minutes: Slots::new(),
             hours: Slots::new(),
             path: dir.join(FILE_NAME),
-            retention: i64::from(retention_days) * 86_400,
+            retention: (retention_days > 0).then(|| i64::from(retention_days) * 86_400),
             pending: Slots::new(),
             last_compaction: now,
         };
@@ -223,9 +224,11 @@ impl Trends {
                 }
             }
         }
-        let cutoff = now - self.retention;
-        self.hours.retain(|t, _| *t >= cutoff);
-        self.minutes.retain(|t, _| *t >= cutoff);
+        if let Some(retention) = self.retention {
+            let cutoff = now - retention;
+            self.hours.retain(|t, _| *t >= cutoff);
+            self.minutes.retain(|t, _| *t >= cutoff);
+        }
     }
 
     /// Rewrites the file with exactly what is held; nothing is pending after that.

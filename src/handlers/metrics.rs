@@ -103,7 +103,12 @@ pub fn models(x: &Exchange<'_>, res: &mut Responder<'_>) {
 pub fn trends(x: &Exchange<'_>, res: &mut Responder<'_>) {
     let Some(live) = live(x, res) else { return };
     let query = x.req.query();
-    let retention_hours = i64::from(x.gw.config.log_retention_days).max(1) * 24;
+    // History is kept LOG_RETENTION_DAYS, or (0) for good: then any span up to ten years.
+    let retention_days = match x.gw.config.log_retention_days {
+        0 => 3650,
+        days => i64::from(days),
+    };
+    let retention_hours = retention_days * 24;
     let hours = match query_param(query, "hours") {
         None => 24,
         Some(h) => match h.parse::<i64>() {

@@ -487,3 +487,52 @@ fn chinese_text_is_written_as_utf8_not_escapes() {
     assert!(!raw.contains("\\u"), "no \\u escapes: {raw}");
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `LOG_RETENTION_DAYS=0` keeps files whatever their age (it used to delete the live files
+/// every second, since every file is older than zero days), and keeps the trend history.
+#[test]
+fn zero_retention_days_keeps_every_log_file_and_the_trends() {
+    let dir = temp_dir("keep-forever");
+    let old = dir.join("llmcallgateway_system_2020-01-01.log");
+    fs::write(&old, "old\n").unwrap();
+    let years_ago = SystemTime::now() - Duration::from_secs(5 * 365 * 86_400);
+    fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(years_ago)
+        .unwrap();
+    let dir_text = dir.display().to_string();
+    let gw = Gateway::start(&[("LOG_DIR", dir_text.as_str()), ("LOG_RETENTION_DAYS", "0")]);
+    let body = json!({"model": "mock/echo", "messages": [{"role": "user", "content": "keep me"}]});
+    assert_eq!(
+        post_json(gw.addr, "/v1/chat/completions", &body).status,
+        200
+    );
+    let counted = wait_until(Duration::from_secs(10), || {
+        get(gw.addr, "/metrics").json()["totals"]["requests"] == 1
+    });
+    assert!(counted);
+    // The disk guard runs every second: give it three turns.
+    thread::sleep(Duration::from_millis(3_000));
+    assert!(old.exists(), "a five-year-old file is kept");
+    let interactions = log_files(&dir, "llmcallgateway_llm_interactions_");
+    assert_eq!(interactions.len(), 1, "the live interactions file is kept");
+    let trends = get(gw.addr, "/metrics/trends?hours=24&bucket=1h").json();
+    let requests: u64 = trends["buckets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["requests"].as_u64())
+        .sum();
+    assert_eq!(requests, 1, "the trend minute is kept: {trends}");
+    let long = get(gw.addr, "/metrics/trends?hours=8760&bucket=1d");
+    assert_eq!(long.status, 200, "a year of history may be asked for");
+    let dir = gw.stop_keeping_logs();
+    let calls = interaction_lines(&dir)
+        .into_iter()
+        .filter(|l| l["route"] == "/v1/chat/completions")
+        .count();
+    assert_eq!(calls, 1, "the call's line survived");
+    fs::remove_dir_all(&dir).unwrap();
+}
