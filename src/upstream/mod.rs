@@ -85,6 +85,9 @@ pub struct Call {
     pub body: Vec<u8>,
     /// For streams: the longest silence allowed between two reads of the body.
     pub idle_timeout: Option<Duration>,
+    /// For whole answers: the longest the call may take, from sending the request to the
+    /// last byte of the body (a provider that sends its head and then stalls is cut).
+    pub deadline: Option<Duration>,
 }
 
 impl Call {
@@ -95,6 +98,7 @@ impl Call {
             headers,
             body,
             idle_timeout: None,
+            deadline: None,
         }
     }
 
@@ -200,14 +204,20 @@ pub fn post(agent: &ureq::Agent, call: &Call) -> Result<Answer, ApiError> {
     }
     let request = request.content_type("application/json");
     let started = Instant::now();
-    let sent = match call.idle_timeout {
-        // A request-level configuration copies the agent's; only streams need one.
-        Some(idle) => request
+    // A request-level configuration copies the agent's; only calls with a timing of their
+    // own need one.
+    let sent = match (call.idle_timeout, call.deadline) {
+        (Some(idle), _) => request
             .config()
             .timeout_per_read(Some(idle))
             .build()
             .send(&call.body[..]),
-        None => request.send(&call.body[..]),
+        (None, Some(deadline)) => request
+            .config()
+            .timeout_global(Some(deadline))
+            .build()
+            .send(&call.body[..]),
+        (None, None) => request.send(&call.body[..]),
     };
     let response = sent.map_err(|e| transport_error(e, "calling the provider"))?;
     Ok(Answer {

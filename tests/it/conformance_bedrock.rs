@@ -487,8 +487,15 @@ fn titan_embeddings_are_one_signed_invoke_per_input() {
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
     assert_eq!(v["data"][1]["index"], 1);
     assert_eq!(v["usage"]["prompt_tokens"], 6);
-    let requests = upstream.requests();
+    let mut requests = upstream.requests();
     assert_eq!(requests.len(), 2);
+    // The calls run side by side, so they may arrive in either order.
+    requests.sort_by_key(|r| {
+        r.json()["inputText"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    });
     for (request, text) in requests.iter().zip(["hello", "world"]) {
         assert_eq!(request.path, "/model/amazon.titan-embed-text-v2%3A0/invoke");
         assert_signed(request);
@@ -497,6 +504,51 @@ fn titan_embeddings_are_one_signed_invoke_per_input() {
             json!({"inputText": text, "dimensions": 256})
         );
     }
+}
+
+/// Titan embeds one text per call: a batch's calls run a few at a time (not one after the
+/// other, which made a 2,048-input batch 2,048 round trips), and the answer keeps input order.
+#[test]
+fn a_titan_batch_is_embedded_a_few_calls_at_a_time_in_input_order() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (now, peak) = (in_flight.clone(), most.clone());
+    let upstream = MockUpstream::start(move |request| {
+        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+        peak.fetch_max(n, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        now.fetch_sub(1, Ordering::SeqCst);
+        // The vector says which input it embeds.
+        let i: f64 = request.json()["inputText"]
+            .as_str()
+            .and_then(|t| t.strip_prefix("text "))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(-1.0);
+        Script::json(
+            200,
+            &json!({"embedding": [i, 0.0], "inputTextTokenCount": 2}).to_string(),
+        )
+    });
+    let gw = gateway(&upstream, &[]);
+    let inputs: Vec<String> = (0..20).map(|i| format!("text {i}")).collect();
+    let reply = post_json(
+        gw.addr,
+        "/v1/embeddings",
+        &json!({"model": "bedrock/amazon.titan-embed-text-v2:0", "input": inputs}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let v = reply.json();
+    let data = v["data"].as_array().unwrap();
+    assert_eq!(data.len(), 20);
+    for (i, item) in data.iter().enumerate() {
+        assert_eq!(item["index"], i);
+        assert_eq!(item["embedding"][0], i as f64, "input order kept");
+    }
+    assert_eq!(v["usage"]["prompt_tokens"], 40);
+    let peak = most.load(Ordering::SeqCst);
+    assert!((2..=8).contains(&peak), "calls in flight at once: {peak}");
 }
 
 #[test]

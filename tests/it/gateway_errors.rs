@@ -3,7 +3,7 @@
 //! `data:` event with that shape and no `[DONE]`.
 
 use std::net::TcpListener;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -11,7 +11,7 @@ use crate::support::client::{
     assert_error, assert_error_shape, fixture_json, post_json, send, Conn, Reply,
 };
 use crate::support::gateway::Gateway;
-use crate::support::upstream::{fixture_events, MockUpstream, Script, Step};
+use crate::support::upstream::{fixture_events, Body, MockUpstream, Script, Step};
 
 fn chat(stream: bool) -> Value {
     json!({
@@ -428,4 +428,30 @@ fn for_streams_the_idle_timeout_also_bounds_the_wait_for_response_headers() {
     );
     let reply = post_json(gw.addr, "/v1/chat/completions", &chat(true));
     assert_eq!(reply.status, 504, "{}", reply.text());
+}
+
+/// A provider that sends its response head and then stalls the body is cut at
+/// `UPSTREAM_TIMEOUT` (504): the deadline covers the whole call, not only the head.
+#[test]
+fn a_body_stalled_after_the_head_is_cut_at_the_upstream_timeout() {
+    let stalled = Script {
+        status: 200,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: Body::Steps(vec![
+            Step::Raw("{\"id\": \"chatcmpl-1\", ".into()),
+            Step::Pause(Duration::from_secs(20)),
+            Step::Raw("}".into()),
+        ]),
+        hang: None,
+    };
+    let upstream = MockUpstream::always(stalled);
+    let gw = Gateway::in_front_of(&upstream, &[("UPSTREAM_TIMEOUT", "1")]);
+    let started = Instant::now();
+    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
+    let reply = post_json(gw.addr, "/v1/chat/completions", &body);
+    assert_error(&reply, 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "cut at the deadline, not when the body would have ended"
+    );
 }
