@@ -135,7 +135,48 @@ def get(op_id, tag, summary, responses, description=None, parameters=None):
     return {"get": op}
 
 
+ERRORS = {
+    400: "The request is malformed: not JSON, a missing or invalid parameter, a bad header.",
+    401: "The provider refused the credentials (relayed from the provider).",
+    404: "Unknown URL, unknown model, or (metrics routes) metrics turned off.",
+    405: "The method is not allowed on this path; `allow` names the one that is.",
+    413: "The request body is larger than the gateway accepts.",
+    429: "Rate limited by the provider (relayed, with its retry headers).",
+    500: "An internal error in the gateway, or the provider's (relayed).",
+    502: "The provider could not be reached or answered with something unusable.",
+    503: "The gateway is at its connection limit, or the provider is overloaded.",
+    504: "The provider did not answer in time.",
+}
+
 METRICS_DISABLED = "404: metrics are turned off (`METRICS=false`)."
+
+ANTHROPIC_HEADERS = [
+    {
+        "in": "header",
+        "name": "anthropic-version",
+        "required": False,
+        "description": "Anthropic's API version; passed on to Anthropic (default `2023-06-01`).",
+        "schema": {"type": "string", "example": "2023-06-01"},
+    },
+    {
+        "in": "header",
+        "name": "anthropic-beta",
+        "required": False,
+        "description": "Anthropic beta features; passed on to Anthropic.",
+        "schema": {"type": "string"},
+    },
+]
+
+
+def anthropic_errors(*statuses):
+    return {
+        str(s): {
+            "description": ERRORS.get(s, "Overloaded (a provider's 503, Anthropic's 529)."),
+            "headers": COMMON_HEADERS,
+            "content": {"application/json": {"schema": ref("AnthropicError")}},
+        }
+        for s in statuses
+    }
 
 PATHS = {
     "/v1/chat/completions": {
@@ -163,6 +204,74 @@ PATHS = {
                     },
                 },
                 **errors(400, 401, 404, 405, 413, 429, 500, 502, 503, 504),
+            },
+        }
+    },
+    "/v1/messages": {
+        "post": {
+            "operationId": "createMessage",
+            "tags": ["Anthropic API"],
+            "summary": "Create a message (Anthropic Messages API)",
+            "description": "For Claude Code and the Anthropic SDKs (`ANTHROPIC_BASE_URL` = the "
+            "gateway). Anthropic models get the body untouched and their answer byte for byte; "
+            "any other model is translated to and from the gateway's internal chat request. "
+            "With `stream: true` the answer is Anthropic's named events (`message_start`, "
+            "`content_block_start`/`delta`/`stop`, `message_delta`, `message_stop`, `ping`, "
+            "`error`). The client's key (`x-api-key` or `Authorization: Bearer`) is never "
+            "forwarded.",
+            "parameters": ANTHROPIC_HEADERS,
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref("AnthropicMessageRequest")}},
+            },
+            "responses": {
+                "200": {
+                    "description": "The message (JSON), or a stream of events (SSE).",
+                    "headers": API_HEADERS,
+                    "content": {
+                        "application/json": {"schema": ref("AnthropicMessage")},
+                        "text/event-stream": {"schema": ref("AnthropicStreamEvent")},
+                    },
+                },
+                **anthropic_errors(400, 401, 404, 413, 429, 500, 502, 504, 529),
+            },
+        }
+    },
+    "/v1/messages/count_tokens": {
+        "post": {
+            "operationId": "countMessageTokens",
+            "tags": ["Anthropic API"],
+            "summary": "Count the input tokens of a message request",
+            "description": "Anthropic's own count for Anthropic models; for any other model an "
+            "estimate with OpenAI's `o200k_base` encoding, flagged by `x-gateway-usage: "
+            "estimated`.",
+            "parameters": ANTHROPIC_HEADERS,
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref("AnthropicMessageRequest")}},
+            },
+            "responses": {
+                "200": {
+                    "description": "The count.",
+                    "headers": {
+                        **COMMON_HEADERS,
+                        "x-gateway-usage": {
+                            "description": "`estimated` when the count is the gateway's own "
+                            "estimate rather than the provider's.",
+                            "schema": {"type": "string", "enum": ["estimated"]},
+                        },
+                    },
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["input_tokens"],
+                                "properties": {"input_tokens": {"type": "integer"}},
+                            }
+                        }
+                    },
+                },
+                **anthropic_errors(400, 401, 404, 429, 500, 502),
             },
         }
     },
@@ -312,18 +421,127 @@ PATHS = {
     ),
 }
 
-ERRORS = {
-    400: "The request is malformed: not JSON, a missing or invalid parameter, a bad header.",
-    401: "The provider refused the credentials (relayed from the provider).",
-    404: "Unknown URL, unknown model, or (metrics routes) metrics turned off.",
-    405: "The method is not allowed on this path; `allow` names the one that is.",
-    413: "The request body is larger than the gateway accepts.",
-    429: "Rate limited by the provider (relayed, with its retry headers).",
-    500: "An internal error in the gateway, or the provider's (relayed).",
-    502: "The provider could not be reached or answered with something unusable.",
-    503: "The gateway is at its connection limit, or the provider is overloaded.",
-    504: "The provider did not answer in time.",
-}
+
+
+def anthropic_schemas():
+    """Anthropic's Messages shapes, written from Anthropic's public API reference."""
+    string = {"type": "string"}
+    integer = {"type": "integer"}
+    block = {
+        "type": "object",
+        "required": ["type"],
+        "description": "A content block: `text`, `image`, `document`, `tool_use`, "
+        "`tool_result` (with `is_error`), `thinking`, ...",
+        "properties": {"type": string},
+        "additionalProperties": True,
+    }
+    usage = {
+        "type": "object",
+        "required": ["input_tokens", "output_tokens"],
+        "properties": {
+            "input_tokens": integer,
+            "output_tokens": integer,
+            "cache_read_input_tokens": {"type": ["integer", "null"]},
+            "cache_creation_input_tokens": {"type": ["integer", "null"]},
+        },
+    }
+    return {
+        "AnthropicMessageRequest": {
+            "type": "object",
+            "required": ["model", "messages", "max_tokens"],
+            "properties": {
+                "model": string,
+                "max_tokens": {"type": "integer", "minimum": 1},
+                "messages": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["role", "content"],
+                        "properties": {
+                            "role": {"type": "string", "enum": ["user", "assistant"]},
+                            "content": {"oneOf": [string, {"type": "array", "items": block}]},
+                        },
+                    },
+                },
+                "system": {"oneOf": [string, {"type": "array", "items": block}]},
+                "stop_sequences": {"type": "array", "items": string},
+                "stream": {"type": "boolean"},
+                "temperature": {"type": "number"},
+                "top_p": {"type": "number"},
+                "top_k": integer,
+                "metadata": {"type": "object", "properties": {"user_id": string}},
+                "tools": {"type": "array", "items": {"type": "object"}},
+                "tool_choice": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string", "enum": ["auto", "any", "tool", "none"]},
+                        "name": string,
+                        "disable_parallel_tool_use": {"type": "boolean"},
+                    },
+                },
+                "thinking": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string", "enum": ["enabled", "disabled"]},
+                        "budget_tokens": integer,
+                    },
+                },
+            },
+        },
+        "AnthropicMessage": {
+            "type": "object",
+            "required": ["id", "type", "role", "model", "content", "stop_reason", "usage"],
+            "properties": {
+                "id": string,
+                "type": {"type": "string", "enum": ["message"]},
+                "role": {"type": "string", "enum": ["assistant"]},
+                "model": string,
+                "content": {"type": "array", "items": block},
+                "stop_reason": {
+                    "type": ["string", "null"],
+                    "enum": ["end_turn", "max_tokens", "stop_sequence", "tool_use",
+                             "pause_turn", "refusal", None],
+                },
+                "stop_sequence": {"type": ["string", "null"]},
+                "usage": usage,
+            },
+        },
+        "AnthropicStreamEvent": {
+            "type": "object",
+            "required": ["type"],
+            "description": "One `data:` of a named SSE event (`event:` repeats the type).",
+            "properties": {
+                "type": {
+                    "type": "string",
+                    "enum": ["message_start", "content_block_start", "content_block_delta",
+                             "content_block_stop", "message_delta", "message_stop", "ping",
+                             "error"],
+                },
+            },
+            "additionalProperties": True,
+        },
+        "AnthropicError": {
+            "type": "object",
+            "required": ["type", "error"],
+            "properties": {
+                "type": {"type": "string", "enum": ["error"]},
+                "error": {
+                    "type": "object",
+                    "required": ["type", "message"],
+                    "properties": {
+                        "type": {
+                            "type": "string",
+                            "enum": ["invalid_request_error", "authentication_error",
+                                     "permission_error", "not_found_error",
+                                     "request_too_large", "rate_limit_error", "api_error",
+                                     "overloaded_error"],
+                        },
+                        "message": string,
+                    },
+                },
+            },
+        },
+    }
 
 
 def gateway_schemas():
@@ -353,6 +571,7 @@ def gateway_schemas():
         },
     }
     return {
+        **anthropic_schemas(),
         "Health": {
             "type": "object",
             "required": ["status", "version"],
@@ -457,6 +676,8 @@ def main():
         "servers": [{"url": "/"}],
         "tags": [
             {"name": "OpenAI API", "description": "The OpenAI-compatible endpoints."},
+            {"name": "Anthropic API", "description": "Anthropic's Messages API, to any model "
+             "(`GET /v1/models` answers in Anthropic's shape when `anthropic-version` is sent)."},
             {"name": "Gateway", "description": "Health, metrics and the dashboard."},
             {"name": "API docs", "description": "This description, Swagger UI and ReDoc, "
              "served from assets embedded in the binary (no network needed)."},

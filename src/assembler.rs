@@ -98,6 +98,17 @@ struct ToolCall {
     arguments: String,
 }
 
+/// The index of a tool-call delta that has none (some servers leave it out): a delta with an id
+/// not seen yet starts the next call, anything else continues the last one.
+fn unindexed_call(calls: &BTreeMap<u64, ToolCall>, id: Option<&str>) -> u64 {
+    let last = calls.iter().next_back();
+    match (last, id) {
+        (None, _) => 0,
+        (Some((&n, call)), Some(id)) if call.id.as_deref() != Some(id) => n + 1,
+        (Some((&n, _)), _) => n,
+    }
+}
+
 pub struct Assembler {
     envelope: Map<String, Value>,
     choices: BTreeMap<u64, Choice>,
@@ -185,10 +196,10 @@ impl Assembler {
                 }
             }
             for call in delta.tool_calls.unwrap_or_default() {
-                let entry = choice
-                    .tool_calls
-                    .entry(call.index.unwrap_or(0))
-                    .or_default();
+                let index = call
+                    .index
+                    .unwrap_or_else(|| unindexed_call(&choice.tool_calls, call.id.as_deref()));
+                let entry = choice.tool_calls.entry(index).or_default();
                 if let Some(id) = call.id {
                     entry.id = Some(id.into_owned());
                 }
@@ -196,7 +207,9 @@ impl Assembler {
                     entry.kind = Some(kind.into_owned());
                 }
                 let function = call.function.unwrap_or_default();
-                if let Some(name) = function.name {
+                // Some servers repeat the whole name in every delta of a call; others (as
+                // OpenAI's spec allows) send it in pieces.
+                if let Some(name) = function.name.filter(|n| *n != entry.name) {
                     entry.name.push_str(&name);
                 }
                 if let Some(args) = function.arguments {
@@ -300,6 +313,47 @@ fn push_capped(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tool_calls_of(chunks: &[Value]) -> Value {
+        let mut a = Assembler::new(1 << 20);
+        for chunk in chunks {
+            a.add(&chunk.to_string()).unwrap();
+        }
+        a.to_value()["choices"][0]["message"]["tool_calls"].clone()
+    }
+
+    #[test]
+    fn a_tool_name_repeated_in_every_delta_is_kept_once() {
+        let calls = tool_calls_of(&[
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}]}}]}),
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"get_weather","arguments":"\"Paris\"}"}}]}}]}),
+        ]);
+        assert_eq!(calls[0]["function"]["name"], "get_weather");
+        assert_eq!(calls[0]["function"]["arguments"], "{\"city\":\"Paris\"}");
+        let pieces = tool_calls_of(&[
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"get_"}}]}}]}),
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"weather"}}]}}]}),
+        ]);
+        assert_eq!(
+            pieces[0]["function"]["name"], "get_weather",
+            "a name sent in pieces"
+        );
+    }
+
+    #[test]
+    fn tool_call_deltas_without_an_index_follow_their_ids() {
+        let calls = tool_calls_of(&[
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"id":"call_a","type":"function","function":{"name":"one","arguments":"{\"x\""}}]}}]}),
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"function":{"arguments":":1}"}}]}}]}),
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"id":"call_b","type":"function","function":{"name":"two","arguments":"{}"}}]}}]}),
+        ]);
+        let calls = calls.as_array().unwrap();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert_eq!(calls[0]["id"], "call_a");
+        assert_eq!(calls[0]["function"]["arguments"], "{\"x\":1}");
+        assert_eq!(calls[1]["id"], "call_b");
+        assert_eq!(calls[1]["function"]["name"], "two");
+    }
 
     #[test]
     fn chunks_reassemble_into_a_completion_with_tool_calls_and_usage() {

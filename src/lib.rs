@@ -21,6 +21,7 @@ pub mod exchange;
 pub mod gateway;
 pub mod handlers;
 pub mod http;
+pub mod ingress;
 pub mod logging;
 pub mod metrics;
 pub mod pricing;

@@ -15,6 +15,8 @@ use crate::http::{Handler, Refusal, Request, Responder, Response};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     ChatCompletions,
+    Messages,
+    CountTokens,
     Embeddings,
     Models,
     Model,
@@ -38,6 +40,8 @@ pub enum Endpoint {
 /// (a model id may hold a `/`). `GET` routes answer `HEAD` too.
 pub const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("POST", "/v1/chat/completions", Endpoint::ChatCompletions),
+    ("POST", "/v1/messages", Endpoint::Messages),
+    ("POST", "/v1/messages/count_tokens", Endpoint::CountTokens),
     ("POST", "/v1/embeddings", Endpoint::Embeddings),
     ("GET", "/v1/models", Endpoint::Models),
     ("GET", "/v1/models/{model}", Endpoint::Model),
@@ -117,6 +121,8 @@ impl Handler for Gateway {
         }
         let outcome = catch_unwind(AssertUnwindSafe(|| match endpoint {
             Endpoint::ChatCompletions => handlers::chat::completions(&x, res),
+            Endpoint::Messages => handlers::messages::create(&x, res),
+            Endpoint::CountTokens => handlers::messages::count_tokens(&x, res),
             Endpoint::Embeddings => handlers::embeddings::create(&x, res),
             Endpoint::Models => handlers::models::list(&x, res),
             Endpoint::Model => handlers::models::retrieve(&x, res, param),
@@ -198,6 +204,11 @@ mod tests {
             Some((Endpoint::Model, "mock/echo"))
         );
         assert_eq!(endpoint("/v1/health/"), Some((Endpoint::Health, "")));
+        assert_eq!(endpoint("/messages"), Some((Endpoint::Messages, "")));
+        assert_eq!(
+            endpoint("/v1/messages/count_tokens"),
+            Some((Endpoint::CountTokens, ""))
+        );
         assert_eq!(endpoint("/v1/docs"), Some((Endpoint::SwaggerUi, "")));
         assert!(endpoint("/v1").is_none());
         assert!(endpoint("/v1x/models").is_none());

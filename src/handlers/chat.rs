@@ -3,6 +3,10 @@
 //! (or relayed as is), streams event by event. Events that arrived together leave together;
 //! nothing else is held back. The handler knows no provider: everything provider-specific is
 //! behind the dialect interface.
+//!
+//! The call and the relay are shared by every chat-shaped ingress route ([`attempt`]): what
+//! the client gets back (the answer, each chunk, the end, errors) is its route's [`Ingress`]'s
+//! business, the identity here.
 
 use std::time::Instant;
 
@@ -11,9 +15,11 @@ use serde_json::{Map, Value};
 use crate::assembler::Assembler;
 use crate::error::ApiError;
 use crate::events::{Body, Outcome};
-use crate::exchange::{end_with_error, sse_data, Exchange};
+use crate::exchange::Exchange;
 use crate::handlers::{json_object, model_name, optional_bool, provider_error};
 use crate::http::{ClientGone, Responder, Stream};
+use crate::ingress::openai::OpenAi;
+use crate::ingress::{Egress, Ingress};
 use crate::providers::{self, ChatStream, Emit, Target};
 use crate::router::{self, Failure};
 use crate::upstream::{self, StreamError};
@@ -33,7 +39,9 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
     let stream = optional_bool(&body, "stream")?;
     x.record().stream = stream;
     let plan = router::plan(&x.gw.config, &model)?;
-    plan.walk(body, |target, body| attempt(x, res, target, body, stream))
+    plan.walk(body, |target, body| {
+        attempt(x, res, target, body, stream, &OpenAi)
+    })
 }
 
 /// `messages` must be a non-empty array of objects, each with a string `role`.
@@ -70,15 +78,27 @@ fn validate_messages(body: &Map<String, Value>) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// One candidate: its request built by the dialect, its answer translated back (or relayed as
-/// is), a stream relayed event by event. A failure before anything reached the client may go
-/// to the next candidate.
-fn attempt(
+/// Answers with an error in the route's shape (when nothing was sent yet).
+pub fn send_error(x: &Exchange<'_>, res: &mut Responder<'_>, ingress: &dyn Ingress, e: &ApiError) {
+    if res.is_started() {
+        return;
+    }
+    x.record_error(e);
+    let (status, body) = ingress.error(e);
+    let _ = x.send_json(res, status, body, e.headers.clone());
+}
+
+/// One candidate for an internal chat request: its request built by the dialect, its answer
+/// translated back (or relayed as is) and handed to the client through `ingress`, a stream
+/// relayed event by event. A failure before anything reached the client may go to the next
+/// candidate.
+pub fn attempt(
     x: &Exchange<'_>,
     res: &mut Responder<'_>,
     target: &Target,
     body: Map<String, Value>,
     stream: bool,
+    ingress: &dyn Ingress,
 ) -> Result<(), Failure> {
     x.note_target(target);
     let dialect = target.dialect();
@@ -88,10 +108,19 @@ fn attempt(
         client_headers: &x.req.headers,
     };
     let prepared = dialect.chat_request(target, body, stream, &context)?;
-    x.record().dropped_params = prepared.dropped;
+    // Added to what the ingress may have dropped already (Messages fields).
+    let mut record = x.record();
+    for name in prepared.dropped {
+        if !record.dropped_params.contains(&name) {
+            record.dropped_params.push(name);
+        }
+    }
+    drop(record);
     let mut call = prepared.call;
     if stream {
         call.idle_timeout = Some(x.gw.config.stream_idle_timeout);
+    } else {
+        call.deadline = Some(x.gw.config.upstream_timeout);
     }
     let started = Instant::now();
     let sent = dialect.send(x.gw.agents.get(), &call);
@@ -114,11 +143,12 @@ fn attempt(
         }
         let reply = dialect.chat_response(target, received)?;
         let cost = x.set_usage(reply.usage);
+        let body = ingress.reply(reply.body)?;
         let (name, ms) = x.overhead(upstream_time);
         let mut headers = forwarded;
         headers.push((name.into(), ms));
         headers.extend(cost);
-        let _ = x.send_json(res, status, reply.body, headers);
+        let _ = x.send_json(res, status, body, headers);
         return Ok(());
     }
     let (name, ms) = x.overhead(answer.latency);
@@ -130,7 +160,8 @@ fn attempt(
     let relay = Relay {
         translator: dialect.chat_stream(target),
         assembled: Assembler::new(x.log_text_limit()),
-        wants_usage,
+        egress: ingress.stream(wants_usage),
+        ingress,
     };
     relay.run(x, sse, answer.into_events());
     Ok(())
@@ -144,14 +175,15 @@ enum End {
 }
 
 /// One stream being relayed: the dialect's translator, the completion it adds up to (for the
-/// log and the usage), and whether the client wants the usage chunk.
-struct Relay {
+/// log and the usage), and the route's writer of what the client gets.
+struct Relay<'i> {
     translator: Box<dyn ChatStream>,
     assembled: Assembler,
-    wants_usage: bool,
+    egress: Box<dyn Egress>,
+    ingress: &'i dyn Ingress,
 }
 
-impl Relay {
+impl Relay<'_> {
     /// Relays until `[DONE]`, an error, or the client leaving. Events that arrived together
     /// are written together; before waiting on the network for the next one, everything in
     /// hand is sent.
@@ -195,7 +227,8 @@ impl Relay {
             record.time_to_first_token = first_sent;
             record.chunks = Some(self.assembled.chunks());
             if x.keeps_bodies() {
-                record.response_body = Some(Body::Value(self.assembled.to_value()));
+                let completion = self.ingress.recorded(self.assembled.to_value());
+                record.response_body = Some(Body::Value(completion));
             }
         }
         let delivered = match end {
@@ -208,7 +241,8 @@ impl Relay {
             }
             End::Failed(e) => {
                 x.record_error(&e);
-                end_with_error(sse, &out, &e)
+                self.egress.fail(&e, &mut out);
+                sse.finish_with(&out)
             }
             // Dropping the event reader closes the provider's connection.
             End::ClientGone => Err(ClientGone),
@@ -219,14 +253,14 @@ impl Relay {
         }
     }
 
-    /// Writes what the translator emitted into `out`; true once the stream is complete. An
-    /// error object from the provider is relayed and ends the stream too; an event that is not
-    /// JSON is an error.
+    /// Writes what the translator emitted into `out`, through the route's egress; true once
+    /// the stream is complete. An error object from the provider is relayed and ends the
+    /// stream too; an event that is not JSON is an error.
     fn emit(&mut self, emits: Vec<Emit>, out: &mut Vec<u8>) -> Result<bool, ApiError> {
         for emit in emits {
             let data = match emit {
                 Emit::Done => {
-                    sse_data(out, "[DONE]");
+                    self.egress.done(out);
                     return Ok(true);
                 }
                 Emit::Raw(data) => data,
@@ -235,12 +269,9 @@ impl Relay {
             let seen = self.assembled.add(&data).map_err(|e| {
                 providers::bad_response(format_args!("a stream event is not JSON: {e}"))
             })?;
+            self.egress.chunk(&data, &seen, out);
             if seen.error {
-                sse_data(out, &data);
                 return Ok(true);
-            }
-            if self.wants_usage || !seen.usage_only {
-                sse_data(out, &data);
             }
         }
         Ok(false)

@@ -6,6 +6,10 @@
 //! ones at once, each within [`LIST_TIMEOUT`], and kept for `MODELS_CACHE_SECS`. A provider
 //! that fails is logged and left out (or keeps its last list), and is asked again after at most
 //! [`RETRY_AFTER`]. Ids may contain `/`, which the SDKs send percent-encoded (`mock%2Fecho`).
+//!
+//! A request carrying `anthropic-version` (an Anthropic SDK, Claude Code) gets Anthropic's
+//! shapes: `{"type":"model","id","display_name","created_at"}` items in a list with
+//! `has_more`, `first_id` and `last_id` (one page: every model the gateway can serve).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -141,8 +145,41 @@ fn local_models() -> Vec<Value> {
 }
 
 pub fn list(x: &Exchange<'_>, res: &mut Responder<'_>) {
-    let body = json!({"object": "list", "data": all_models(x.gw)});
+    let models = all_models(x.gw);
+    let body = if wants_anthropic(x) {
+        let data: Vec<Value> = models.iter().map(anthropic_model).collect();
+        json!({
+            "data": data,
+            "has_more": false,
+            "first_id": data.first().map(|m| m["id"].clone()),
+            "last_id": data.last().map(|m| m["id"].clone()),
+        })
+    } else {
+        json!({"object": "list", "data": models})
+    };
     let _ = x.send_json(res, 200, body.to_string().into_bytes(), Vec::new());
+}
+
+/// Whether the client speaks Anthropic's API (its SDKs always send `anthropic-version`).
+fn wants_anthropic(x: &Exchange<'_>) -> bool {
+    x.req.header("anthropic-version").is_some()
+}
+
+/// A listed model in Anthropic's shape: `created_at` in RFC 3339, the id as its display name.
+fn anthropic_model(model: &Value) -> Value {
+    let created = model["created"].as_i64().unwrap_or(0);
+    let created_at = time::OffsetDateTime::from_unix_timestamp(created)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        });
+    json!({
+        "type": "model",
+        "id": model["id"],
+        "display_name": model["id"],
+        "created_at": created_at.unwrap_or_else(|| "1970-01-01T00:00:00Z".into()),
+    })
 }
 
 pub fn retrieve(x: &Exchange<'_>, res: &mut Responder<'_>, raw_id: &str) {
@@ -157,6 +194,11 @@ pub fn retrieve(x: &Exchange<'_>, res: &mut Responder<'_>, raw_id: &str) {
         });
     match known {
         Some(model) => {
+            let model = if wants_anthropic(x) {
+                anthropic_model(&model)
+            } else {
+                model
+            };
             let _ = x.send_json(res, 200, model.to_string().into_bytes(), Vec::new());
         }
         None => x.send_error(res, &ApiError::model_not_found(&id, "")),

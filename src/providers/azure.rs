@@ -39,10 +39,12 @@ impl Azure {
 }
 
 impl Dialect for Azure {
-    /// Deployment names are letters, digits, `-`, `_` and `.`; anything else would change the
-    /// path.
+    /// Deployment names are letters, digits, `-`, `_` and `.`, and not dots alone; anything
+    /// else would change the path.
     fn check_model(&self, _requested: &str, deployment: &str) -> Result<(), ApiError> {
-        let valid = !deployment.is_empty()
+        // Dots alone (`.`, `..`) would be path segments of their own: the URL would leave
+        // `/openai/deployments/`.
+        let valid = deployment.chars().any(|c| c != '.')
             && deployment
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
@@ -151,6 +153,13 @@ mod tests {
         assert_eq!(Azure.check_model("", "../x").unwrap_err().status, 400);
         assert_eq!(Azure.check_model("", "a?b").unwrap_err().status, 400);
         assert!(Azure.check_model("", "").is_err());
+        for traversal in [".", "..", "...", "a/b", "%2e%2e", "x%2Fy"] {
+            assert_eq!(
+                Azure.check_model("", traversal).unwrap_err().status,
+                400,
+                "{traversal}"
+            );
+        }
     }
 
     #[test]

@@ -213,6 +213,20 @@ fn azure_gateway(azure: &MockUpstream) -> Gateway {
     ])
 }
 
+/// A deployment name that is dots alone (or holds `/` or `%`) would move the call out of
+/// `/openai/deployments/` on the Azure host: refused before any call.
+#[test]
+fn azure_deployment_names_that_would_leave_the_deployment_path_are_refused() {
+    let azure = vendor_mock();
+    let gw = azure_gateway(&azure);
+    for name in ["azure/..", "azure/.", "azure/a/../b", "azure/%2e%2e"] {
+        let reply = post_json(gw.addr, "/v1/chat/completions", &chat(name, false));
+        let e = assert_error(&reply, 400);
+        assert_eq!(e["param"], "model", "{name}");
+    }
+    assert!(azure.requests().is_empty(), "Azure was never called");
+}
+
 #[test]
 fn azure_chat_goes_to_the_deployment_with_api_version_and_the_key_in_a_header() {
     let azure = vendor_mock();
