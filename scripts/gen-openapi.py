@@ -167,6 +167,15 @@ ANTHROPIC_HEADERS = [
     },
 ]
 
+# The headers and body every Messages route takes.
+ANTHROPIC_REQUEST = {
+    "parameters": ANTHROPIC_HEADERS,
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": ref("AnthropicMessageRequest")}},
+    },
+}
+
 
 def anthropic_errors(*statuses):
     return {
@@ -219,11 +228,7 @@ PATHS = {
             "`content_block_start`/`delta`/`stop`, `message_delta`, `message_stop`, `ping`, "
             "`error`). The client's key (`x-api-key` or `Authorization: Bearer`) is never "
             "forwarded.",
-            "parameters": ANTHROPIC_HEADERS,
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": ref("AnthropicMessageRequest")}},
-            },
+            **ANTHROPIC_REQUEST,
             "responses": {
                 "200": {
                     "description": "The message (JSON), or a stream of events (SSE).",
@@ -245,11 +250,7 @@ PATHS = {
             "description": "Anthropic's own count for Anthropic models; for any other model an "
             "estimate with OpenAI's `o200k_base` encoding, flagged by `x-gateway-usage: "
             "estimated`.",
-            "parameters": ANTHROPIC_HEADERS,
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": ref("AnthropicMessageRequest")}},
-            },
+            **ANTHROPIC_REQUEST,
             "responses": {
                 "200": {
                     "description": "The count.",

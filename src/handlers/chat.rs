@@ -20,9 +20,9 @@ use crate::handlers::{json_object, model_name, optional_bool, provider_error};
 use crate::http::{ClientGone, Responder, Stream};
 use crate::ingress::openai::OpenAi;
 use crate::ingress::{Egress, Ingress};
-use crate::providers::{self, ChatStream, Emit, Target};
+use crate::providers::{self, ChatStream, Dialect, Emit, Target};
 use crate::router::{self, Failure};
-use crate::upstream::{self, StreamError};
+use crate::upstream::{self, Answer, Call, StreamError};
 
 pub fn completions(x: &Exchange<'_>, res: &mut Responder<'_>) {
     x.mark_api_call();
@@ -116,19 +116,7 @@ pub fn attempt(
         }
     }
     drop(record);
-    let mut call = prepared.call;
-    if stream {
-        call.idle_timeout = Some(x.gw.config.stream_idle_timeout);
-    } else {
-        call.deadline = Some(x.gw.config.upstream_timeout);
-    }
-    let started = Instant::now();
-    let sent = dialect.send(x.gw.agents.get(), &call);
-    if x.keeps_bodies() {
-        x.record().request_body = Some(Body::Raw(call.body));
-    }
-    let answer = sent?;
-    x.record().upstream_latency = Some(answer.latency);
+    let (answer, started) = send(x, dialect, prepared.call, stream)?;
     let status = answer.status();
     let forwarded = providers::forwarded_headers(|name| answer.header(name));
     if !(200..300).contains(&status) || !stream || !answer.is_event_stream() {
@@ -165,6 +153,30 @@ pub fn attempt(
     };
     relay.run(x, sse, answer.into_events());
     Ok(())
+}
+
+/// Sends one candidate's call: a stream's reads bounded by the idle timeout, any other call by
+/// the upstream deadline; the body sent and the head's latency recorded. Returns the answer's
+/// head and when the call was sent.
+pub fn send(
+    x: &Exchange<'_>,
+    dialect: &dyn Dialect,
+    mut call: Call,
+    stream: bool,
+) -> Result<(Answer, Instant), ApiError> {
+    if stream {
+        call.idle_timeout = Some(x.gw.config.stream_idle_timeout);
+    } else {
+        call.deadline = Some(x.gw.config.upstream_timeout);
+    }
+    let started = Instant::now();
+    let sent = dialect.send(x.gw.agents.get(), &call);
+    if x.keeps_bodies() {
+        x.record().request_body = Some(Body::Raw(call.body));
+    }
+    let answer = sent?;
+    x.record().upstream_latency = Some(answer.latency);
+    Ok((answer, started))
 }
 
 /// How a relayed stream ended.

@@ -13,11 +13,9 @@
 //! The client's key (`x-api-key` or `Authorization: Bearer`) is never forwarded: calls carry
 //! only the headers a dialect or the passthrough builds.
 
+use serde_json::{json, Map, Value};
 use std::io::Read;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
-
-use serde_json::{json, Map, Value};
 
 use crate::assembler::Assembler;
 use crate::error::ApiError;
@@ -39,21 +37,22 @@ const COUNT_PATH: &str = "/v1/messages/count_tokens";
 const ANTHROPIC_HEADER_PREFIXES: &[&str] = &["anthropic-ratelimit-", "request-id"];
 
 pub fn create(x: &Exchange<'_>, res: &mut Responder<'_>) {
-    x.mark_api_call();
-    let mut ingress = Messages {
-        model: String::new(),
-    };
-    if let Err(e) = run(x, res, &mut ingress) {
-        send_error(x, res, &ingress, &e);
-    }
+    serve(x, res, run);
 }
 
 pub fn count_tokens(x: &Exchange<'_>, res: &mut Responder<'_>) {
+    serve(x, res, count);
+}
+
+/// What both routes answer: an API call, its failures in Anthropic's error shape.
+type Route = fn(&Exchange<'_>, &mut Responder<'_>, &mut Messages) -> Result<(), ApiError>;
+
+fn serve(x: &Exchange<'_>, res: &mut Responder<'_>, route: Route) {
     x.mark_api_call();
     let mut ingress = Messages {
         model: String::new(),
     };
-    if let Err(e) = count(x, res, &mut ingress) {
+    if let Err(e) = route(x, res, &mut ingress) {
         send_error(x, res, &ingress, &e);
     }
 }
@@ -136,17 +135,8 @@ fn passthrough(
 ) -> Result<(), Failure> {
     x.note_target(target);
     let dialect = target.dialect();
-    let mut call = native_call(target, &x.req.body, body, &x.req.headers, path, stream);
-    if stream {
-        call.idle_timeout = Some(x.gw.config.stream_idle_timeout);
-    }
-    let started = Instant::now();
-    let sent = dialect.send(x.gw.agents.get(), &call);
-    if x.keeps_bodies() {
-        x.record().request_body = Some(Body::Raw(call.body));
-    }
-    let answer = sent?;
-    x.record().upstream_latency = Some(answer.latency);
+    let call = native_call(target, &x.req.body, body, &x.req.headers, path, stream);
+    let (answer, started) = chat::send(x, dialect, call, stream)?;
     let status = answer.status();
     let mut headers = relayed_headers(&answer);
     if !(200..300).contains(&status) || !stream || !answer.is_event_stream() {
