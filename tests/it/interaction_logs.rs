@@ -536,3 +536,77 @@ fn zero_retention_days_keeps_every_log_file_and_the_trends() {
     assert_eq!(calls, 1, "the call's line survived");
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Every secret the configuration holds (each provider's key, a vendor's, Azure's, the AWS
+/// credentials and Bedrock API key) is redacted from every log file, even when a provider
+/// echoes it in an error body; `--check` shows them masked.
+#[test]
+fn every_configured_secret_is_redacted_even_when_a_provider_echoes_it() {
+    let secrets = [
+        ("ANTHROPIC_API_KEY", "FAKEanthropic-0123456789abcdefghij"),
+        ("GROQ_API_KEY", "FAKEgroq-0123456789abcdefghijklmnop"),
+        ("AZURE_API_KEY", "FAKEazure0123456789abcdefghijklmnop"),
+        ("AWS_ACCESS_KEY_ID", "AKIAFAKEACCESSKEY0123"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "FAKEawsSecret/0123456789abcdefghijKLMN",
+        ),
+        ("AWS_SESSION_TOKEN", "FAKEsessionToken0123456789abcdefghij"),
+    ];
+    let echoed: Vec<&str> = secrets.iter().map(|(_, v)| *v).collect();
+    let message = format!("Invalid credentials: {}", echoed.join(" "));
+    let body =
+        json!({"error": {"message": message, "type": "authentication_error"}, "message": message});
+    let upstream = MockUpstream::always(Script::json(401, &body.to_string()));
+    let root = upstream.base_url().trim_end_matches("/v1").to_string();
+    let base = upstream.base_url();
+    let dir = temp_dir("all-secrets");
+    let mut vars: Vec<(&str, &str)> = secrets.to_vec();
+    vars.extend([
+        ("LOG_DIR", dir.to_str().unwrap()),
+        ("LOG_BODIES", "full"),
+        ("DEBUG", "true"),
+        ("ANTHROPIC_API_BASE", root.as_str()),
+        ("GROQ_API_BASE", base.as_str()),
+        ("AZURE_API_BASE", root.as_str()),
+        ("BEDROCK_API_BASE", root.as_str()),
+    ]);
+    let check = Command::new(env!("CARGO_BIN_EXE_llmcallgateway"))
+        .arg("--check")
+        .env_clear()
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap();
+    let check = String::from_utf8_lossy(&check.stdout).to_string();
+    for (name, secret) in secrets {
+        assert!(!check.contains(secret), "--check shows {name}:\n{check}");
+        assert!(
+            check.contains(&format!("{name}=***")),
+            "--check names {name} masked:\n{check}"
+        );
+    }
+    let gw = Binary::start(&vars);
+    for model in [
+        "anthropic/claude-x",
+        "groq/llama-x",
+        "azure/prod",
+        "bedrock/amazon.titan-text",
+    ] {
+        let chat = json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+        let reply = post_json(gw.addr, "/v1/chat/completions", &chat);
+        assert_eq!(reply.status, 401, "{model}: {}", reply.text());
+    }
+    gw.stop();
+    for file in log_files(&dir, "llmcallgateway_") {
+        let text = fs::read_to_string(&file).unwrap();
+        for (name, secret) in secrets {
+            assert!(
+                !text.contains(secret),
+                "{} contains {name}:\n{text}",
+                file.display()
+            );
+        }
+    }
+    assert_eq!(upstream.requests().len(), 4, "each provider was called");
+    fs::remove_dir_all(&dir).unwrap();
+}
