@@ -283,3 +283,51 @@ fn metrics_can_be_turned_off() {
         assert_eq!(error["code"], "metrics_disabled");
     }
 }
+
+/// Model names are the client's: past `MAX_MODELS` distinct names they fold into one `(other)`
+/// row per provider, in `/metrics/models`, the Prometheus labels and the trends, so a client
+/// inventing names cannot grow the gateway's memory without bound.
+#[test]
+fn distinct_model_names_past_the_cap_fold_into_one_other_row() {
+    let cap = llmcallgateway::metrics::MAX_MODELS;
+    let upstream = MockUpstream::always(Script::fixture(200, "openai/chat_completion.json"));
+    let gw = Gateway::in_front_of(&upstream, &[]);
+    let extra = 40;
+    for n in 0..cap + extra {
+        let reply = post_json(
+            gw.addr,
+            "/v1/chat/completions",
+            &chat(&format!("invented-{n}"), false),
+        );
+        assert_eq!(reply.status, 200);
+    }
+    let counted = wait_until(Duration::from_secs(20), || {
+        get(gw.addr, "/metrics").json()["totals"]["requests"] == (cap + extra) as u64
+    });
+    assert!(counted, "the recorder caught up");
+    let models = get(gw.addr, "/metrics/models").json();
+    let rows = models["data"].as_array().unwrap();
+    assert_eq!(rows.len(), cap + 1, "{cap} names and one (other) row");
+    let other = rows
+        .iter()
+        .find(|r| r["model"] == "(other)")
+        .expect("an (other) row");
+    assert_eq!(other["requests"], extra as u64);
+    let text = send(gw.addr, "GET", "/metrics/prometheus", &[], b"").text();
+    let labels: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.split("model=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(labels.len() <= cap + 1, "{} model labels", labels.len());
+    let trends = get(gw.addr, "/metrics/trends?hours=1&model=(other)").json();
+    let folded: u64 = trends["buckets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["requests"].as_u64())
+        .sum();
+    assert_eq!(
+        folded, extra as u64,
+        "the trends count them under (other) too"
+    );
+}
