@@ -10,6 +10,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+/// Seconds since the Unix epoch: the one clock for `created` fields and trend minutes.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// How a request ended, as the interactions log names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {

@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::config::{Config, LogBodies};
-use crate::events::{Body, Interaction, Outcome};
+use crate::events::{unix_now, Body, Interaction, Outcome};
 use crate::logging::{DiskGuard, Redactor};
 use crate::metrics::{Metrics, Observation};
 use crate::pricing::Tokens;
@@ -75,7 +75,7 @@ impl Recorder {
                 trends: Mutex::new(Trends::load(
                     &config.log_dir,
                     config.log_retention_days,
-                    unix_now(),
+                    unix_now() as i64,
                 )),
             })
         });
@@ -260,7 +260,7 @@ impl Writer {
 
     fn persist_trends(&self, all: bool) {
         if let Some(live) = &self.live {
-            lock(&live.trends).persist(unix_now(), all);
+            lock(&live.trends).persist(unix_now() as i64, all);
         }
     }
 
@@ -462,10 +462,6 @@ fn summarise_embeddings(value: &mut Value) {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// `2026-11-26T08:00:00.123456+00:00`.

@@ -7,12 +7,7 @@ use serde_json::{json, Value};
 
 use super::Reply;
 
-/// Seconds since the Unix epoch, for `created` fields.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::events::unix_now;
 
 /// A fresh `chatcmpl-…` id, for providers whose answers carry none.
 pub fn completion_id() -> String {
