@@ -41,8 +41,8 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("AZURE_API_VERSION", "2024-10-21", "the api-version query parameter sent to Azure OpenAI"),
     ("MODELS_CACHE_SECS", "300", "how long /v1/models keeps each provider's model list before asking it again"),
     ("DROP_UNSUPPORTED_PARAMS", "false", "true drops request parameters a provider cannot honour (the interactions log lists them) instead of answering 400"),
-    ("WORKERS", "1024", "most worker threads; each holds one connection, for a whole LLM call or stream"),
-    ("MAX_CONNECTIONS", "4096", "most open client connections; past it new ones get 503 + retry-after"),
+    ("WORKERS", "1024", "most worker threads: requests in flight; each holds one request, for a whole LLM call or stream (idle keep-alive connections hold none)"),
+    ("MAX_CONNECTIONS", "10000", "most open client connections, idle keep-alive ones included; past it new ones get 503 + retry-after"),
     ("KEEPALIVE_IDLE_SECS", "5", "an idle keep-alive connection is closed after this long"),
     ("CLIENT_HEADER_TIMEOUT", "10", "seconds a client has to send a whole request head (else 408)"),
     ("CLIENT_BODY_TIMEOUT", "60", "seconds a client has to send a whole request body (else 408)"),
@@ -152,7 +152,7 @@ impl Config {
         for provider in PROVIDERS {
             providers.insert(provider.name, Arc::new(read_settings(provider, &get)?));
         }
-        let max_connections = parse_count(&get, "MAX_CONNECTIONS", 4096)?;
+        let max_connections = parse_count(&get, "MAX_CONNECTIONS", 10_000)?;
         Ok(Config {
             host: parse(&get, "HOST", "127.0.0.1".parse().unwrap(), "an IP address")?,
             port: parse(&get, "PORT", 8728, "a port number 0-65535")?,

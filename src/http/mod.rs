@@ -1,17 +1,21 @@
-//! The HTTP/1.1 server layer: a listener, a bounded pool of worker threads and the wire
-//! protocol, built on `httparse`, `std::net` and `socket2`. It knows nothing about LLMs: it
+//! The HTTP/1.1 server layer: a listener, a bounded pool of worker threads serving one
+//! request at a time, a poller thread (epoll through `mio`) holding connections between
+//! requests, and the wire protocol, built on `httparse`, `std::net` and `socket2`. It knows
+//! nothing about LLMs: it
 //! parses a request (with deadlines and size limits), hands it to a [`Handler`], and writes
 //! what the handler answers, either a fixed [`Response`] or a chunked stream flushed per
 //! event. Why it is ours and not tiny_http or astra: `../shared/research/server-choice.md`.
 //!
 //! Some requests the layer answers on its own: 400 (malformed head, framing or chunk), 408
 //! (head or body too slow), 413 (body too large), 417, 431 (head too large), 501, 505, 503
-//! at the connection cap, and 500 when the handler panicked or sent nothing. Each one goes
+//! at the connection cap or with every worker busy, and 500 when the handler panicked or sent
+//! nothing. Each one goes
 //! through [`Handler::refuse`] with a [`Refusal`]: the status and reason, the peer, when the
 //! request began and, once the head was parsed, the request head itself, so the application
 //! shapes the answer, records it and can echo the client's request id. The status, the
 //! `connection: close` and the closing of the connection stay the layer's.
 
+mod poller;
 mod request;
 mod response;
 mod server;
@@ -36,7 +40,7 @@ pub struct Refusal<'a> {
     /// The request head when it was read and parsed (method, target, headers; `body` empty):
     /// present for 413, a 408 or 400 while reading the body, a malformed chunk, and the 500s;
     /// `None` when the head never came or could not be parsed (408 head timeout, 400 malformed
-    /// head, 431, 503 at the connection cap).
+    /// head, 431, the 503s at the connection cap and with every worker busy).
     pub head: Option<&'a Request>,
     /// True for the 500s after the handler ran (it has seen and recorded the request itself).
     pub after_handler: bool,
@@ -51,8 +55,9 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, req: &Request, res: &mut Responder<'_>);
 
     /// The response to a request the layer refuses; the application decides its shape and may
-    /// record it. Called on the acceptor thread for the 503 at the connection cap, so it must
-    /// be quick and must not block. The default is a plain-text body.
+    /// record it. Called on the acceptor thread for the 503 at the connection cap and on the
+    /// poller thread for the 503 when every worker is busy, so it must be quick and must not
+    /// block. The default is a plain-text body.
     ///
     /// The layer keeps `refusal.status` whatever the response says, answers with
     /// `connection: close` and closes the connection; the 503 gets a `retry-after` unless

@@ -5,11 +5,13 @@
 //! declares: buffers grow only with bytes actually received, and declared sizes are summed
 //! with overflow checks. A request refused once its head was parsed (413, 417, a slow or
 //! malformed body) comes back with that head, for [`super::Refusal::head`]; one refused
-//! earlier comes back with the instant the wait for its head began.
+//! earlier comes back with the instant the wait for its head began. The wait for a kept-alive
+//! connection's next request is the server's (a short wait here, then the poller): a request
+//! is read only once its first bytes are buffered or the socket is readable.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// The most bytes a request head (request line plus headers) may take.
@@ -20,13 +22,10 @@ pub const MAX_HEADERS: usize = 100;
 const MAX_CHUNK_LINE: usize = 4096;
 const MAX_TRAILER_BYTES: usize = 16 * 1024;
 /// The read buffer for request heads and chunk lines (bodies are read straight into place).
-/// Small, since every open connection, an idle one included, holds one.
+/// Small, since every connection being read holds one (a parked one gives it back).
 const SCRATCH_BYTES: usize = 4 * 1024;
 /// The most a body grows by per read.
 const BODY_READ_BYTES: usize = 64 * 1024;
-/// How often a worker waiting for the next request on an idle connection checks whether the
-/// server is shutting down.
-const IDLE_SLICE: Duration = Duration::from_millis(200);
 
 /// The protocol version of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +47,11 @@ pub struct Request {
     pub peer: SocketAddr,
     /// When the head was complete: the start of this request's own time.
     pub received_at: Instant,
+    /// How long the request waited for a worker: from the moment its connection was accepted,
+    /// or seen readable by the poller, to a worker taking it up. Zero for a request read on a
+    /// connection its worker already held (pipelined, or sent within the worker's short wait
+    /// after the previous answer). Not part of `received_at`'s time.
+    pub queue_wait: Duration,
 }
 
 impl Request {
@@ -89,8 +93,18 @@ impl Request {
 pub(crate) struct ReadLimits {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
-    pub keepalive_idle: Duration,
     pub max_body_bytes: u64,
+}
+
+/// What a short wait for the next request on a kept-alive connection found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum NextRequest {
+    /// Bytes arrived (they are buffered).
+    Arrived,
+    /// Nothing within the wait: park the connection.
+    Idle,
+    /// The client closed or the socket failed.
+    Closed,
 }
 
 /// Why no request could be read. `Reject` carries a status to answer before closing.
@@ -139,20 +153,45 @@ impl Connection {
         }
     }
 
-    /// Reads the next request. On a kept-alive connection it first waits up to the idle
-    /// deadline for a first byte (closing early when `stopping` is set); from then on the
-    /// whole head must arrive within the header deadline, and the body within its own. A
-    /// refusal after the head was parsed carries the head.
-    pub fn read_request(
-        &mut self,
-        limits: &ReadLimits,
-        stopping: &AtomicBool,
-    ) -> Result<Request, ReadError> {
-        if self.served > 0 && self.buf.is_empty() {
-            self.wait_for_first_byte(limits.keepalive_idle, stopping)?;
+    /// Whether bytes of a next request are buffered already (pipelined): it is read at once,
+    /// without waiting for the socket.
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Waits up to `wait` for the next request's first bytes.
+    pub fn wait_briefly(&mut self, wait: Duration) -> NextRequest {
+        match self.fill(wait) {
+            Ok(0) => NextRequest::Closed,
+            Ok(_) => NextRequest::Arrived,
+            Err(e) if is_timeout(&e) => NextRequest::Idle,
+            Err(_) => NextRequest::Closed,
         }
-        // The head deadline runs from when a worker takes the connection up, so time spent
-        // waiting in the accept queue is not held against the client.
+    }
+
+    /// Frees the read buffers of a connection about to wait in the poller, so that an idle
+    /// connection costs its descriptor and this struct, not 4 KiB more.
+    pub fn release_buffers(&mut self) {
+        self.buf = Vec::new();
+        self.scratch = Box::default();
+    }
+
+    /// Whether the peer closed or reset the connection with nothing left to read. Does not
+    /// block only when the socket has something to report (data, end or error).
+    pub fn hung_up(&self) -> bool {
+        let mut probe = [0u8; 1];
+        match self.stream.peek(&mut probe) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !is_timeout(&e) && e.kind() != io::ErrorKind::Interrupted,
+        }
+    }
+
+    /// Reads the next request: the whole head must arrive within the header deadline, and
+    /// the body within its own. A refusal after the head was parsed carries the head.
+    pub fn read_request(&mut self, limits: &ReadLimits) -> Result<Request, ReadError> {
+        // The head deadline runs from when a worker takes the request up, so time spent
+        // waiting for a worker or parked between requests is not held against the client.
         self.head_wait_began = Instant::now();
         let head_deadline = self.head_wait_began + limits.header_timeout;
         let head_len = self.read_head(head_deadline)?;
@@ -213,31 +252,6 @@ impl Connection {
             .map_err(|_| ReadError::Closed)
     }
 
-    /// Waits for the first byte of a kept-alive connection's next request, in short slices so
-    /// that a shutdown closes idle connections promptly.
-    fn wait_for_first_byte(
-        &mut self,
-        idle: Duration,
-        stopping: &AtomicBool,
-    ) -> Result<(), ReadError> {
-        let deadline = Instant::now() + idle;
-        loop {
-            if stopping.load(Ordering::Relaxed) {
-                return Err(ReadError::Closed);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(ReadError::Closed);
-            }
-            match self.fill((deadline - now).min(IDLE_SLICE)) {
-                Ok(0) => return Err(ReadError::Closed),
-                Ok(_) => return Ok(()),
-                Err(e) if is_timeout(&e) => continue,
-                Err(_) => return Err(ReadError::Closed),
-            }
-        }
-    }
-
     /// Reads until the buffer holds a complete head and returns its length. Searches only the
     /// newly received bytes for the blank line, so a client sending one byte at a time costs
     /// linear, not quadratic, work.
@@ -276,6 +290,9 @@ impl Connection {
     /// Reads once from the socket into the buffer, waiting at most `timeout`.
     fn fill(&mut self, timeout: Duration) -> io::Result<usize> {
         self.set_read_timeout(timeout)?;
+        if self.scratch.is_empty() {
+            self.scratch = vec![0u8; SCRATCH_BYTES].into_boxed_slice();
+        }
         let room = if self.buf.len() < MAX_HEAD_BYTES {
             (MAX_HEAD_BYTES + 1 - self.buf.len()).min(self.scratch.len())
         } else {
@@ -429,6 +446,12 @@ impl Connection {
     }
 }
 
+impl AsRawFd for Connection {
+    fn as_raw_fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+}
+
 /// How a request's body is delimited.
 enum Framing {
     None,
@@ -522,6 +545,7 @@ fn parse_head(head: &[u8], peer: SocketAddr) -> Result<(Request, Framing), ReadE
         body: Vec::new(),
         peer,
         received_at: Instant::now(),
+        queue_wait: Duration::ZERO,
     };
     Ok((request, framing))
 }

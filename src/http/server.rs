@@ -1,22 +1,38 @@
-//! The listener, the acceptor thread, the worker pool and graceful shutdown.
+//! The listener, the acceptor thread, the worker pool, the hand-off to the poller and
+//! graceful shutdown.
 //!
-//! One acceptor thread accepts connections and hands them over a bounded queue to worker
-//! threads (`worker-1..N`, started on demand up to `workers`), each serving one connection
-//! at a time, request after request. The acceptor never dies: `accept()` errors are logged
-//! and retried after a short pause. Past `max_connections` it answers 503 itself and closes,
-//! without taking a worker. Connections closed with unread input (413 answers, overload 503s)
-//! are handed to a closer thread that drains them briefly, so the client reads the answer
-//! instead of a reset.
+//! Workers serve *requests*, not connections (Apache's event MPM inside the synchronous
+//! design): a connection is queued for a worker when it has a request to read (accepted, or
+//! seen readable by the poller), and its worker serves it request after request while the
+//! next one comes at once (pipelined bytes already buffered, or sent within
+//! [`NEXT_REQUEST_WAIT`] of the answer). Otherwise the worker parks the connection in the
+//! poller (`poller.rs`) and goes back to the pool, so idle keep-alive connections hold a
+//! descriptor each, not a thread. `max_connections` bounds connections, `workers` requests in
+//! flight.
+//!
+//! No silent queueing: a connection is queued only for an idle worker, one about to end its
+//! short wait, or one the pool may still start (workers start on demand up to `workers`).
+//! With none, a new connection waits in the poller for its first bytes, and a readable one
+//! is answered 503 with `retry-after` by the poller at once. [`super::Request::queue_wait`]
+//! says how long each request waited for its worker.
+//!
+//! Past `max_connections` the acceptor answers 503 itself and closes, without taking a worker.
+//! The acceptor never dies: `accept()` errors are logged and retried after a short pause.
+//! Connections closed with unread input (413 answers, overload 503s) are handed to a closer
+//! thread that drains them briefly, so the client reads the answer instead of a reset.
 //!
 //! Every answer the layer makes on its own (the refusals while reading a request, the 500s
-//! after the handler, the 503 at the cap) is shaped by [`Handler::refuse`]. A panic anywhere
-//! in a worker, in `refuse` or in reading a request included, closes that one connection and
-//! is logged; the worker goes on and the open-connection count is given back by a drop guard.
-//! A panic in `refuse` on the acceptor is caught there too, and the default 503 goes out.
+//! after the handler, the 503s at the cap or with every worker busy) is shaped by
+//! [`Handler::refuse`]. A panic anywhere in a worker, in `refuse` or in reading a request
+//! included, closes that one connection and is logged; the worker goes on and the
+//! open-connection count is given back by a drop guard that travels with the connection. A
+//! panic in `refuse` on the acceptor or the poller is caught there too, and the default 503
+//! goes out.
 
 use std::any::Any;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,16 +42,17 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use super::request::{Connection, ReadError, ReadLimits, Request, Version};
+use super::poller::{Parkable, Parking, Poller};
+use super::request::{Connection, NextRequest, ReadError, ReadLimits, Request, Version};
 use super::response::{Responder, Response, State};
 use super::{Handler, Refusal};
 
 /// The layer's limits, deadlines and sizes. Every figure is configurable by the application.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// Most worker threads (each serves one connection at a time).
+    /// Most worker threads: requests in flight (each worker serves one request at a time).
     pub workers: usize,
-    /// Most open connections; past it new ones get a quick 503.
+    /// Most open connections, idle ones included; past it new ones get a quick 503.
     pub max_connections: usize,
     pub keepalive_idle: Duration,
     pub header_timeout: Duration,
@@ -51,7 +68,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             workers: 1024,
-            max_connections: 4096,
+            max_connections: 10_000,
             keepalive_idle: Duration::from_secs(5),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
@@ -74,20 +91,57 @@ pub fn bind(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// State shared by the acceptor, the workers and the shutdown handle.
+/// State shared by the acceptor, the poller, the workers and the shutdown handle.
 struct Shared {
     config: ServerConfig,
     limits: ReadLimits,
     handler: Arc<dyn Handler>,
     stopping: AtomicBool,
-    open_connections: AtomicUsize,
+    open_connections: Arc<AtomicUsize>,
+    /// Workers waiting on the ready queue.
     idle_workers: AtomicUsize,
+    /// Workers in their short wait for a connection's next request: free within
+    /// [`NEXT_REQUEST_WAIT`].
+    lingering_workers: AtomicUsize,
+    /// Workers reading, handling or answering a request. The others are free or about to be
+    /// (waiting briefly, parking, on their way back to the queue).
+    in_request: AtomicUsize,
     /// Workers running now (idle ones beyond the first few retire after a while).
     started_workers: AtomicUsize,
     /// Workers ever started, for their names.
     spawned_total: AtomicUsize,
     workers: Mutex<Vec<JoinHandle<()>>>,
     closer: Sender<(TcpStream, Instant)>,
+    /// Connections with a request to read, for the workers. Unbounded in type, bounded by
+    /// `max_connections` (a connection is in one place at a time).
+    ready_tx: Sender<Work>,
+    ready_rx: Receiver<Work>,
+    parking: Parking<Client>,
+}
+
+/// An open connection on its way between the acceptor, the ready queue, a worker and the
+/// poller: counted open until dropped, wherever that happens.
+struct Client {
+    conn: Connection,
+    _open: OpenConnection,
+}
+
+impl Parkable for Client {
+    fn raw_fd(&self) -> RawFd {
+        self.conn.as_raw_fd()
+    }
+
+    fn hung_up(&self) -> bool {
+        self.conn.hung_up()
+    }
+}
+
+/// What the ready queue carries.
+enum Work {
+    /// A connection with a request to read, and since when it has been waiting for a worker.
+    Serve(Client, Instant),
+    /// Shutdown: the worker that takes it exits (everything queued before is served first).
+    Stop,
 }
 
 /// A running server. Dropping it does not stop it; call [`Server::shutdown`].
@@ -96,7 +150,13 @@ pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
     acceptor: Option<JoinHandle<()>>,
+    poller: Option<JoinHandle<()>>,
 }
+
+/// How long a worker waits for a connection's next request after an answer before parking
+/// it: a client in a loop (a benchmark, a batch job) sends it within this, and catching it
+/// here spares the round trip through the poller. Taken only while other workers are free.
+const NEXT_REQUEST_WAIT: Duration = Duration::from_millis(5);
 
 /// Workers kept running however idle the server is.
 const MIN_WORKERS: usize = 4;
@@ -118,7 +178,8 @@ impl Server {
             log::warn!("could not raise the open-file limit: {e}");
         }
         let addr = listener.local_addr()?;
-        let (conn_tx, conn_rx) = crossbeam_channel::bounded(config.max_connections.max(1));
+        let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
+        let (parking, poller) = Parking::new()?;
         let (closer_tx, closer_rx) = crossbeam_channel::bounded(1024);
         thread::Builder::new()
             .name("closer".into())
@@ -127,33 +188,42 @@ impl Server {
             limits: ReadLimits {
                 header_timeout: config.header_timeout,
                 body_timeout: config.body_timeout,
-                keepalive_idle: config.keepalive_idle,
                 max_body_bytes: config.max_body_bytes,
             },
             config,
             handler,
             stopping: AtomicBool::new(false),
-            open_connections: AtomicUsize::new(0),
+            open_connections: Arc::new(AtomicUsize::new(0)),
             idle_workers: AtomicUsize::new(0),
+            lingering_workers: AtomicUsize::new(0),
+            in_request: AtomicUsize::new(0),
             started_workers: AtomicUsize::new(0),
             spawned_total: AtomicUsize::new(0),
             workers: Mutex::new(Vec::new()),
             closer: closer_tx,
+            ready_tx,
+            ready_rx,
+            parking,
         });
         let initial = shared.config.workers.clamp(1, MIN_WORKERS);
         for _ in 0..initial {
-            spawn_worker(&shared, &conn_rx)?;
+            spawn_worker(&shared)?;
         }
+        let poller_shared = shared.clone();
+        let poller = thread::Builder::new()
+            .name("poller".into())
+            .spawn(move || run_poller(poller, poller_shared))?;
         let accept_listener = listener.try_clone()?;
         let acceptor_shared = shared.clone();
         let acceptor = thread::Builder::new()
             .name("acceptor".into())
-            .spawn(move || run_acceptor(accept_listener, acceptor_shared, conn_tx, conn_rx))?;
+            .spawn(move || run_acceptor(accept_listener, acceptor_shared))?;
         Ok(Server {
             addr,
             listener,
             shared,
             acceptor: Some(acceptor),
+            poller: Some(poller),
         })
     }
 
@@ -161,9 +231,15 @@ impl Server {
         self.addr
     }
 
-    /// Connections currently open (being served or waiting for a worker).
+    /// Connections currently open (being served, waiting for a worker, or parked idle).
     pub fn open_connections(&self) -> usize {
         self.shared.open_connections.load(Ordering::Relaxed)
+    }
+
+    /// Connections parked in the poller now (idle between requests, or new ones waiting for
+    /// their first bytes while every worker was busy).
+    pub fn parked_connections(&self) -> usize {
+        self.shared.parking.len()
     }
 
     /// Graceful shutdown: stop accepting (new connections are refused at once), close idle
@@ -178,8 +254,15 @@ impl Server {
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
         }
-        // The acceptor has exited and dropped the queue's sender: workers finish what they
-        // hold, drain the queue, and exit.
+        // The poller closes every parked (idle) connection at once and exits.
+        self.shared.parking.close();
+        if let Some(poller) = self.poller.take() {
+            let _ = poller.join();
+        }
+        // Workers finish what they hold, serve what is queued, then each takes a stop.
+        for _ in 0..self.shared.started_workers.load(Ordering::SeqCst) {
+            let _ = self.shared.ready_tx.send(Work::Stop);
+        }
         loop {
             {
                 let mut workers = self
@@ -203,15 +286,14 @@ impl Server {
     }
 }
 
-fn spawn_worker(shared: &Arc<Shared>, queue: &Receiver<Connection>) -> io::Result<()> {
+fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {
     shared.started_workers.fetch_add(1, Ordering::SeqCst);
     let n = shared.spawned_total.fetch_add(1, Ordering::Relaxed) + 1;
     let worker_shared = shared.clone();
-    let queue = queue.clone();
     let spawned = thread::Builder::new()
         .name(format!("worker-{n}"))
         .stack_size(512 * 1024)
-        .spawn(move || run_worker(worker_shared, queue));
+        .spawn(move || run_worker(worker_shared));
     match spawned {
         Ok(handle) => {
             let mut workers = shared.workers.lock().unwrap_or_else(|e| e.into_inner());
@@ -227,12 +309,40 @@ fn spawn_worker(shared: &Arc<Shared>, queue: &Receiver<Connection>) -> io::Resul
     }
 }
 
-fn run_acceptor(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    queue: Sender<Connection>,
-    queue_rx: Receiver<Connection>,
-) {
+/// Queues a connection for a worker and starts one more when the queue outgrows the idle
+/// workers and the pool may still grow.
+fn hand_over(shared: &Arc<Shared>, client: Client, since: Instant) {
+    if shared.ready_tx.send(Work::Serve(client, since)).is_err() {
+        return;
+    }
+    if shared.ready_rx.len() > shared.idle_workers.load(Ordering::SeqCst)
+        && shared.started_workers.load(Ordering::SeqCst) < shared.config.workers
+    {
+        if let Err(e) = spawn_worker(shared) {
+            log::error!("could not start a worker thread: {e}");
+        }
+    }
+}
+
+/// Whether a queued connection will get a worker soon: one not inside a request is left for
+/// it, or the pool may still start one.
+fn worker_available(shared: &Shared) -> bool {
+    let started = shared.started_workers.load(Ordering::SeqCst);
+    let busy = shared.in_request.load(Ordering::SeqCst);
+    started.saturating_sub(busy) > shared.ready_rx.len() || can_grow(shared)
+}
+
+/// Whether the pool may still start a worker.
+fn can_grow(shared: &Shared) -> bool {
+    shared.started_workers.load(Ordering::SeqCst) < shared.config.workers
+}
+
+/// Whether queued connections outnumber the idle workers (they wait for a busy one).
+fn others_waiting(shared: &Shared) -> bool {
+    shared.ready_rx.len() > shared.idle_workers.load(Ordering::SeqCst)
+}
+
+fn run_acceptor(listener: TcpListener, shared: Arc<Shared>) {
     let mut failures = 0u32;
     loop {
         let accepted = listener.accept();
@@ -257,26 +367,55 @@ fn run_acceptor(
         let _ = stream.set_nodelay(true);
         let open = shared.open_connections.load(Ordering::SeqCst);
         if open >= shared.config.max_connections {
-            reject_overload(&shared, stream, peer);
+            reject_overload(
+                &shared,
+                stream,
+                peer,
+                "the gateway is at its connection limit; retry shortly",
+            );
             continue;
         }
         shared.open_connections.fetch_add(1, Ordering::SeqCst);
-        if let Err(e) = stream.set_write_timeout(Some(shared.config.send_timeout)) {
+        let client = Client {
+            conn: Connection::new(stream, peer),
+            _open: OpenConnection(shared.open_connections.clone()),
+        };
+        if let Err(e) = client
+            .conn
+            .stream
+            .set_write_timeout(Some(shared.config.send_timeout))
+        {
             log::debug!("set_write_timeout failed: {e}");
         }
-        if queue.try_send(Connection::new(stream, peer)).is_err() {
-            shared.open_connections.fetch_sub(1, Ordering::SeqCst);
-            continue;
-        }
-        let waiting = queue.len();
-        if waiting > shared.idle_workers.load(Ordering::SeqCst)
-            && shared.started_workers.load(Ordering::SeqCst) < shared.config.workers
-        {
-            if let Err(e) = spawn_worker(&shared, &queue_rx) {
-                log::error!("could not start a worker thread: {e}");
-            }
+        if worker_available(&shared) {
+            hand_over(&shared, client, Instant::now());
+        } else {
+            // Every worker is busy: the connection is no request yet, so it waits for its
+            // first bytes in the poller, which answers 503 then if still no worker is free.
+            let deadline = Instant::now() + shared.config.header_timeout;
+            drop(shared.parking.park(client, deadline));
         }
     }
+}
+
+fn run_poller(poller: Poller, shared: Arc<Shared>) {
+    let max_sleep = shared
+        .config
+        .keepalive_idle
+        .min(shared.config.header_timeout);
+    poller.run(&shared.parking, max_sleep, |client, seen| {
+        if worker_available(&shared) {
+            hand_over(&shared, client, seen);
+        } else {
+            let Client { conn, _open } = client;
+            reject_overload(
+                &shared,
+                conn.stream,
+                conn.peer,
+                "every worker is busy; retry shortly",
+            );
+        }
+    });
 }
 
 /// How long to pause after a failed accept: out of descriptors or memory needs time for
@@ -288,12 +427,13 @@ fn accept_backoff(e: &io::Error, failures: u32) -> Duration {
     }
 }
 
-/// Answers 503 on the acceptor itself and hands the socket to the closer. The handler's
-/// `refuse` shapes the answer; should it panic, the acceptor survives and sends the default.
-fn reject_overload(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
+/// Answers 503 on the acceptor (at the connection cap) or the poller (every worker busy) and
+/// hands the socket to the closer. The handler's `refuse` shapes the answer; should it panic,
+/// the thread survives and sends the default.
+fn reject_overload(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, message: &str) {
     let refusal = Refusal {
         status: 503,
-        message: "the gateway is at its connection limit; retry shortly",
+        message,
         peer,
         received_at: Instant::now(),
         head: None,
@@ -303,7 +443,7 @@ fn reject_overload(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
         Ok(response) => response,
         Err(panic) => {
             log::error!(
-                "Handler::refuse panicked on the acceptor for the 503 to {peer}: {}",
+                "Handler::refuse panicked for the 503 to {peer}: {}",
                 panic_message(&*panic)
             );
             Response::text(refusal.status, refusal.message)
@@ -364,16 +504,18 @@ fn run_closer(queue: Receiver<(TcpStream, Instant)>) {
     }
 }
 
-fn run_worker(shared: Arc<Shared>, queue: Receiver<Connection>) {
+fn run_worker(shared: Arc<Shared>) {
     loop {
         shared.idle_workers.fetch_add(1, Ordering::SeqCst);
-        let next = queue.recv_timeout(WORKER_IDLE_LIFETIME);
+        let next = shared.ready_rx.recv_timeout(WORKER_IDLE_LIFETIME);
         shared.idle_workers.fetch_sub(1, Ordering::SeqCst);
         match next {
-            Ok(conn) => {
-                let _open = OpenConnection(&shared.open_connections);
-                let peer = conn.peer;
-                let served = catch_unwind(AssertUnwindSafe(|| serve_connection(&shared, conn)));
+            Ok(Work::Serve(client, since)) => {
+                let peer = client.conn.peer;
+                let waited = since.elapsed();
+                let served = catch_unwind(AssertUnwindSafe(|| {
+                    serve_connection(&shared, client, waited)
+                }));
                 if let Err(panic) = served {
                     log::error!(
                         "panic while serving {peer}: {}; connection closed",
@@ -381,7 +523,8 @@ fn run_worker(shared: Arc<Shared>, queue: Receiver<Connection>) {
                     );
                 }
             }
-            Err(RecvTimeoutError::Timeout) if !queue.is_empty() => {}
+            Ok(Work::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) if !shared.ready_rx.is_empty() => {}
             Err(RecvTimeoutError::Timeout) => {
                 // Idle for long: give the thread (and its stack) back, keeping a few.
                 let retire =
@@ -394,16 +537,31 @@ fn run_worker(shared: Arc<Shared>, queue: Receiver<Connection>) {
                     return;
                 }
             }
-            Err(RecvTimeoutError::Disconnected) => return,
         }
     }
 }
 
-/// Counts one open connection until dropped, however its worker leaves it (a panic too).
-/// The acceptor counted it in.
-struct OpenConnection<'a>(&'a AtomicUsize);
+/// Counts one open connection until dropped, however and wherever it is closed (a panic on a
+/// worker, a reap in the poller). The acceptor counted it in.
+struct OpenConnection(Arc<AtomicUsize>);
 
-impl Drop for OpenConnection<'_> {
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Counts a worker inside a request until dropped, a panic included.
+struct InRequest<'a>(&'a AtomicUsize);
+
+impl<'a> InRequest<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        InRequest(count)
+    }
+}
+
+impl Drop for InRequest<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
@@ -427,10 +585,13 @@ fn refusal_response(shared: &Shared, refusal: &Refusal<'_>) -> Response {
     response
 }
 
-/// Serves requests on one connection until it closes, goes idle, or must be closed.
-fn serve_connection(shared: &Shared, mut conn: Connection) {
+/// Serves requests on one connection while they come at once; then parks it in the poller
+/// (idle), hands it back to the ready queue (others were waiting first), or closes it.
+fn serve_connection(shared: &Arc<Shared>, mut client: Client, mut queue_wait: Duration) {
     loop {
-        let request = match conn.read_request(&shared.limits, &shared.stopping) {
+        let busy = InRequest::enter(&shared.in_request);
+        let conn = &mut client.conn;
+        let mut request = match conn.read_request(&shared.limits) {
             Ok(request) => request,
             Err(ReadError::Closed) => return,
             Err(ReadError::Reject(status, message, head)) => {
@@ -448,11 +609,12 @@ fn serve_connection(shared: &Shared, mut conn: Connection) {
                 // Errors found before a request was understood are answered as HTTP/1.1.
                 let mut responder = Responder::new(&mut conn.stream, Version::Http11, false, false);
                 if responder.send(response).is_ok() {
-                    linger_close(shared, conn.stream);
+                    linger_close(shared, client.conn.stream);
                 }
                 return;
             }
         };
+        request.queue_wait = std::mem::take(&mut queue_wait);
         conn.served += 1;
         let keep_alive = request.wants_keep_alive() && !shared.stopping.load(Ordering::SeqCst);
         let head_only = request.method == "HEAD";
@@ -484,6 +646,42 @@ fn serve_connection(shared: &Shared, mut conn: Connection) {
             return;
         }
         if !reusable || panicked {
+            return;
+        }
+        drop(busy);
+        let stopping = shared.stopping.load(Ordering::SeqCst);
+        if !conn.has_buffered() {
+            if stopping {
+                return;
+            }
+            // Wait briefly for the next request only while that keeps nobody waiting: other
+            // workers are idle (more of them than are waiting like this one) or may start.
+            let idle = shared.idle_workers.load(Ordering::SeqCst);
+            let lingering = shared.lingering_workers.load(Ordering::SeqCst);
+            let may_wait = !others_waiting(shared) && (idle > lingering || can_grow(shared));
+            let next = if may_wait {
+                shared.lingering_workers.fetch_add(1, Ordering::SeqCst);
+                let next = conn.wait_briefly(NEXT_REQUEST_WAIT);
+                shared.lingering_workers.fetch_sub(1, Ordering::SeqCst);
+                next
+            } else {
+                NextRequest::Idle
+            };
+            match next {
+                NextRequest::Arrived => {}
+                NextRequest::Closed => return,
+                NextRequest::Idle => {
+                    conn.release_buffers();
+                    let deadline = Instant::now() + shared.config.keepalive_idle;
+                    drop(shared.parking.park(client, deadline));
+                    return;
+                }
+            }
+        }
+        // The next request's bytes are here. Connections queued before it, waiting for a busy
+        // worker, go first: this one queues behind them, ready (no wait for readability).
+        if !stopping && others_waiting(shared) {
+            hand_over(shared, client, Instant::now());
             return;
         }
     }

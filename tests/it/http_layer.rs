@@ -3,10 +3,12 @@
 //! the protocol tests (keep-alive, pipelining, HTTP/1.0, HEAD, bodies, streams);
 //! `http_layer/hostile.rs` attacks the server, `http_layer/lifecycle.rs` covers the connection
 //! cap, panics, graceful shutdown and descriptor exhaustion, `http_layer/refusals.rs` what the
-//! handler hears of the requests the layer refuses (`Handler::refuse`).
+//! handler hears of the requests the layer refuses (`Handler::refuse`), `http_layer/parking.rs`
+//! idle keep-alive connections parked in the poller instead of holding workers.
 
 mod hostile;
 mod lifecycle;
+mod parking;
 mod refusals;
 
 use std::net::SocketAddr;
@@ -51,8 +53,8 @@ impl Gate {
     }
 }
 
-/// Routes: `/ok`, `/echo` (the body back), `/big?n=` (n bytes), `/panic`, `/silent` (answers
-/// nothing), `/slow?ms=`, `/stream?n=&ms=` (n events, a pause between), `/gated` (one event,
+/// Routes: `/ok`, `/echo` (the body back), `/big?n=` (n bytes), `/queue-wait` (the request's
+/// queue wait in µs), `/panic`, `/silent` (answers nothing), `/slow?ms=`, `/stream?n=&ms=` (n events, a pause between), `/gated` (one event,
 /// then waits for the gate, then two more). Streams report their outcome on a channel.
 pub struct TestHandler {
     outcomes: Mutex<Sender<StreamOutcome>>,
@@ -117,6 +119,7 @@ impl Handler for TestHandler {
                 let n = param(req, "n").unwrap_or(4096) as usize;
                 res.send(Response::new(200, "text/plain", vec![b'x'; n]))
             }
+            "/queue-wait" => res.send(Response::text(200, &req.queue_wait.as_micros().to_string())),
             "/panic" => panic!("the test handler panics on purpose"),
             "/silent" => Ok(()),
             "/slow" => {
