@@ -11,6 +11,10 @@
 # FAST_EVENTS (10), PACED_C (256), PACED_EVENTS (20), PACED_MS (50), SLOW_STREAMS (1000),
 # SLOW_EVENTS (100), SLOW_MS (100), NGINX_WORKERS (auto), GATEWAY_ENV (extra VAR=value words for
 # the gateway, e.g. "WORKERS=256 LOG_LEVEL=warn"), SKIP_BUILD=1, KEEP_TMP=1, QUICK=1 (1 s runs).
+# Issue 18's rows: IDLE_CONNS (1000: keep-alive connections held idle while a new client is
+# measured, row "idleN"), BURST (1000 streams opened at once, BURST_EVENTS 20 events BURST_MS
+# 250 ms apart, row "burst"), EVENT_C/EVENT_N (100 streams × 100 events, row "events": CPU per
+# relayed event). SCALE_ONLY=1 runs only these rows.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +34,13 @@ SLOW_MS=${SLOW_MS:-100}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
 NGINX=${NGINX:-/usr/sbin/nginx}
 GATEWAY_ENV=${GATEWAY_ENV:-}
+IDLE_CONNS=${IDLE_CONNS:-1000}
+BURST=${BURST:-1000}
+BURST_EVENTS=${BURST_EVENTS:-20}
+BURST_MS=${BURST_MS:-250}
+EVENT_C=${EVENT_C:-100}
+EVENT_N=${EVENT_N:-100}
+SCALE_ONLY=${SCALE_ONLY:-0}
 
 TMP=$(mktemp -d /tmp/llmcg-bench.XXXXXX)
 PIDS=()
@@ -256,6 +267,7 @@ run_one() {
 
 TARGETS="direct nginx"
 [[ $HAVE_GATEWAY == 1 ]] && TARGETS="$TARGETS gateway"
+[[ $SCALE_ONLY == 1 ]] && CONCURRENCY=""
 for c in $CONCURRENCY; do
     for mode in nonstream stream; do
         for target in $TARGETS; do
@@ -268,7 +280,7 @@ for c in $CONCURRENCY; do
     done
 done
 for target in $TARGETS; do
-    run_one "$target" 32 get --mode get
+    [[ $SCALE_ONLY == 1 ]] || run_one "$target" 32 get --mode get
 done
 # c=1 once more with every process on CPU 0: on a VM a wake-up across cores costs tens of µs
 # and where the scheduler puts each thread changes from run to run; on one core the added
@@ -289,7 +301,20 @@ if [[ " $CONCURRENCY " == *" 1 "* ]]; then
     pin_servers "$ALL_CPUS"
 fi
 for target in $TARGETS; do
-    run_one "$target" "$PACED_C" paced --mode stream --events "$PACED_EVENTS" --ms "$PACED_MS"
+    [[ $SCALE_ONLY == 1 ]] ||
+        run_one "$target" "$PACED_C" paced --mode stream --events "$PACED_EVENTS" --ms "$PACED_MS"
+done
+# Issue 18: a new client's latency among idle keep-alive pools; a burst of streams opened at
+# once (TTFB and total time); CPU per relayed event.
+for target in $TARGETS; do
+    run_one "$target" 1 "idle$IDLE_CONNS" --mode nonstream --idle "$IDLE_CONNS"
+done
+for target in $TARGETS; do
+    run_one "$target" "$BURST" burst --mode stream -n "$BURST" --events "$BURST_EVENTS" \
+        --ms "$BURST_MS" --warmup 0 --timeout 60
+done
+for target in $TARGETS; do
+    run_one "$target" "$EVENT_C" events --mode stream --events "$EVENT_N" --ms 0
 done
 
 # --- 1,000 slow streams through the gateway ----------------------------------------------------
@@ -297,7 +322,7 @@ SLOW_OUT=""
 PEAK_RSS=0
 PEAK_THREADS=0
 PEAK_FDS=0
-if [[ $HAVE_GATEWAY == 1 ]]; then
+if [[ $HAVE_GATEWAY == 1 && $SCALE_ONLY != 1 ]]; then
     log "$SLOW_STREAMS concurrent slow streams ($SLOW_EVENTS events, one per $SLOW_MS ms) through the gateway"
     "$LOAD" run --url "http://$GW_ADDR/v1/chat/completions" --mode stream -c "$SLOW_STREAMS" \
         -n "$SLOW_STREAMS" --events "$SLOW_EVENTS" --ms "$SLOW_MS" --timeout 60 --label slow \
@@ -342,12 +367,17 @@ END {
         split(row[i], f, "\t"); key = f[2] SUBSEP f[3]
         added = (f[1] == "direct") ? "-" : sprintf("%+.3f", (f[6] - dp50[key]) / 1000)
         ratio = (f[1] == "direct" || drps[key] == 0) ? "-" : sprintf("%.3f", f[5] / drps[key])
-        ttfe = (f[3] == "stream" || f[3] == "paced") ? sprintf("%.3f", f[8] / 1000) : "-"
+        ttfe = (f[8] + 0 > 0) ? sprintf("%.3f", f[8] / 1000) : "-"
         printf "%-8s %5s %-9s %10.0f %9.3f %9.3f %10s %8s %9s %8s %7s  %s\n", f[1], f[2], f[3], f[5], f[6] / 1000, f[7] / 1000, added, ratio, ttfe, f[10], f[9], f[11]
     }
 }' "$RESULTS"
 echo
-if [[ $HAVE_GATEWAY == 1 ]]; then
+# CPU per relayed event: the proxy's CPU per request of the "events" rows over its events.
+awk -F'\t' -v n="$EVENT_N" '$3 == "events" && $10 != "-" {
+    printf "CPU per relayed event (%s streams × %s events): %-8s %.1f µs\n", $2, n, $1, $10 / n
+}' "$RESULTS"
+echo
+if [[ $HAVE_GATEWAY == 1 && $SCALE_ONLY != 1 ]]; then
     echo "gateway memory and startup"
     printf '  idle RSS after start            %8.1f MB  (%s threads)\n' "$(awk -v k="$IDLE_RSS_KB" 'BEGIN{print k/1024}')" "$IDLE_THREADS"
     printf '  peak RSS, %s slow streams     %8.1f MB  (%s threads, %s fds)\n' "$SLOW_STREAMS" "$(awk -v k="$PEAK_RSS" 'BEGIN{print k/1024}')" "$PEAK_THREADS" "$PEAK_FDS"

@@ -1,7 +1,10 @@
 //! load: a keep-alive HTTP/1.1 load generator for the gateway benchmark.
 //!
 //! `load run --url URL [--mode nonstream|stream|get] [-c C] [-d SECS | -n COUNT] [--warmup SECS]
-//!           [--events N] [--ms M] [--model NAME] [--include-usage] [--timeout SECS] [--label L]`
+//!           [--events N] [--ms M] [--model NAME] [--include-usage] [--timeout SECS] [--label L]
+//!           [--idle N]`
+//!   `--idle N` first opens N keep-alive connections, makes one request on each and holds them
+//!   open, idle, for the whole run: the latency measured is a new client's among idle pools.
 //!
 //! C client threads, each with its own keep-alive connection (reconnecting after a close or an
 //! error), send the same request for D seconds (after a warm-up whose requests are not counted)
@@ -51,6 +54,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: load run --url URL [--mode nonstream|stream|get] [-c C] [-d SECS | -n COUNT]\n\
          \x20               [--warmup SECS] [--events N] [--ms M] [--model NAME] [--include-usage]\n\
+         \x20               [--idle N]\n\
          \x20               [--timeout SECS] [--label L]\n\
          \x20      load startup [--runs R] [--settle-ms MS] -- CMD [ARGS...]\n\
          \x20      load free-port"
@@ -78,6 +82,8 @@ struct Opts {
     events: u64,
     ms: u64,
     model: String,
+    /// Keep-alive connections held idle during the run.
+    idle: usize,
     include_usage: bool,
     timeout: f64,
     label: String,
@@ -97,6 +103,7 @@ fn parse_run(args: &[String]) -> Opts {
         events: 10,
         ms: 0,
         model: "gpt-4o-mini".into(),
+        idle: 0,
         include_usage: false,
         timeout: 30.0,
         label: String::new(),
@@ -124,6 +131,7 @@ fn parse_run(args: &[String]) -> Opts {
             "--include-usage" => o.include_usage = true,
             "--timeout" => o.timeout = val().parse().unwrap_or_else(|_| usage()),
             "--label" => o.label = val(),
+            "--idle" => o.idle = val().parse().unwrap_or_else(|_| usage()),
             _ => usage(),
         }
     }
@@ -224,6 +232,7 @@ enum Outcome {
 fn run(o: Opts) {
     let req = Arc::new(request_bytes(&o));
     let o = Arc::new(o);
+    let _idle = hold_idle(&o, &req);
     let start = Instant::now();
     let measure_from = start + Duration::from_secs_f64(o.warmup);
     let deadline = measure_from + Duration::from_secs_f64(o.secs);
@@ -281,6 +290,30 @@ fn run(o: Opts) {
     // Hung threads (if any) must not keep the process alive.
     io::stdout().flush().ok();
     std::process::exit(0);
+}
+
+/// Opens `o.idle` keep-alive connections, one request each, and returns them to be held
+/// (idle) until the process exits. Failures are counted and reported on stderr.
+fn hold_idle(o: &Opts, req: &[u8]) -> Vec<Conn> {
+    let mut held = Vec::with_capacity(o.idle);
+    let mut failed = 0;
+    for _ in 0..o.idle {
+        let Ok(s) = TcpStream::connect_timeout(&o.addr, Duration::from_secs(5)) else {
+            failed += 1;
+            continue;
+        };
+        let _ = s.set_nodelay(true);
+        let _ = s.set_read_timeout(Some(Duration::from_secs_f64(o.timeout)));
+        let mut c = Conn::new(s, 16 * 1024);
+        match one_request(&mut c, o, req, Instant::now()) {
+            Outcome::Ok { keep: true, .. } => held.push(c),
+            _ => failed += 1,
+        }
+    }
+    if failed > 0 {
+        eprintln!("load: {failed} of {} idle connections failed", o.idle);
+    }
+    held
 }
 
 fn client(
