@@ -22,6 +22,7 @@ mod http_layer;
 mod interaction_logs;
 mod metrics;
 mod module_graph;
+mod props;
 mod readmes;
 mod refusal_records;
 mod sdk;
