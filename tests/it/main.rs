@@ -3,6 +3,7 @@
 
 mod support;
 
+mod anthropic_ingress;
 mod api_docs;
 mod cli;
 mod conformance_anthropic;
@@ -26,4 +27,5 @@ mod props;
 mod readmes;
 mod refusal_records;
 mod sdk;
+mod sdk_anthropic;
 mod sdk_relay;
