@@ -1,9 +1,10 @@
 //! Estimated input tokens of an internal chat request, for `count_tokens` when the target has
 //! no counting endpoint of its own: the text of every message, tool call and tool definition
-//! counted with OpenAI's `o200k_base` encoding (`bpe-openai`: the encoding of current OpenAI
-//! models, a maintained crate that embeds it prebuilt), plus OpenAI's documented overheads (3
-//! tokens per message, 3 to prime the reply) and 85 per image (a low-detail tile). Other
-//! providers' tokenizers differ, so the answer is flagged as an estimate.
+//! counted with OpenAI's `o200k_base` encoding (the encoding of current OpenAI models, from
+//! `tiktoken-rs`, the maintained port of OpenAI's tiktoken; parsed once, at first use), plus
+//! OpenAI's documented overheads (3 tokens per message, 3 to prime the reply) and 85 per image
+//! (a low-detail tile). Other providers' tokenizers differ, so the answer is flagged as an
+//! estimate.
 
 use serde_json::{Map, Value};
 
@@ -16,8 +17,8 @@ const PER_IMAGE: usize = 85;
 
 /// The estimated input tokens of an internal chat request.
 pub fn estimate(body: &Map<String, Value>) -> u64 {
-    let bpe = bpe_openai::o200k_base();
-    let count = |s: &str| bpe.count(s);
+    let bpe = tiktoken_rs::o200k_base_singleton();
+    let count = |s: &str| bpe.encode_ordinary(s).len();
     let mut total = PER_REPLY;
     for message in body
         .get("messages")
