@@ -264,19 +264,6 @@ pub fn sse_data(out: &mut Vec<u8>, data: &str) {
     out.extend_from_slice(b"\n\n");
 }
 
-/// Ends a stream after a failure: what is pending (`pending`), then one `data:` event with the
-/// error object, then the end of the body. No `[DONE]`, so no client mistakes the stream for a
-/// complete one.
-pub fn end_with_error(
-    stream: Stream<'_, '_>,
-    pending: &[u8],
-    error: &ApiError,
-) -> Result<(), ClientGone> {
-    let mut out = pending.to_vec();
-    sse_data(&mut out, &error.to_value().to_string());
-    stream.finish_with(&out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,11 +14,8 @@ use serde_json::{json, Map, Value};
 
 use super::{Egress, Ingress};
 use crate::error::ApiError;
-use crate::providers::{bad_response, calls, Target};
+use crate::providers::{bad_response, calls, Api, Target};
 use crate::upstream::Call;
-
-/// The provider whose targets get the client's Messages body untouched.
-const NATIVE: &str = "anthropic";
 
 /// `anthropic-version` when the client sent none.
 const DEFAULT_VERSION: &str = "2023-06-01";
@@ -152,9 +149,10 @@ fn error_object(kind: &str, message: &str) -> Value {
     json!({"type": "error", "error": {"type": kind, "message": message}})
 }
 
-/// Whether a target is Anthropic itself, which gets the client's Messages body untouched.
+/// Whether a target serves Anthropic's Messages API itself, and so gets the client's Messages
+/// body untouched.
 pub fn is_native(target: &Target) -> bool {
-    target.provider.name == NATIVE
+    target.dialect().serves(Api::AnthropicMessages)
 }
 
 /// The call to Anthropic for a client's Messages request (`path`: `/v1/messages` or its

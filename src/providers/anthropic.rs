@@ -19,8 +19,8 @@ use super::calls;
 use super::errors::{fault_kind, raw_message, upstream_code};
 use super::request::{self, Image, JsonFormat, ToolChoice, TurnBlocks};
 use super::{
-    bad_response, shape, ChatStream, Dialect, Listed, Prepared, Reply, RequestContext, Settings,
-    Target,
+    bad_response, shape, Api, ChatStream, Dialect, Listed, Prepared, Reply, RequestContext,
+    Settings, Target,
 };
 use crate::error::ApiError;
 use crate::upstream::{Call, Received};
@@ -377,6 +377,11 @@ fn error_for(status: u16, kind: Option<String>, message: String) -> ApiError {
 pub struct Anthropic;
 
 impl Dialect for Anthropic {
+    /// The Messages ingress passes its clients' bodies through to Anthropic.
+    fn serves(&self, api: Api) -> bool {
+        api == Api::AnthropicMessages
+    }
+
     fn chat_request(
         &self,
         target: &Target,

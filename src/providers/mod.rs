@@ -188,6 +188,14 @@ pub enum Emit {
     Done,
 }
 
+/// A client-facing API that a provider may serve as it is, so that an ingress route speaking it
+/// relays to that provider untouched instead of translating through the internal request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    /// Anthropic's Messages API (`POST /v1/messages`).
+    AnthropicMessages,
+}
+
 /// A model the provider lists: its id, creation time (seconds; 0 when unknown) and owner.
 pub struct Listed {
     pub id: String,
@@ -277,6 +285,11 @@ pub trait Dialect: Send + Sync {
     /// Models the provider serves without being asked (the built-in models).
     fn local_models(&self) -> Vec<Listed> {
         Vec::new()
+    }
+
+    /// Whether the provider serves `api` itself (see [`Api`]).
+    fn serves(&self, _api: Api) -> bool {
+        false
     }
 
     /// Sends a call and returns the answer's head: over HTTP, except for the built-in models.
