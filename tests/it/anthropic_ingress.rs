@@ -5,12 +5,12 @@
 //! Anthropic's API reference ([`assert_message`], [`assert_event_sequence`]).
 
 use std::fs;
-use std::path::Path;
 
 use serde_json::{json, Value};
 
 use crate::support::client::{fixture, fixture_json, get, send, wait_until, Reply};
 use crate::support::gateway::Gateway;
+use crate::support::logs::interaction_lines;
 use crate::support::upstream::{MockUpstream, Recorded, Script, Step};
 
 const VERSION: (&str, &str) = ("anthropic-version", "2023-06-01");
@@ -144,22 +144,6 @@ fn streamed(events: &[(String, Value)], delta: &str, field: &str) -> String {
         .filter(|(_, d)| d["delta"]["type"] == delta)
         .map(|(_, d)| d["delta"][field].as_str().unwrap().to_string())
         .collect()
-}
-
-fn interaction_lines(dir: &Path) -> Vec<Value> {
-    let mut lines = Vec::new();
-    for entry in fs::read_dir(dir).unwrap().flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with("llmcallgateway_llm_interactions_")
-        {
-            for line in fs::read_to_string(entry.path()).unwrap().lines() {
-                lines.push(serde_json::from_str(line).unwrap());
-            }
-        }
-    }
-    lines
 }
 
 #[test]

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::support::client::{self, assert_error, post_json};
 use crate::support::gateway::Gateway;
+use crate::support::logs::interaction_lines;
 use crate::support::upstream::{fixture_events, MockUpstream, Recorded, Script, Step};
 
 fn chat(model: &str, stream: bool) -> Value {
@@ -34,19 +35,6 @@ fn vendor_mock() -> MockUpstream {
             Script::fixture(200, "openai/chat_completion.json")
         }
     })
-}
-
-fn interaction_lines(dir: &std::path::Path) -> Vec<Value> {
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name.starts_with("llmcallgateway_llm_interactions_") {
-            for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
-                lines.push(serde_json::from_str(line).unwrap());
-            }
-        }
-    }
-    lines
 }
 
 #[test]

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, SystemTime};
@@ -14,29 +13,8 @@ use serde_json::{json, Value};
 
 use crate::support::client::{get, post_json, send, wait_until, Conn};
 use crate::support::gateway::{temp_dir, Gateway};
+use crate::support::logs::{interaction_lines, log_files};
 use crate::support::upstream::{fixture_events, MockUpstream, Script, Step};
-
-/// Every line of the interactions files under `dir`, parsed.
-fn interaction_lines(dir: &Path) -> Vec<Value> {
-    let mut lines = Vec::new();
-    for path in log_files(dir, "llmcallgateway_llm_interactions_") {
-        for line in fs::read_to_string(&path).unwrap().lines() {
-            lines.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")));
-        }
-    }
-    lines
-}
-
-fn log_files(dir: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
-        .collect();
-    files.sort();
-    files
-}
 
 fn chat(model: &str, stream: bool) -> Value {
     json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})

@@ -4,29 +4,13 @@
 //! the metrics, and carries the client's `x-request-id` when its head was readable.
 
 use std::net::TcpStream;
-use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::support::client::{assert_error, send, wait_until};
 use crate::support::gateway::Gateway;
+use crate::support::logs::interaction_lines;
 use crate::support::raw::Client;
-
-/// Every line of the interactions files under `dir`, parsed.
-fn interaction_lines(dir: &Path) -> Vec<Value> {
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name.starts_with("llmcallgateway_llm_interactions_") {
-            for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
-                lines.push(serde_json::from_str(line).unwrap());
-            }
-        }
-    }
-    lines
-}
 
 /// Sends raw bytes on a fresh connection and reads the answer.
 fn raw(gw: &Gateway, bytes: &str) -> crate::support::raw::Reply {

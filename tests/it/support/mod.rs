@@ -1,4 +1,5 @@
 pub mod client;
 pub mod gateway;
+pub mod logs;
 pub mod raw;
 pub mod upstream;
