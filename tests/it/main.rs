@@ -5,6 +5,7 @@ mod support;
 
 mod anthropic_ingress;
 mod api_docs;
+mod api_fuzz;
 mod cli;
 mod conformance_anthropic;
 mod conformance_bedrock;
@@ -19,6 +20,7 @@ mod gateway_limits;
 mod gateway_mock_models;
 mod gateway_relay;
 mod gateway_schema;
+mod hostile_bodies;
 mod http_layer;
 mod interaction_logs;
 mod metrics;
