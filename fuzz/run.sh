@@ -30,7 +30,8 @@ for target in $(cargo fuzz list); do
   else
     failed=1
     echo "fuzz $target: FAILED"
-    tail -n 40 "$work/$target.log"
+    grep -A6 -m1 "panicked" "$work/$target.log" | cut -c1-2000 || true
+    tail -n 12 "$work/$target.log"
     for crash in "$work/artifacts/$target"/*; do
       [ -f "$crash" ] && echo "input ($(basename "$crash")), base64: $(base64 -w0 "$crash")"
     done

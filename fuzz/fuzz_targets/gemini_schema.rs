@@ -1,5 +1,8 @@
 //! Any JSON as a tool's `parameters` in a chat for a Gemini model: a request or a 400, never a
-//! panic; the cleaned schema has no `$ref` left and is bounded.
+//! panic; the cleaned schema has no `$ref` left at any schema position (`properties` values,
+//! `items`, `anyOf` branches). Values of other keywords are data, passed as they are: a `$ref`
+//! inside a malformed `"type": {…}` is not a schema (the first crash this target found was this
+//! assertion looking there; the input is now a seed and a named test in tests/it/props).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -25,9 +28,25 @@ fuzz_target!(|data: &[u8]| {
     };
     match target.dialect().chat_request(&target, body, false, &context) {
         Ok(prepared) => {
-            let text = String::from_utf8(prepared.call.body).expect("UTF-8");
-            assert!(!text.contains("\"$ref\""), "a $ref survived: {text}");
+            let request: Value = serde_json::from_slice(&prepared.call.body).expect("JSON");
+            if let Some(cleaned) = request["tools"][0]["functionDeclarations"][0].get("parameters") {
+                assert_no_ref(cleaned);
+            }
         }
         Err(e) => assert_eq!(e.status, 400),
     }
 });
+
+fn assert_no_ref(node: &Value) {
+    let Some(o) = node.as_object() else { return };
+    assert!(!o.contains_key("$ref"), "a $ref survived: {node}");
+    if let Some(Value::Object(props)) = o.get("properties") {
+        props.values().for_each(assert_no_ref);
+    }
+    if let Some(items) = o.get("items") {
+        assert_no_ref(items);
+    }
+    if let Some(Value::Array(branches)) = o.get("anyOf") {
+        branches.iter().for_each(assert_no_ref);
+    }
+}
