@@ -74,6 +74,11 @@ impl Redactor {
                 out = Cow::Owned(out.replace(secret.as_str(), "***"));
             }
         }
+        if !self.secrets.is_empty() && out.contains('\\') {
+            if let Some(redacted) = self.escaped_secrets(&out) {
+                out = Cow::Owned(redacted);
+            }
+        }
         if needs_pattern_scan(&out) {
             out = Cow::Owned(redact_patterns(&out));
         }
@@ -81,6 +86,53 @@ impl Redactor {
             out = Cow::Owned(redacted);
         }
         out
+    }
+}
+
+impl Redactor {
+    /// Replaces secrets spelled with JSON escapes (`\/`, `\u0077`, …), as a provider's JSON
+    /// encoder may echo a key: each JSON string literal whose escapes could spell printable
+    /// characters is decoded, and re-encoded with `***` when it holds a secret. `None` when no
+    /// literal does.
+    fn escaped_secrets(&self, text: &str) -> Option<String> {
+        let bytes = text.as_bytes();
+        let mut out: Option<String> = None;
+        let mut copied = 0;
+        let mut i = 0;
+        while let Some(start) = bytes[i..].iter().position(|&b| b == b'"').map(|p| p + i) {
+            let mut end = start + 1;
+            let mut hides = false;
+            while end < bytes.len() && bytes[end] != b'"' {
+                if bytes[end] == b'\\' {
+                    hides |= matches!(bytes.get(end + 1), Some(b'/' | b'u' | b'\\' | b'"'));
+                    end += 1;
+                }
+                end += 1;
+            }
+            if end >= bytes.len() {
+                break;
+            }
+            let literal = &text[start..=end];
+            if hides {
+                if let Ok(decoded) = serde_json::from_str::<String>(literal) {
+                    if self.secrets.iter().any(|s| decoded.contains(s.as_str())) {
+                        let mut clean = decoded;
+                        for secret in &self.secrets {
+                            clean = clean.replace(secret.as_str(), "***");
+                        }
+                        let out = out.get_or_insert_with(String::new);
+                        out.push_str(&text[copied..start]);
+                        out.push_str(&serde_json::to_string(&clean).unwrap_or_default());
+                        copied = end + 1;
+                    }
+                }
+            }
+            i = end + 1;
+        }
+        out.map(|mut out| {
+            out.push_str(&text[copied..]);
+            out
+        })
     }
 }
 

@@ -527,8 +527,10 @@ fn embeddings_response(model: &str, answers: &[Received], base64: bool) -> Resul
 pub struct Bedrock;
 
 impl Dialect for Bedrock {
+    /// A model id goes in the path as one encoded segment; dots alone (`.`, `..`) would still
+    /// be a dot segment there, which moves the call out of `/model/`.
     fn check_model(&self, _requested: &str, model: &str) -> Result<(), ApiError> {
-        if model.is_empty() {
+        if model.chars().all(|c| c == '.') {
             return Err(ApiError::invalid(
                 Some("model"),
                 "A Bedrock model is named bedrock/<model-id>, e.g. bedrock/anthropic.claude-3-5-haiku-20241022-v1:0.",

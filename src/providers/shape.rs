@@ -5,7 +5,8 @@
 
 use serde_json::{json, Value};
 
-use super::Reply;
+use super::{bad_response, Reply};
+use crate::error::ApiError;
 
 pub use crate::events::unix_now;
 
@@ -85,6 +86,26 @@ pub fn cached_usage(input: u64, cache_read: u64, cache_write: u64, output: u64) 
 /// A tool call of an answer; `arguments` is the JSON text of the input.
 pub fn tool_call(id: Value, name: Value, arguments: String) -> Value {
     json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
+}
+
+/// The delta that starts a streamed tool call: its OpenAI index, id, name and the first piece
+/// of its arguments. The id and name must be strings (clients key on them); a provider event
+/// without them is not relayed as a call named `null` but is a 502.
+pub fn tool_call_start(
+    index: u64,
+    id: Option<&Value>,
+    name: Option<&Value>,
+    arguments: &str,
+) -> Result<Value, ApiError> {
+    let (Some(id @ Value::String(_)), Some(name @ Value::String(_))) = (id, name) else {
+        return Err(bad_response(
+            "a tool call started without a string id and name",
+        ));
+    };
+    Ok(json!({"tool_calls": [{
+        "index": index, "id": id, "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }]}))
 }
 
 /// One choice of a `chat.completion`.

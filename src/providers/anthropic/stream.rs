@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::{error_for, finish_reason, status_of, usage, JSON_TOOL};
 use crate::error::ApiError;
 use crate::providers::calls::typed_event;
-use crate::providers::shape::Chunks;
+use crate::providers::shape::{self, Chunks};
 use crate::providers::{truncated, ChatStream, Emit};
 use crate::upstream::SseEvent;
 
@@ -88,17 +88,15 @@ impl ChatStream for StreamState {
                     }
                     Some("tool_use") => {
                         let n = self.tools;
+                        let arguments = initial_input(block).unwrap_or_default();
+                        let call = shape::tool_call_start(
+                            n,
+                            block.get("id"),
+                            block.get("name"),
+                            &arguments,
+                        )?;
                         self.tools += 1;
-                        let call = json!({
-                            "index": n,
-                            "id": block.get("id").cloned().unwrap_or(Value::Null),
-                            "type": "function",
-                            "function": {
-                                "name": block.get("name").cloned().unwrap_or(Value::Null),
-                                "arguments": initial_input(block).unwrap_or_default(),
-                            },
-                        });
-                        (Block::Tool(n), Some(json!({"tool_calls": [call]})))
+                        (Block::Tool(n), Some(call))
                     }
                     _ => (Block::Other, None),
                 };

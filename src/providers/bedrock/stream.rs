@@ -73,16 +73,10 @@ impl ChatStream for StreamState {
                 self.start(&mut out);
                 if let Some(tool) = data.pointer("/start/toolUse") {
                     let n = self.tools.len() as u64;
+                    let delta =
+                        shape::tool_call_start(n, tool.get("toolUseId"), tool.get("name"), "")?;
                     self.tools.insert(index, n);
-                    out.push(self.chunk(
-                        json!({"tool_calls": [{
-                            "index": n,
-                            "id": tool.get("toolUseId").cloned().unwrap_or(Value::Null),
-                            "type": "function",
-                            "function": {"name": tool.get("name").cloned().unwrap_or(Value::Null), "arguments": ""},
-                        }]}),
-                        None,
-                    ));
+                    out.push(self.chunk(delta, None));
                 }
             }
             "contentBlockDelta" => {

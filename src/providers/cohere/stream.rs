@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::{finish_reason, usage};
 use crate::error::ApiError;
 use crate::providers::calls::typed_event;
-use crate::providers::shape::Chunks;
+use crate::providers::shape::{self, Chunks};
 use crate::providers::{truncated, ChatStream, Emit};
 use crate::upstream::SseEvent;
 
@@ -76,20 +76,14 @@ impl ChatStream for StreamState {
             }
             "tool-call-start" => {
                 let call = &message["tool_calls"];
-                let n = self.tools;
+                let delta = shape::tool_call_start(
+                    self.tools,
+                    call.get("id"),
+                    call["function"].get("name"),
+                    call["function"]["arguments"].as_str().unwrap_or_default(),
+                )?;
                 self.tools += 1;
-                out.push(self.chunk(
-                    json!({"tool_calls": [{
-                        "index": n,
-                        "id": call.get("id").cloned().unwrap_or(Value::Null),
-                        "type": "function",
-                        "function": {
-                            "name": call["function"].get("name").cloned().unwrap_or(Value::Null),
-                            "arguments": call["function"]["arguments"].as_str().unwrap_or_default(),
-                        },
-                    }]}),
-                    None,
-                ));
+                out.push(self.chunk(delta, None));
             }
             "tool-call-delta" => {
                 if self.tools == 0 {

@@ -243,15 +243,6 @@ fn realise(step: &Step, pool: &[SseEvent]) -> SseEvent {
     }
 }
 
-/// A defect found by this property and reported to the lead engineer (issue 19): a tool-call
-/// start whose provider event has no string name or id (Anthropic `content_block_start` with
-/// `"name": null` or `"id": []`, Cohere `tool-call-start` with `null` data or `"name": false`,
-/// Bedrock `contentBlockStart` with `"toolUse": null` or `"name": false`) becomes a tool-call
-/// delta whose `name`/`id` is that value (`null`, `false`, `[]`), which the schema does not
-/// allow (both are strings), instead of a 502 `upstream_bad_response`. The
-/// property tolerates it until the fix lands; the ignored tests below say what the fix must do.
-const NULL_TOOL_NAME: &str = "reported";
-
 /// Why `chunk` is not a valid `chat.completion.chunk`, if it is not.
 pub fn chunk_problem(chunk: &Value) -> Option<String> {
     let Some(o) = chunk.as_object() else {
@@ -321,9 +312,7 @@ pub fn chunk_problem(chunk: &Value) -> Option<String> {
                         .pointer("/function/name")
                         .is_some_and(|v| !v.is_string())
                 {
-                    return Some(format!(
-                        "{NULL_TOOL_NAME}: a tool call's id or name is not a string"
-                    ));
+                    return Some("a tool call's id or name is not a string".into());
                 }
                 if let Some(f) = call.get("function") {
                     for key in ["name", "arguments"] {
@@ -429,25 +418,17 @@ proptest! {
     ) {
         let pool = fixture_events(provider);
         let events: Vec<SseEvent> = steps.iter().map(|s| realise(s, &pool)).collect();
-        if let Err(problem) = translate(provider, &events).or_else(tolerate_reported) {
+        if let Err(problem) = translate(provider, &events) {
             return Err(TestCaseError::fail(format!("{provider}: {problem}\nevents: {events:?}")));
         }
     }
 }
 
-/// Passes the defect already reported ([`NULL_TOOL_NAME`]), fails on anything else.
-fn tolerate_reported(problem: String) -> Result<(), String> {
-    if problem.starts_with(NULL_TOOL_NAME) {
-        Ok(())
-    } else {
-        Err(problem)
-    }
-}
-
-/// The minimal inputs the property found for [`NULL_TOOL_NAME`]: each must be an error (or a
-/// chunk without null), not a chunk with a null name. Un-ignore once the fix lands.
+/// The minimal inputs the property found: a tool-call start whose provider event has no string
+/// id or name (Anthropic `"name": null`, Cohere `null` data or `"name": false`, Bedrock
+/// `"toolUse": null` or `"name": false`) is a 502, not a chunk with a `null` name, which the
+/// schema forbids.
 #[test]
-#[ignore = "issue 19: reported to the lead engineer; a null tool name/id reaches the client"]
 fn a_tool_call_start_without_a_name_is_not_relayed_with_a_null_name() {
     let cases = [
         (

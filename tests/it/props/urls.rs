@@ -142,16 +142,6 @@ const URL_DIALECTS: &[&str] = &[
     "groq",
 ];
 
-/// Defects found here and reported (issue 19), tolerated until their fixes land; the ignored
-/// tests below say what the fixes must do. Azure: the deployment names `.` and `..` pass its
-/// check and become a path segment (`/openai/deployments/../chat/completions`), the lead
-/// engineer's defect 6. Bedrock: the model ids `.` and `..` are percent-encoded, but `.` is
-/// unreserved, so they stay dot segments (`/model/../converse`, which a server normalises to
-/// `/converse`).
-fn reported(provider: &str, model: &str) -> bool {
-    matches!(provider, "azure" | "bedrock") && matches!(model, "." | "..")
-}
-
 fn providers_with_urls() -> Vec<&'static str> {
     registry::PROVIDERS
         .iter()
@@ -168,7 +158,7 @@ proptest! {
         provider in prop::sample::select(URL_DIALECTS),
         model in model_name(),
     ) {
-        for call in calls_for(provider, &model).into_iter().filter(|_| !reported(provider, &model)) {
+        for call in calls_for(provider, &model) {
             if let Some(why) = escape(&call.url) {
                 return Err(TestCaseError::fail(format!(
                     "{provider}/{model:?} → {}: {why}", call.url
@@ -203,10 +193,7 @@ fn traversal_nul_and_control_character_model_names_stay_under_the_base() {
     ];
     for provider in providers_with_urls() {
         for name in names {
-            for call in calls_for(provider, name)
-                .into_iter()
-                .filter(|_| !reported(provider, name))
-            {
+            for call in calls_for(provider, name).into_iter() {
                 assert_eq!(
                     escape(&call.url),
                     None,
@@ -218,8 +205,9 @@ fn traversal_nul_and_control_character_model_names_stay_under_the_base() {
     }
 }
 
+/// `.` and `..` would be dot segments in the path, which a server normalises away: Azure's
+/// deployment and Bedrock's model id refuse them (percent-encoding keeps `.` as it is).
 #[test]
-#[ignore = "issue 19: Azure is the lead engineer's defect 6, Bedrock reported to the lead engineer"]
 fn dot_segment_model_names_are_refused_by_azure_and_bedrock() {
     for provider in ["azure", "bedrock"] {
         for name in [".", ".."] {
