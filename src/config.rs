@@ -61,6 +61,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("LOG_ROTATE_MB", "100", "a log file rotates daily and when it reaches this size (decimals allowed)"),
     ("LOG_RETENTION_DAYS", "14", "log files and trend history older than this many days are deleted; 0 keeps them forever (LOG_MAX_TOTAL_MB still applies)"),
     ("LOG_MAX_TOTAL_MB", "2048", "the oldest log files are deleted while all of them together exceed this"),
+    ("ACCESS_LOG", "true", "one access line per request in the system log (false turns them off)"),
     ("METRICS", "true", "keep live metrics and trends (false turns both off)"),
     ("PRICES_FILE", "", "a JSON price table laid over the built-in one: {\"model\": {\"input\": 2.5, \"cached_input\": 1.25, \"output\": 10}} in USD per million tokens"),
     ("ENABLE_RELOAD", "false", "accepted for compatibility with the Python gateway; has no effect"),
@@ -91,6 +92,7 @@ pub struct Config {
     pub log_rotate_bytes: u64,
     pub log_retention_days: u32,
     pub log_max_total_bytes: u64,
+    pub access_log: bool,
     pub metrics: bool,
     pub prices: Prices,
     pub prices_file: Option<PathBuf>,
@@ -198,6 +200,7 @@ impl Config {
             log_rotate_bytes: parse_megabytes(&get, "LOG_ROTATE_MB", 100.0)?,
             log_retention_days: parse(&get, "LOG_RETENTION_DAYS", 14, "a number of days")?,
             log_max_total_bytes: parse_megabytes(&get, "LOG_MAX_TOTAL_MB", 2048.0)?,
+            access_log: get("ACCESS_LOG").is_none() || parse_bool(&get, "ACCESS_LOG")?,
             metrics: get("METRICS").is_none() || parse_bool(&get, "METRICS")?,
             prices: match get("PRICES_FILE") {
                 None => Prices::default(),

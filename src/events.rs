@@ -61,6 +61,9 @@ pub struct Interaction {
     pub stream: bool,
     /// The body sent to the provider (for the built-in models: the client's request).
     pub request_body: Option<Body>,
+    /// The body as the client sent it, kept when the request was refused before any provider
+    /// call (malformed, invalid, an unknown model): the one request a user most needs to see.
+    pub client_body: Option<Body>,
     /// Non-stream: the body received; stream: the reassembled `chat.completion`.
     pub response_body: Option<Body>,
     /// Stream events relayed to the client.
@@ -78,6 +81,10 @@ pub struct Interaction {
     pub cost: Option<f64>,
     /// A chat or embeddings call: counted in the metrics.
     pub api_call: bool,
+    /// A monitoring or docs request (`/health`, `/metrics*`, `/v1/models` …): an access line
+    /// only, unless it was refused (an error status), so probes and dashboards do not flood
+    /// the interactions log.
+    pub access_only: bool,
     /// Request parameters dropped because the provider cannot honour them.
     pub dropped_params: Vec<String>,
     /// Set once the request is over (by the drop guard).
@@ -100,6 +107,7 @@ impl Interaction {
             api_base: None,
             stream: false,
             request_body: None,
+            client_body: None,
             response_body: None,
             chunks: None,
             http_status: 0,
@@ -111,6 +119,7 @@ impl Interaction {
             usage: None,
             cost: None,
             api_call: false,
+            access_only: false,
             dropped_params: Vec::new(),
             processing_time: Duration::ZERO,
         }

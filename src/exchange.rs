@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::config::LogBodies;
 use crate::error::ApiError;
-use crate::events::{Interaction, Outcome};
+use crate::events::{Body, Interaction, Outcome};
 use crate::gateway::Gateway;
 use crate::http::{ClientGone, Refusal, Request, Responder, Response, Stream};
 use crate::pricing::Tokens;
@@ -53,6 +53,12 @@ impl<'a> Exchange<'a> {
         record.provider = Some(target.provider.name);
         record.model = Some(target.model.clone());
         record.api_base = target.settings.base_url.clone();
+    }
+
+    /// Marks this request as monitoring or docs: an access line, not an interaction line,
+    /// unless it is refused.
+    pub fn mark_access_only(&self) {
+        self.record().access_only = true;
     }
 
     /// Marks this request as an API call: counted in flight now, and in the metrics.
@@ -153,13 +159,16 @@ impl<'a> Exchange<'a> {
         let _ = self.send_json(res, error.status, error.to_body(), error.headers.clone());
     }
 
-    /// Records an error as the request's outcome (504s count as timeouts).
+    /// Records an error as the request's outcome (504s count as timeouts). Explicitly: a
+    /// stream that fails has already sent its 200.
     pub fn record_error(&self, error: &ApiError) {
         let mut record = self.record();
         record.error = Some(error.to_value());
-        if error.status == 504 {
-            record.outcome = Some(Outcome::Timeout);
-        }
+        record.outcome = Some(if error.status == 504 {
+            Outcome::Timeout
+        } else {
+            Outcome::Error
+        });
     }
 
     /// Starts an SSE answer with the common headers plus `extra`.
@@ -193,6 +202,10 @@ impl Drop for Exchange<'_> {
         if record.http_status == 0 {
             // Nothing was answered: the worker will answer 500 on the handler's behalf.
             record.http_status = 500;
+        }
+        let refused_before_call = record.error.is_some() && record.request_body.is_none();
+        if refused_before_call && !self.req.body.is_empty() && self.keeps_bodies() {
+            record.client_body = Some(Body::Raw(self.req.body.clone()));
         }
         if record.api_call {
             self.gw.in_flight.fetch_sub(1, Ordering::Relaxed);

@@ -84,6 +84,7 @@ impl Recorder {
         }
         let render = Render {
             lines: writer.is_some(),
+            access: config.access_log,
             bodies: config.log_bodies,
             max_body: config.log_max_body_bytes,
             redactor: Redactor::for_config(config),
@@ -123,15 +124,19 @@ impl Recorder {
     /// the writer and drains a batch before queuing its record.
     pub fn record(&self, mut interaction: Interaction) {
         let route = self.render.redactor.text(&interaction.route).into_owned();
-        log_request(&interaction, &route);
-        let (request, response) = (
-            interaction.request_body.take(),
-            interaction.response_body.take(),
-        );
+        log_request(&interaction, &route, self.render.access);
+        if interaction.access_only && interaction.http_status < 400 {
+            return;
+        }
+        let bodies = Bodies {
+            request: interaction.request_body.take(),
+            response: interaction.response_body.take(),
+            client: interaction.client_body.take(),
+        };
         let line = self
             .render
             .lines
-            .then(|| self.render.line(&interaction, route, request, response));
+            .then(|| self.render.line(&interaction, route, bodies));
         let record = Record(Box::new(interaction), line);
         self.max_depth
             .fetch_max(self.tx.len() + 1, Ordering::Relaxed);
@@ -180,24 +185,36 @@ struct Writer {
 struct Render {
     /// Whether an interactions file is kept at all (`LOG_BODIES` other than `none`).
     lines: bool,
+    /// Whether each request gets an access line (`ACCESS_LOG`).
+    access: bool,
     bodies: LogBodies,
     max_body: usize,
     redactor: Redactor,
 }
 
-/// The access line of every request, and the error line of a failed one.
-fn log_request(i: &Interaction, route: &str) {
+/// The bodies a record carries to its line.
+struct Bodies {
+    request: Option<Body>,
+    response: Option<Body>,
+    client: Option<Body>,
+}
+
+/// The access line of every request (unless `ACCESS_LOG=false`), and the error line of a
+/// failed one.
+fn log_request(i: &Interaction, route: &str, access: bool) {
     let ms = i.processing_time.as_secs_f64() * 1000.0;
-    log::info!(
-        target: "access",
-        "{} {} {} {:.1}ms model={} id={}",
-        i.method,
-        route,
-        i.http_status,
-        ms,
-        i.model_requested.as_deref().unwrap_or("-"),
-        i.request_id
-    );
+    if access {
+        log::info!(
+            target: "access",
+            "{} {} {} {:.1}ms model={} id={}",
+            i.method,
+            route,
+            i.http_status,
+            ms,
+            i.model_requested.as_deref().unwrap_or("-"),
+            i.request_id
+        );
+    }
     if let Some(error) = &i.error {
         log::error!(
             "request {} failed: status={} kind={} code={} message={}",
@@ -321,16 +338,11 @@ impl Render {
     /// The record as one redacted JSON line. Bodies are embedded as the JSON text they were
     /// exchanged as, not parsed into a tree and written again: that is most of the cost of a
     /// line, and the bodies are the bulk of it.
-    fn line(
-        &self,
-        i: &Interaction,
-        route: String,
-        request: Option<Body>,
-        response: Option<Body>,
-    ) -> String {
+    fn line(&self, i: &Interaction, route: String, bodies: Bodies) -> String {
         let mut fields = self.fields(i, route);
-        fields.downstream_request = self.body(request, None);
-        fields.downstream_response = self.body(response, i.chunks);
+        fields.client_request = self.body(bodies.client, None);
+        fields.downstream_request = self.body(bodies.request, None);
+        fields.downstream_response = self.body(bodies.response, i.chunks);
         let line = serde_json::to_string(&fields).unwrap_or_default();
         match self.redactor.text(&line) {
             std::borrow::Cow::Owned(redacted) => redacted,
@@ -364,6 +376,7 @@ impl Render {
             usage: usage(i),
             cost_usd: i.cost,
             dropped_params: i.dropped_params.clone(),
+            client_request: None,
             downstream_request: None,
             downstream_response: None,
         }
@@ -478,7 +491,8 @@ struct Client {
     user_agent: Option<String>,
 }
 
-/// One line of the interactions log, fields in reading order.
+/// One line of the interactions log, fields in reading order. Every line has every key
+/// (`null` or empty when it does not apply), so a reader never has to guess.
 #[derive(Serialize)]
 struct Line {
     timestamp: String,
@@ -500,11 +514,10 @@ struct Line {
     gateway_overhead_ms: Option<f64>,
     usage: Option<Value>,
     cost_usd: Option<f64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     dropped_params: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The client's body, when the request was refused before any provider call.
+    client_request: Option<Box<RawValue>>,
     downstream_request: Option<Box<RawValue>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     downstream_response: Option<Box<RawValue>>,
 }
 

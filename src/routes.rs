@@ -34,6 +34,20 @@ pub enum Endpoint {
     RedocScript,
 }
 
+impl Endpoint {
+    /// Monitoring, docs and model-list polls: access lines, not interactions (a probe every
+    /// ten seconds would otherwise write 8,640 interaction lines a day).
+    fn is_monitoring(self) -> bool {
+        !matches!(
+            self,
+            Endpoint::ChatCompletions
+                | Endpoint::Messages
+                | Endpoint::CountTokens
+                | Endpoint::Embeddings
+        )
+    }
+}
+
 /// Every route the router answers, as (method, path, endpoint): the router matches on this
 /// table, and `/openapi.json` must describe exactly these paths. Each path also answers with
 /// `/v1` added or removed, and with a trailing `/`; a `{…}` segment takes the rest of the path
@@ -118,6 +132,9 @@ impl Handler for Gateway {
             e.headers
                 .push(("allow".into(), format!("{method}, OPTIONS")));
             return x.send_error(res, &e);
+        }
+        if endpoint.is_monitoring() {
+            x.mark_access_only();
         }
         let outcome = catch_unwind(AssertUnwindSafe(|| match endpoint {
             Endpoint::ChatCompletions => handlers::chat::completions(&x, res),

@@ -150,6 +150,7 @@ pub fn attempt(
         assembled: Assembler::new(x.log_text_limit()),
         egress: ingress.stream(wants_usage),
         ingress,
+        provider_error: None,
     };
     relay.run(x, sse, answer.into_events());
     Ok(())
@@ -193,6 +194,8 @@ struct Relay<'i> {
     assembled: Assembler,
     egress: Box<dyn Egress>,
     ingress: &'i dyn Ingress,
+    /// The provider's own error event (`{"error": …}`), relayed as it came: the record's error.
+    provider_error: Option<Value>,
 }
 
 impl Relay<'_> {
@@ -243,6 +246,11 @@ impl Relay<'_> {
                 record.response_body = Some(Body::Value(completion));
             }
         }
+        if let Some(error) = self.provider_error.take() {
+            let mut record = x.record();
+            record.error = Some(error);
+            record.outcome = Some(Outcome::Error);
+        }
         let delivered = match end {
             End::Complete => {
                 let delivered = sse.finish_with(&out);
@@ -283,6 +291,8 @@ impl Relay<'_> {
             })?;
             self.egress.chunk(&data, &seen, out);
             if seen.error {
+                // Rare, so parsed again here rather than on every event.
+                self.provider_error = serde_json::from_str(&data).ok();
                 return Ok(true);
             }
         }

@@ -464,6 +464,7 @@ fn upstream_error_event_mid_stream_ends_with_one_error_event() {
     let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert_eq!(last["error"]["message"], "Overloaded");
     assert!(!events.iter().any(|e| e == "[DONE]"));
+    crate::record_truth::assert_recorded_stream_error(gw, &last["error"]);
 }
 
 #[test]

@@ -441,6 +441,7 @@ fn upstream_exception_mid_stream_ends_with_one_error_event() {
         "Too many tokens, please wait before trying again."
     );
     assert_eq!(last["error"]["type"], "rate_limit_error");
+    crate::record_truth::assert_recorded_stream_error(gw, &last["error"]);
 }
 
 #[test]

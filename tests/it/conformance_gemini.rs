@@ -556,3 +556,20 @@ fn a_tool_schema_that_expands_past_the_budget_is_refused_before_any_call() {
     assert_eq!(e["param"], "tools[0].function.parameters");
     assert!(upstream.requests().is_empty(), "Gemini was not called");
 }
+
+#[test]
+fn an_error_object_mid_stream_is_relayed_recorded_and_counted_as_an_error() {
+    let upstream = MockUpstream::always(Script::sse_fixture("gemini/stream_error.sse"));
+    let gw = gateway(&upstream, &[]);
+    let mut body = say_hello(MODEL);
+    body["stream"] = json!(true);
+    let reply = chat(&gw, body);
+    assert_eq!(reply.status, 200);
+    let events = reply.events();
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(
+        last["error"]["message"],
+        "The model is overloaded. Please try again later."
+    );
+    crate::record_truth::assert_recorded_stream_error(gw, &last["error"]);
+}

@@ -4,13 +4,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
+use crate::support::binary::Binary;
 use crate::support::client::{get, post_json, send, wait_until, Conn};
 use crate::support::gateway::{temp_dir, Gateway};
 use crate::support::logs::{interaction_lines, log_files};
@@ -299,8 +299,15 @@ fn metadata_mode_logs_no_bodies_and_none_mode_writes_no_interactions_file() {
     let dir = metadata.stop_keeping_logs();
     let lines = interaction_lines(&dir);
     assert_eq!(lines.len(), 1);
-    assert!(lines[0].get("downstream_request").is_none());
-    assert!(lines[0].get("downstream_response").is_none());
+    // Every line has every key: no bodies means null ones.
+    for key in [
+        "downstream_request",
+        "downstream_response",
+        "client_request",
+    ] {
+        assert_eq!(lines[0][key], Value::Null, "{key}");
+        assert!(lines[0].get(key).is_some(), "{key}");
+    }
     assert_eq!(
         lines[0]["usage"]["completion_tokens"], 1,
         "metadata keeps usage"
@@ -312,56 +319,6 @@ fn metadata_mode_logs_no_bodies_and_none_mode_writes_no_interactions_file() {
     let dir = none.stop_keeping_logs();
     assert!(log_files(&dir, "llmcallgateway_llm_interactions_").is_empty());
     fs::remove_dir_all(&dir).unwrap();
-}
-
-/// The gateway binary as a child process, so the system and error logs (the process-wide
-/// logger) are written too; stopped with SIGTERM when dropped.
-struct Binary {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Binary {
-    fn start(vars: &[(&str, &str)]) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_llmcallgateway"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PORT", "0")
-            .envs(vars.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .expect(&line)
-            .parse()
-            .unwrap();
-        Binary { child, addr }
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let exited = wait_until(Duration::from_secs(10), || {
-            self.child.try_wait().unwrap().is_some()
-        });
-        assert!(exited, "the gateway exits after SIGTERM");
-        assert!(self.child.wait().unwrap().success(), "exit code 0");
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -27,6 +27,7 @@ mod metrics;
 mod module_graph;
 mod props;
 mod readmes;
+mod record_truth;
 mod refusal_records;
 mod sdk;
 mod sdk_anthropic;

@@ -1,3 +1,4 @@
+pub mod binary;
 pub mod client;
 pub mod gateway;
 pub mod logs;
