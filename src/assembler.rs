@@ -18,6 +18,9 @@ pub struct Seen {
     /// `choices: []` with `usage`: the usage-only chunk, which the gateway always asks for and
     /// passes on only to clients that asked for it themselves.
     pub usage_only: bool,
+    /// Tool-call deltas came without an `index` (some servers leave it out): the chunk as the
+    /// client should get it, with the indices the log gives them, is [`Assembler::reindexed`].
+    pub unindexed: bool,
 }
 
 /// The parts of a `chat.completion.chunk` the assembler reads, borrowed from its text.
@@ -117,6 +120,9 @@ pub struct Assembler {
     kept: usize,
     limit: usize,
     truncated: bool,
+    /// In the chunk last added: (choice position, tool-call position, index given) of each
+    /// tool-call delta that came without an index.
+    assigned: Vec<(usize, usize, u64)>,
 }
 
 impl Assembler {
@@ -130,6 +136,7 @@ impl Assembler {
             kept: 0,
             limit,
             truncated: false,
+            assigned: Vec::new(),
         }
     }
 
@@ -144,6 +151,7 @@ impl Assembler {
                 return Ok(Seen {
                     error: value.get("error").is_some_and(|e| !e.is_null()),
                     usage_only: false,
+                    unindexed: false,
                 });
             }
         };
@@ -151,6 +159,7 @@ impl Assembler {
             return Ok(Seen {
                 error: true,
                 usage_only: false,
+                unindexed: false,
             });
         }
         self.chunks += 1;
@@ -178,7 +187,8 @@ impl Assembler {
         if let Some(usage) = chunk.usage.filter(|u| !u.is_null()) {
             self.usage = Some(usage);
         }
-        for c in choices {
+        self.assigned.clear();
+        for (position, c) in choices.into_iter().enumerate() {
             let index = c.index.unwrap_or(0);
             let delta = c.delta.unwrap_or_default();
             let mut choice = self.choices.remove(&index).unwrap_or_default();
@@ -195,10 +205,12 @@ impl Assembler {
                     self.kept += push_capped(target, &text, room, &mut self.truncated);
                 }
             }
-            for call in delta.tool_calls.unwrap_or_default() {
-                let index = call
-                    .index
-                    .unwrap_or_else(|| unindexed_call(&choice.tool_calls, call.id.as_deref()));
+            for (k, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
+                let index = call.index.unwrap_or_else(|| {
+                    let n = unindexed_call(&choice.tool_calls, call.id.as_deref());
+                    self.assigned.push((position, k, n));
+                    n
+                });
                 let entry = choice.tool_calls.entry(index).or_default();
                 if let Some(id) = call.id {
                     entry.id = Some(id.into_owned());
@@ -227,7 +239,26 @@ impl Assembler {
         Ok(Seen {
             error: false,
             usage_only,
+            unindexed: !self.assigned.is_empty(),
         })
+    }
+
+    /// The chunk last added, with an `index` on each tool-call delta that came without one
+    /// (the one its call has in the log), so that what a client reassembles is what the log
+    /// shows. Only for a chunk whose [`Seen::unindexed`] is set: it is parsed again.
+    pub fn reindexed(&self, data: &str) -> String {
+        let Ok(mut chunk) = serde_json::from_str::<Value>(data) else {
+            return data.to_string();
+        };
+        for &(choice, k, index) in &self.assigned {
+            if let Some(call) = chunk
+                .pointer_mut(&format!("/choices/{choice}/delta/tool_calls/{k}"))
+                .and_then(Value::as_object_mut)
+            {
+                call.insert("index".into(), Value::from(index));
+            }
+        }
+        chunk.to_string()
     }
 
     pub fn usage(&self) -> Option<&Value> {
@@ -353,6 +384,16 @@ mod tests {
         assert_eq!(calls[0]["function"]["arguments"], "{\"x\":1}");
         assert_eq!(calls[1]["id"], "call_b");
         assert_eq!(calls[1]["function"]["name"], "two");
+        // What the client gets carries the same indices.
+        let mut a = Assembler::new(1 << 20);
+        let first = json!({"choices":[{"index":0,"delta":{"tool_calls":[{"id":"call_a","function":{"name":"one"}}]}}]}).to_string();
+        assert!(a.add(&first).unwrap().unindexed);
+        let second = json!({"choices":[{"index":0,"delta":{"tool_calls":[{"id":"call_b","function":{"name":"two"}}]}}]}).to_string();
+        assert!(a.add(&second).unwrap().unindexed);
+        let sent: Value = serde_json::from_str(&a.reindexed(&second)).unwrap();
+        assert_eq!(sent["choices"][0]["delta"]["tool_calls"][0]["index"], 1);
+        let indexed = json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"{}"}}]}}]});
+        assert!(!a.add(&indexed.to_string()).unwrap().unindexed);
     }
 
     #[test]
@@ -402,7 +443,8 @@ mod tests {
             usage_only,
             Seen {
                 error: false,
-                usage_only: true
+                usage_only: true,
+                unindexed: false,
             }
         );
         assert!(!seen(&mut a, json!({"choices": [], "usage": null})).usage_only);
@@ -415,7 +457,8 @@ mod tests {
             odd,
             Seen {
                 error: false,
-                usage_only: false
+                usage_only: false,
+                unindexed: false,
             }
         );
         assert!(a.add("{not json").is_err());

@@ -289,6 +289,11 @@ impl Relay<'_> {
             let seen = self.assembled.add(&data).map_err(|e| {
                 providers::bad_response(format_args!("a stream event is not JSON: {e}"))
             })?;
+            let data = if seen.unindexed {
+                self.assembled.reindexed(&data)
+            } else {
+                data
+            };
             self.egress.chunk(&data, &seen, out);
             if seen.error {
                 // Rare, so parsed again here rather than on every event.

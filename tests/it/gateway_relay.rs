@@ -352,3 +352,83 @@ fn the_provider_gets_the_gateways_key_never_the_clients() {
     );
     assert_eq!(upstream.only_request().header("authorization"), None);
 }
+
+/// Some servers leave `index` out of tool-call deltas. The client gets each such delta with the
+/// index the interactions log gives its call (a new id starts the next call), so what an SDK
+/// reassembles is what the log shows.
+#[test]
+fn tool_call_deltas_without_an_index_reach_the_client_indexed_as_logged() {
+    let chunk = |delta: Value, finish: Option<&str>| {
+        json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        .to_string()
+    };
+    let upstream = MockUpstream::always(Script::sse(vec![
+        Step::Event(chunk(
+            json!({"role": "assistant", "tool_calls": [{"id": "call_a", "type": "function", "function": {"name": "one", "arguments": "{\"x\""}}]}),
+            None,
+        )),
+        Step::Event(chunk(
+            json!({"tool_calls": [{"function": {"arguments": ":1}"}}]}),
+            None,
+        )),
+        Step::Event(chunk(
+            json!({"tool_calls": [{"id": "call_b", "type": "function", "function": {"name": "two", "arguments": "{}"}}]}),
+            None,
+        )),
+        Step::Event(chunk(json!({}), Some("tool_calls"))),
+        Step::Event("[DONE]".into()),
+    ]));
+    let dir = crate::support::gateway::temp_dir("unindexed");
+    let dir_text = dir.display().to_string();
+    let gw = Gateway::in_front_of(&upstream, &[("LOG_DIR", dir_text.as_str())]);
+    let body =
+        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let reply = post_json(gw.addr, "/v1/chat/completions", &body);
+    assert_eq!(reply.status, 200);
+    // Reassemble as an SDK does: by index.
+    let mut calls: std::collections::BTreeMap<u64, (String, String, String)> = Default::default();
+    for event in reply.events() {
+        let Ok(v) = serde_json::from_str::<Value>(&event) else {
+            continue;
+        };
+        for call in v["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let index = call["index"]
+                .as_u64()
+                .expect("every tool-call delta has an index");
+            let entry = calls.entry(index).or_default();
+            if let Some(id) = call["id"].as_str() {
+                entry.0 = id.to_string();
+            }
+            entry
+                .1
+                .push_str(call["function"]["name"].as_str().unwrap_or_default());
+            entry
+                .2
+                .push_str(call["function"]["arguments"].as_str().unwrap_or_default());
+        }
+    }
+    let dir = gw.stop_keeping_logs();
+    let line = crate::support::logs::interaction_lines(&dir)
+        .into_iter()
+        .find(|l| l["route"] == "/v1/chat/completions")
+        .expect("the call's line");
+    let logged = line["downstream_response"]["choices"][0]["message"]["tool_calls"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    for (index, (id, name, arguments)) in &calls {
+        let log = &logged[*index as usize];
+        assert_eq!(log["id"], id.as_str());
+        assert_eq!(log["function"]["name"], name.as_str());
+        assert_eq!(log["function"]["arguments"], arguments.as_str());
+    }
+    assert_eq!(calls[&0].2, "{\"x\":1}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
