@@ -64,7 +64,9 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("ACCESS_LOG", "true", "one access line per request in the system log (false turns them off)"),
     ("METRICS", "true", "keep live metrics and trends (false turns both off)"),
     ("PRICES_FILE", "", "a JSON price table laid over the built-in one: {\"model\": {\"input\": 2.5, \"cached_input\": 1.25, \"output\": 10}} in USD per million tokens"),
-    ("ENABLE_RELOAD", "false", "accepted for compatibility with the Python gateway; has no effect"),
+    ("CONFIG_FILE", "", "a LiteLLM proxy config.yaml (model_list aliases, router_settings, litellm_settings); also --config PATH"),
+    ("MAX_RETRIES", "2", "retries of a provider failure before the first byte, when no config file sets num_retries"),
+    ("ENABLE_RELOAD", "false", "true re-reads CONFIG_FILE when it changes (SIGHUP always does); an invalid file is refused and the old table kept"),
 ];
 
 /// The validated configuration.
@@ -96,6 +98,10 @@ pub struct Config {
     pub metrics: bool,
     pub prices: Prices,
     pub prices_file: Option<PathBuf>,
+    /// A LiteLLM config file with the routing table (read by the router).
+    pub config_file: Option<PathBuf>,
+    pub max_retries: usize,
+    pub enable_reload: bool,
 }
 
 /// How much of each request and response body the interactions log keeps.
@@ -208,10 +214,9 @@ impl Config {
                     .map_err(|e| invalid("PRICES_FILE", format!("{path}: {e}")))?,
             },
             prices_file: get("PRICES_FILE").map(PathBuf::from),
-        })
-        .and_then(|c| {
-            parse_bool(&get, "ENABLE_RELOAD")?;
-            Ok(c)
+            config_file: get("CONFIG_FILE").map(PathBuf::from),
+            max_retries: parse(&get, "MAX_RETRIES", 2, "a whole number of retries")?,
+            enable_reload: parse_bool(&get, "ENABLE_RELOAD")?,
         })
     }
 
@@ -301,6 +306,14 @@ impl Config {
                 format!("{:?}", self.log_bodies).to_ascii_lowercase()
             ),
             format!("LOG_MAX_BODY_BYTES={}", self.log_max_body_bytes),
+            format!(
+                "CONFIG_FILE={}",
+                self.config_file
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string())
+            ),
+            format!("MAX_RETRIES={}", self.max_retries),
+            format!("ENABLE_RELOAD={}", self.enable_reload),
             format!(
                 "LOG_ROTATE_MB={}",
                 self.log_rotate_bytes as f64 / 1_048_576.0

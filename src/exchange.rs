@@ -6,7 +6,7 @@
 //! answer goes through here, so the recorded status is the status sent. Requests the HTTP
 //! layer refuses on its own are recorded here too ([`refused`]).
 
-use std::cell::{RefCell, RefMut};
+use std::cell::{Cell, RefCell, RefMut};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use crate::providers::Target;
 
 /// Headers a browser client may read from our answers.
 const EXPOSED_HEADERS: &str =
-    "x-request-id, x-gateway-overhead-ms, retry-after, retry-after-ms, x-should-retry";
+    "x-request-id, x-gateway-overhead-ms, x-gateway-attempts, retry-after, retry-after-ms, x-should-retry";
 
 pub struct Exchange<'a> {
     pub gw: &'a Gateway,
@@ -30,6 +30,8 @@ pub struct Exchange<'a> {
     pub request_id: String,
     common: Vec<(String, String)>,
     record: RefCell<Interaction>,
+    /// Provider calls made so far (the router's retries and fallbacks each add one).
+    attempts: Cell<u32>,
 }
 
 impl<'a> Exchange<'a> {
@@ -44,11 +46,13 @@ impl<'a> Exchange<'a> {
             request_id,
             common,
             record: RefCell::new(record),
+            attempts: Cell::new(0),
         }
     }
 
     /// Records who serves the request.
     pub fn note_target(&self, target: &Target) {
+        self.attempts.set(self.attempts.get() + 1);
         let mut record = self.record();
         record.provider = Some(target.provider.name);
         record.model = Some(target.model.clone());
@@ -59,6 +63,12 @@ impl<'a> Exchange<'a> {
     /// unless it is refused.
     pub fn mark_access_only(&self) {
         self.record().access_only = true;
+    }
+
+    /// `x-gateway-attempts`: how many provider calls the answer took, once there was one.
+    fn attempts_header(&self) -> Option<(String, String)> {
+        let n = self.attempts.get();
+        (n > 0).then(|| ("x-gateway-attempts".to_string(), n.to_string()))
     }
 
     /// Marks this request as an API call: counted in flight now, and in the metrics.
@@ -118,6 +128,7 @@ impl<'a> Exchange<'a> {
     pub fn send(&self, res: &mut Responder<'_>, mut response: Response) -> Result<(), ClientGone> {
         self.record().http_status = response.status;
         response.headers.extend(self.common.iter().cloned());
+        response.headers.extend(self.attempts_header());
         let sent = res.send(response);
         if sent.is_err() {
             self.record().outcome = Some(Outcome::ClientClosed);
@@ -183,6 +194,7 @@ impl<'a> Exchange<'a> {
             ("x-accel-buffering".into(), "no".into()),
         ];
         headers.extend(self.common.iter().cloned());
+        headers.extend(self.attempts_header());
         headers.extend(extra);
         self.record().http_status = 200;
         let started = res.stream(200, &headers);

@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use serde_json::Value;
 
 use crate::config::Config;
 use crate::recorder::Recorder;
+use crate::router::{FileError, Routing};
 use crate::upstream::Agents;
 
 pub struct Gateway {
@@ -22,6 +23,8 @@ pub struct Gateway {
     pub in_flight: AtomicUsize,
     /// The providers' model lists for `/v1/models`, by provider name.
     pub model_lists: Mutex<HashMap<&'static str, ModelList>>,
+    /// The routing table, swapped whole on reload: a request takes one `Arc` and keeps it.
+    routing: RwLock<Arc<Routing>>,
 }
 
 /// One provider's model list as `/v1/models` shows it, and when to ask again.
@@ -32,7 +35,13 @@ pub struct ModelList {
 
 impl Gateway {
     pub fn new(config: Config) -> std::io::Result<Self> {
+        let (routing, warnings) = Routing::load(&config)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+        for warning in warnings {
+            log::warn!("{warning}");
+        }
         Ok(Gateway {
+            routing: RwLock::new(Arc::new(routing)),
             agents: Agents::new(config.upstream_connect_timeout, config.upstream_timeout),
             recorder: Recorder::start(&config)?,
             config,
@@ -40,6 +49,27 @@ impl Gateway {
             in_flight: AtomicUsize::new(0),
             model_lists: Mutex::default(),
         })
+    }
+
+    /// The routing table now.
+    pub fn routing(&self) -> Arc<Routing> {
+        self.routing
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reads the config file again and, when it is valid, swaps the routing table in: new
+    /// requests see the new table, requests in flight finish on theirs. Retry and fallback
+    /// counts carry over; deployments' health starts afresh.
+    pub fn reload(&self) -> Result<(), FileError> {
+        let (mut routing, warnings) = Routing::load(&self.config)?;
+        for warning in warnings {
+            log::warn!("{warning}");
+        }
+        routing.counters = self.routing().counters.clone();
+        *self.routing.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(routing);
+        Ok(())
     }
 
     /// The value of `access-control-allow-origin` for a request's `Origin`, if it is allowed.

@@ -59,6 +59,11 @@ impl Running {
         )
     }
 
+    /// The gateway it runs, for reloading its routing table (`Gateway::reload`).
+    pub fn gateway(&self) -> Arc<gateway::Gateway> {
+        self.gateway.clone()
+    }
+
     /// Graceful shutdown: stop accepting, let requests and streams in flight finish within
     /// `SHUTDOWN_GRACE_SECS`, then write every interaction record and flush the log.
     /// Returns false when the grace period ran out first.

@@ -6,14 +6,16 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use llmcallgateway::config::{Config, VARIABLES};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use llmcallgateway::router::Routing;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 fn help() -> String {
     let mut text = format!(
         "llmcallgateway {}\nAn OpenAI-compatible LLM API gateway.\n\n\
-         Usage: llmcallgateway [--check | --help | --version]\n\n\
-         Options:\n  --check    validate the configuration, print it (secrets masked) and exit\n  \
+         Usage: llmcallgateway [--config PATH] [--check | --help | --version]\n\n\
+         Options:\n  --config PATH  a LiteLLM proxy config.yaml (as CONFIG_FILE)\n  \
+         --check    validate the configuration, print it and the routing table (secrets masked) and exit\n  \
          --help     print this help\n  --version  print the version\n\n\
          Configuration (environment, or a .env file in the working directory):\n",
         env!("CARGO_PKG_VERSION")
@@ -31,8 +33,17 @@ fn help() -> String {
 
 fn main() -> ExitCode {
     let mut check = false;
-    for arg in std::env::args().skip(1) {
+    let mut config_file = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--config" => match args.next() {
+                Some(path) => config_file = Some(path.into()),
+                None => {
+                    eprintln!("llmcallgateway: --config needs a PATH");
+                    return ExitCode::from(2);
+                }
+            },
             "--help" | "-h" => {
                 print!("{}", help());
                 return ExitCode::SUCCESS;
@@ -48,15 +59,32 @@ fn main() -> ExitCode {
             }
         }
     }
-    let config = match Config::from_env() {
+    let mut config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("llmcallgateway: {e}");
             return ExitCode::from(2);
         }
     };
+    if config_file.is_some() {
+        config.config_file = config_file;
+    }
+    // The config file is checked here, so that a bad one stops the start naming file and line.
+    let routing = match Routing::load(&config) {
+        // A start logs the warnings once, when the gateway loads the table.
+        Ok((routing, warnings)) => {
+            if check {
+                warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+            }
+            routing
+        }
+        Err(e) => {
+            eprintln!("llmcallgateway: invalid config file: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if check {
-        println!("{}", config.describe());
+        println!("{}\n{}", config.describe(), routing.describe());
         return ExitCode::SUCCESS;
     }
     if let Err(e) = std::fs::create_dir_all(&config.log_dir) {
@@ -74,7 +102,7 @@ fn main() -> ExitCode {
         }
     };
     // Register before starting, so a signal that arrives during start-up is not lost.
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(signals) => signals,
         Err(e) => {
             eprintln!("llmcallgateway: cannot handle signals: {e}");
@@ -109,14 +137,28 @@ fn main() -> ExitCode {
     );
     println!("listening on http://{}", running.addr());
     let _ = std::io::stdout().flush();
-    signals.forever().next();
+    let gateway = running.gateway();
+    let reload = move |why: &str| match gateway.reload() {
+        Ok(()) => log::info!("{why}: the routing table was reloaded"),
+        Err(e) => log::error!("{why}: the config file was refused, the old table stays: {e}"),
+    };
+    if let (true, Some(path)) = (config.enable_reload, config.config_file.clone()) {
+        let reload = reload.clone();
+        std::thread::spawn(move || watch(&path, reload));
+    }
+    for signal in signals.forever() {
+        if signal != SIGHUP {
+            break;
+        }
+        reload("SIGHUP");
+    }
     log::info!(
         "shutting down: finishing requests in flight (up to {:?})",
         config.server.shutdown_grace
     );
     // A second signal stops at once.
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
+        if signals.forever().any(|s| s != SIGHUP) {
             std::process::exit(130);
         }
     });
@@ -125,4 +167,19 @@ fn main() -> ExitCode {
     logger.flush();
     logger.shutdown();
     ExitCode::SUCCESS
+}
+
+/// ENABLE_RELOAD: looks at the file's modification time each second and reloads when it
+/// changes (polling: one `stat` a second needs no watcher crate and works on every mount).
+fn watch(path: &std::path::Path, reload: impl Fn(&str)) {
+    let modified = || std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut seen = modified();
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let now = modified();
+        if now.is_some() && now != seen {
+            seen = now;
+            reload("the config file changed");
+        }
+    }
 }

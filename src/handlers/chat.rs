@@ -38,7 +38,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
     validate_messages(&body)?;
     let stream = optional_bool(&body, "stream")?;
     x.record().stream = stream;
-    let plan = router::plan(&x.gw.config, &model)?;
+    let plan = router::plan(&x.gw.routing(), &model)?;
     plan.walk(body, |target, body| {
         attempt(x, res, target, body, stream, &OpenAi)
     })

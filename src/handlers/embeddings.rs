@@ -34,7 +34,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
     let model = model_name(&body)?;
     x.record().model_requested = Some(model.clone());
     embedding_inputs(&body)?;
-    let plan = router::plan(&x.gw.config, &model)?;
+    let plan = router::plan(&x.gw.routing(), &model)?;
     plan.walk(body, |target, body| attempt(x, res, target, body))
 }
 

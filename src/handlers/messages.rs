@@ -68,7 +68,7 @@ fn read(
     x.record().model_requested = Some(model.clone());
     ingress.model.clone_from(&model);
     request::validate(&body, count_only)?;
-    let plan = router::plan(&x.gw.config, &model)?;
+    let plan = router::plan(&x.gw.routing(), &model)?;
     Ok((body, plan))
 }
 

@@ -1,5 +1,5 @@
-//! `GET /v1/models` and `GET /v1/models/{id}`: the built-in mock models, then the models of
-//! every configured provider of the registry that has a list endpoint — the default upstream
+//! `GET /v1/models` and `GET /v1/models/{id}`: the config file's aliases, the built-in mock
+//! models, then the models of every configured provider of the registry that has a list endpoint — the default upstream
 //! (ids as it gives them) and the others as `provider/model`, owned by the provider. Each
 //! provider's list (its dialect's `models_request`: the first page, at the largest page size
 //! its API allows; keys in headers, never in the URL) is fetched when first needed, all stale
@@ -118,7 +118,11 @@ fn all_models(gw: &Gateway) -> Vec<Value> {
             }
         }
     }
-    let mut data = local_models();
+    // The config file's aliases first: the names its users are meant to call.
+    let mut data: Vec<Value> = (gw.routing().aliases.keys())
+        .map(|alias| json!({"id": alias, "object": "model", "created": 0, "owned_by": "llmcallgateway"}))
+        .collect();
+    data.extend(local_models());
     let mut seen: HashSet<String> = HashSet::new();
     let lists = gw.model_lists.lock().unwrap_or_else(|e| e.into_inner());
     for (provider, _) in &sources {

@@ -10,51 +10,524 @@
 //! every other name go to the upstream (`LITELLM_BASE_URL`), so a LiteLLM-style upstream can
 //! route `provider/model` names itself.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::providers::registry::{self, UPSTREAM};
-use crate::providers::{Missing, Target};
+use crate::providers::{Missing, Settings, Target};
 
-/// The candidates for one request, in the order they are tried.
+pub mod file;
+pub mod health;
+mod yaml;
+
+pub use file::FileError;
+use health::{Caps, Health, Rules};
+
+/// The longest wait a provider's `retry-after` may impose on a retry.
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(30);
+/// The first backoff step; each retry doubles it (with jitter).
+const BACKOFF: Duration = Duration::from_millis(100);
+
+/// The routing table: the aliases of the config file and their deployments (each with its
+/// live health), the router's settings, and the environment's configuration for every other
+/// name. Built whole and swapped whole on reload, so a request sees one table throughout.
+pub struct Routing {
+    pub config: Config,
+    /// Alias → its deployments, in file order.
+    pub aliases: BTreeMap<String, Vec<Arc<Deployment>>>,
+    pub settings: RouterSettings,
+    /// How many times each counter below happened since start (kept across reloads by the
+    /// gateway, which owns them).
+    pub counters: Arc<Counters>,
+}
+
+/// Retries and fallbacks done, for `/metrics`.
+#[derive(Default)]
+pub struct Counters {
+    pub retries: AtomicU64,
+    pub fallbacks: AtomicU64,
+}
+
+/// How the next deployment of an alias is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Weighted random (`simple-shuffle`).
+    Shuffle,
+    /// Fewest calls in flight (`least-busy`).
+    LeastBusy,
+    /// Lowest recent latency (`latency-based-routing`).
+    Latency,
+    /// Fewest tokens this minute (`usage-based-routing`).
+    Usage,
+}
+
 #[derive(Debug)]
+pub struct RouterSettings {
+    pub strategy: Strategy,
+    pub num_retries: usize,
+    pub min_retry_wait: Duration,
+    pub rules: Rules,
+    pub fallbacks: BTreeMap<String, Vec<String>>,
+    pub context_window_fallbacks: BTreeMap<String, Vec<String>>,
+    pub default_fallbacks: Vec<String>,
+}
+
+/// One deployment of an alias: where it goes and how it is used.
+pub struct Deployment {
+    pub alias: String,
+    pub target: Target,
+    pub weight: f64,
+    pub caps: Caps,
+    /// Request parameters it sets when the client does not.
+    pub params: Map<String, Value>,
+    pub health: Health,
+}
+
+impl Routing {
+    /// The environment's configuration alone: every name resolved as the registry says.
+    pub fn from_env(config: Config) -> Routing {
+        Routing {
+            settings: RouterSettings {
+                strategy: Strategy::Shuffle,
+                num_retries: config.max_retries,
+                min_retry_wait: Duration::ZERO,
+                rules: Rules {
+                    allowed_fails: 3,
+                    cooldown: Duration::from_secs(5),
+                },
+                fallbacks: BTreeMap::new(),
+                context_window_fallbacks: BTreeMap::new(),
+                default_fallbacks: Vec::new(),
+            },
+            config,
+            aliases: BTreeMap::new(),
+            counters: Arc::default(),
+        }
+    }
+
+    /// The table for a configuration: its `CONFIG_FILE` read and resolved when it names one.
+    /// The warnings are for the start-up log.
+    pub fn load(config: &Config) -> Result<(Routing, Vec<String>), FileError> {
+        let mut routing = Routing::from_env(config.clone());
+        let Some(path) = &config.config_file else {
+            return Ok((routing, Vec::new()));
+        };
+        let file = file::read(path)?;
+        let s = file.settings;
+        routing.settings = RouterSettings {
+            strategy: match s.strategy.as_deref() {
+                Some("least-busy") => Strategy::LeastBusy,
+                Some("latency-based-routing") => Strategy::Latency,
+                Some(u) if u.starts_with("usage-based") => Strategy::Usage,
+                _ => Strategy::Shuffle,
+            },
+            num_retries: s.num_retries.unwrap_or(2),
+            min_retry_wait: s.retry_after.unwrap_or_default(),
+            rules: Rules {
+                allowed_fails: s.allowed_fails.unwrap_or(3),
+                cooldown: s.cooldown_time.unwrap_or(Duration::from_secs(5)),
+            },
+            fallbacks: s.fallbacks.into_iter().collect(),
+            context_window_fallbacks: s.context_window_fallbacks.into_iter().collect(),
+            default_fallbacks: s.default_fallbacks,
+        };
+        if let Some(drop) = s.drop_params {
+            routing.config.drop_unsupported_params = drop;
+        }
+        if let Some(timeout) = s.timeout {
+            routing.config.upstream_timeout = timeout;
+        }
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        for spec in file.deployments {
+            let d = deployment(&routing.config, path, spec, &env)?;
+            routing
+                .aliases
+                .entry(d.alias.clone())
+                .or_default()
+                .push(Arc::new(d));
+        }
+        let lists = (routing.settings.fallbacks.iter())
+            .chain(&routing.settings.context_window_fallbacks)
+            .flat_map(|(from, to)| std::iter::once(from).chain(to))
+            .chain(&routing.settings.default_fallbacks);
+        for name in lists {
+            if !routing.aliases.contains_key(name) {
+                if let Err(e) = resolve(&routing.config, name) {
+                    return Err(FileError {
+                        path: path.clone(),
+                        line: 0,
+                        reason: format!("fallback {name:?} is neither an alias of model_list nor a model the gateway can call: {}", e.message),
+                    });
+                }
+            }
+        }
+        Ok((routing, file.warnings))
+    }
+
+    /// The routing table as `--check` prints it.
+    pub fn describe(&self) -> String {
+        let s = &self.settings;
+        let mut out = format!(
+            "routing: strategy {:?}, num_retries {}, allowed_fails {}, cooldown {} s\n",
+            s.strategy,
+            s.num_retries,
+            s.rules.allowed_fails,
+            s.rules.cooldown.as_secs_f64()
+        );
+        for (alias, deployments) in &self.aliases {
+            let _ = writeln!(out, "  {alias}");
+            for d in deployments {
+                let _ = writeln!(
+                    out,
+                    "    → {}/{} at {} (weight {}{}{}{})",
+                    d.target.provider.name,
+                    d.target.model,
+                    d.target.base_url(),
+                    d.weight,
+                    d.caps.rpm.map(|r| format!(", rpm {r}")).unwrap_or_default(),
+                    d.caps.tpm.map(|t| format!(", tpm {t}")).unwrap_or_default(),
+                    if d.params.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ", sets {}",
+                            d.params.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    }
+                );
+            }
+            for (label, lists) in [
+                ("fallbacks", &s.fallbacks),
+                ("context-window fallbacks", &s.context_window_fallbacks),
+            ] {
+                if let Some(list) = lists.get(alias) {
+                    let _ = writeln!(out, "    {label}: {}", list.join(", "));
+                }
+            }
+        }
+        if !s.default_fallbacks.is_empty() {
+            let _ = writeln!(
+                out,
+                "  default fallbacks: {}",
+                s.default_fallbacks.join(", ")
+            );
+        }
+        out
+    }
+}
+
+/// A `model_list` entry resolved to a target: its provider from `model` as the registry
+/// says, the environment's settings for that provider overlaid with the entry's own.
+fn deployment(
+    config: &Config,
+    path: &Path,
+    spec: file::Spec,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Deployment, FileError> {
+    let error = |reason: String| FileError {
+        path: path.to_path_buf(),
+        line: spec.line,
+        reason: format!("model {:?} of {:?}: {reason}", spec.model, spec.alias),
+    };
+    let (provider, model) = match spec.model.split_once('/') {
+        Some((name, model)) => match registry::find(name) {
+            Some(p) => (p, model),
+            None => {
+                return Err(error(format!(
+                    "{name:?} is not a provider the gateway knows"
+                )))
+            }
+        },
+        None => (
+            registry::by_bare_name(&spec.model)
+                .unwrap_or_else(|| registry::find(UPSTREAM).expect("the upstream row")),
+            spec.model.as_str(),
+        ),
+    };
+    let mut settings: Settings = (*config.providers[provider.name]).clone();
+    if let Some(base) = &spec.api_base {
+        let uri: Option<ureq::http::Uri> = base.parse().ok();
+        if !uri.is_some_and(|u| matches!(u.scheme_str(), Some("http" | "https"))) {
+            return Err(error(format!("api_base {base:?} is not an http(s) URL")));
+        }
+        settings.base_url = Some(base.trim_end_matches('/').to_string());
+    }
+    match &spec.api_key {
+        Some(file::Secret::Env(name)) => match env(name) {
+            Some(key) => settings.api_key = Some(key),
+            None => {
+                return Err(error(format!(
+                    "api_key names os.environ/{name}, which is not set"
+                )))
+            }
+        },
+        Some(file::Secret::Literal(key)) => settings.api_key = Some(key.clone()),
+        None => {}
+    }
+    if let Some(version) = &spec.api_version {
+        settings
+            .extra
+            .insert(crate::providers::azure::API_VERSION_VAR, version.clone());
+    }
+    settings.explicit = true;
+    match provider.dialect.missing(provider, &settings) {
+        Some(Missing::Key(vars)) => {
+            return Err(error(format!("no api_key, and {vars} is not set")))
+        }
+        Some(Missing::Base(var)) => {
+            return Err(error(format!("no api_base, and {var} is not set")))
+        }
+        None => {}
+    }
+    provider
+        .dialect
+        .check_model(&spec.model, model)
+        .map_err(|e| error(e.message))?;
+    if spec.prices.iter().any(Option::is_some) {
+        log::warn!(
+            "{}:{}: model_info prices of {:?} are read but not applied yet; the price table's are",
+            path.display(),
+            spec.line,
+            spec.alias
+        );
+    }
+    Ok(Deployment {
+        alias: spec.alias,
+        target: Target {
+            provider,
+            model: model.to_string(),
+            settings: Arc::new(settings),
+        },
+        weight: spec.weight,
+        caps: Caps {
+            rpm: spec.rpm,
+            tpm: spec.tpm,
+        },
+        params: spec.params,
+        health: Health::default(),
+    })
+}
+
+/// The candidates for one request: the alias's deployments (or the one target of a plain
+/// name), then its fallbacks' and, for a context-length error, its context-window fallbacks'.
 pub struct Plan {
+    /// Every target the plan may try, for handlers that prepare per kind of target.
     pub candidates: Vec<Target>,
+    routing: Arc<Routing>,
+    groups: Vec<Vec<Arc<Deployment>>>,
+    context_groups: Vec<Vec<Arc<Deployment>>>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("candidates", &self.candidates)
+            .finish()
+    }
 }
 
 impl Plan {
-    /// Tries each candidate in turn with its own copy of the request body until one answers.
-    /// The next candidate is tried only when `attempt` failed before answering the client and
-    /// the failure is the provider's (unreachable, overloaded, a 5xx or 429), never the
-    /// request's; the last failure is the answer.
+    /// Tries the candidates until one answers. Within a group (an alias's deployments), a
+    /// provider failure (unreachable, overloaded, a 5xx, 408 or 429) before anything reached
+    /// the client is retried up to `num_retries` times after a backoff, on another healthy
+    /// deployment when there is one; then the next fallback group is tried. A context-length
+    /// error goes to the context-window fallbacks; any other refusal of the request is the
+    /// answer at once, as is the last failure.
     pub fn walk(
         &self,
         body: Map<String, Value>,
         mut attempt: impl FnMut(&Target, Map<String, Value>) -> Result<(), Failure>,
     ) -> Result<(), ApiError> {
-        let mut body = Some(body);
-        for (i, target) in self.candidates.iter().enumerate() {
-            let last = i + 1 == self.candidates.len();
-            let this = if last { body.take() } else { body.clone() };
-            match attempt(target, this.unwrap_or_default()) {
-                Ok(()) => return Ok(()),
-                Err(Failure::Retryable(e)) if !last => {
-                    log::info!(
-                        "{target:?} failed ({}); trying the next candidate",
-                        e.message
-                    );
-                }
-                Err(Failure::Retryable(e) | Failure::Final(e)) => return Err(e),
+        let settings = &self.routing.settings;
+        let tokens = (serde_json::to_vec(&body).map_or(0, |b| b.len()) / 4) as u64;
+        let mut last: Option<ApiError> = None;
+        let mut groups: Vec<&Vec<Arc<Deployment>>> = self.groups.iter().collect();
+        let mut g = 0;
+        let mut tried_any = false;
+        while g < groups.len() {
+            let group = groups[g];
+            if g > 0 && tried_any {
+                self.routing
+                    .counters
+                    .fallbacks
+                    .fetch_add(1, Ordering::Relaxed);
             }
+            let mut tried: Vec<usize> = Vec::new();
+            for n in 0..=settings.num_retries {
+                let Some(i) = pick(group, &tried, settings.strategy, tokens) else {
+                    break;
+                };
+                if n > 0 {
+                    self.routing
+                        .counters
+                        .retries
+                        .fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(wait(n, last.as_ref(), settings.min_retry_wait));
+                }
+                tried.push(i);
+                tried_any = true;
+                let d = &group[i];
+                let mut this = body.clone();
+                for (k, v) in &d.params {
+                    this.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                let started = Instant::now();
+                let result = {
+                    let _in_flight = d.health.begin(tokens);
+                    attempt(&d.target, this)
+                };
+                match result {
+                    Ok(()) => {
+                        d.health.succeeded(started.elapsed());
+                        return Ok(());
+                    }
+                    Err(Failure::Retryable(e)) => {
+                        log::info!("{:?} failed ({}); retrying", d.target, e.message);
+                        d.health.failed(e.status, &settings.rules, Instant::now());
+                        last = Some(e);
+                    }
+                    Err(Failure::Final(e))
+                        if is_context_error(&e) && !self.context_groups.is_empty() =>
+                    {
+                        d.health.answered();
+                        log::info!(
+                            "{:?}: the context is too long; trying the larger-context fallback",
+                            d.target
+                        );
+                        groups.truncate(g + 1);
+                        groups.extend(self.context_groups.iter());
+                        last = Some(e);
+                        break;
+                    }
+                    Err(Failure::Final(e)) => {
+                        d.health.answered();
+                        return Err(e);
+                    }
+                }
+            }
+            g += 1;
         }
-        Err(ApiError::new(
-            500,
-            "server_error",
-            None,
-            "The plan has no candidate.",
-        ))
+        Err(last.unwrap_or_else(|| {
+            let mut e = ApiError::new(
+                503,
+                "server_error",
+                Some("no_healthy_deployment"),
+                "Every deployment of this model is cooling down or at its rate cap; try again shortly.",
+            );
+            let wait = settings.rules.cooldown.as_secs().max(1);
+            e.headers.push(("retry-after".into(), wait.to_string()));
+            e
+        }))
     }
+}
+
+/// The deployment to try next: an admitted one not tried yet, else (a retry on the only
+/// one) an admitted one already tried; chosen by the strategy.
+fn pick(
+    group: &[Arc<Deployment>],
+    tried: &[usize],
+    strategy: Strategy,
+    tokens: u64,
+) -> Option<usize> {
+    let now = Instant::now();
+    let fresh: Vec<usize> = (0..group.len()).filter(|i| !tried.contains(i)).collect();
+    let pool = if fresh.is_empty() {
+        (0..group.len()).collect()
+    } else {
+        fresh
+    };
+    // Sorted by preference; the first that admits the call wins (admitting may take a probe
+    // slot, so it is asked once per pick).
+    let mut order = pool;
+    match strategy {
+        Strategy::Shuffle => shuffle_weighted(group, &mut order),
+        Strategy::LeastBusy => order.sort_by_key(|&i| group[i].health.in_flight()),
+        Strategy::Latency => order.sort_by(|&a, &b| {
+            group[a]
+                .health
+                .latency()
+                .total_cmp(&group[b].health.latency())
+        }),
+        Strategy::Usage => order.sort_by_key(|&i| group[i].health.tokens_this_minute(now)),
+    }
+    order
+        .into_iter()
+        .find(|&i| group[i].health.admit(group[i].caps, tokens, now))
+}
+
+/// Orders `order` by weighted random draws without replacement.
+fn shuffle_weighted(group: &[Arc<Deployment>], order: &mut Vec<usize>) {
+    let mut rest = std::mem::take(order);
+    while !rest.is_empty() {
+        let total: f64 = rest.iter().map(|&i| group[i].weight).sum();
+        let mut x = random() * total;
+        let mut k = rest.len() - 1;
+        for (j, &i) in rest.iter().enumerate() {
+            if x < group[i].weight {
+                k = j;
+                break;
+            }
+            x -= group[i].weight;
+        }
+        order.push(rest.remove(k));
+    }
+}
+
+/// A uniform number in [0, 1): xorshift, seeded per thread from a random UUID.
+fn random() -> f64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(uuid::Uuid::new_v4().as_u64_pair().0 | 1);
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    })
+}
+
+/// How long to wait before retry `n`: the provider's `retry-after(-ms)` when it sent one
+/// (capped), else exponential backoff with full jitter; never less than `retry_after`.
+fn wait(n: usize, last: Option<&ApiError>, least: Duration) -> Duration {
+    let header = |name: &str| {
+        last?
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let asked = header("retry-after-ms")
+        .and_then(|ms| ms.parse::<f64>().ok())
+        .map(|ms| ms / 1000.0)
+        .or_else(|| header("retry-after").and_then(|s| s.parse::<f64>().ok()))
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s).min(RETRY_AFTER_CAP));
+    let backoff = || BACKOFF.mul_f64(2f64.powi(n as i32 - 1) * random());
+    asked.unwrap_or_else(backoff).max(least)
+}
+
+/// Whether a refusal says the prompt is longer than the model's context window, in each
+/// provider's wording (`tests/fixtures/context_length/`).
+pub fn is_context_error(e: &ApiError) -> bool {
+    let m = e.message.to_ascii_lowercase();
+    e.code.as_deref() == Some("context_length_exceeded")
+        || m.contains("context length")
+        || m.contains("context window")
+        || m.contains("prompt is too long")
+        || m.contains("input token count") && m.contains("exceeds")
+        || m.contains("too many tokens")
+        || m.contains("input is too long")
 }
 
 /// Why an attempt failed: whether another candidate may serve the request.
@@ -64,9 +537,9 @@ pub enum Failure {
 }
 
 impl From<ApiError> for Failure {
-    /// A failure of the provider may be retried elsewhere; a refusal of the request may not.
+    /// A failure of the provider may be retried; a refusal of the request may not.
     fn from(e: ApiError) -> Failure {
-        if e.status >= 500 || e.status == 429 {
+        if e.status >= 500 || e.status == 429 || e.status == 408 {
             Failure::Retryable(e)
         } else {
             Failure::Final(e)
@@ -74,15 +547,48 @@ impl From<ApiError> for Failure {
     }
 }
 
-/// The plan for a requested model name.
-pub fn plan(config: &Config, requested: &str) -> Result<Plan, ApiError> {
+/// The plan for a requested model name: its alias's deployments, or the one target the
+/// name resolves to, followed by the fallbacks.
+pub fn plan(routing: &Arc<Routing>, requested: &str) -> Result<Plan, ApiError> {
+    let group = |name: &str| -> Result<Vec<Arc<Deployment>>, ApiError> {
+        match routing.aliases.get(name) {
+            Some(deployments) => Ok(deployments.clone()),
+            None => Ok(vec![Arc::new(Deployment {
+                alias: name.to_string(),
+                target: resolve(&routing.config, name)?,
+                weight: 1.0,
+                caps: Caps::default(),
+                params: Map::new(),
+                health: Health::default(),
+            })]),
+        }
+    };
+    let s = &routing.settings;
+    let mut groups = vec![group(requested)?];
+    let fallbacks = s.fallbacks.get(requested).unwrap_or(&s.default_fallbacks);
+    for name in fallbacks.iter().filter(|n| *n != requested) {
+        groups.push(group(name)?);
+    }
+    let context_groups = match s.context_window_fallbacks.get(requested) {
+        Some(names) => names.iter().map(|n| group(n)).collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let candidates = groups
+        .iter()
+        .chain(&context_groups)
+        .flatten()
+        .map(|d| d.target.clone())
+        .collect();
     Ok(Plan {
-        candidates: vec![resolve(config, requested)?],
+        candidates,
+        routing: routing.clone(),
+        groups,
+        context_groups,
     })
 }
 
 /// The one target a name resolves to.
-fn resolve(config: &Config, requested: &str) -> Result<Target, ApiError> {
+pub fn resolve(config: &Config, requested: &str) -> Result<Target, ApiError> {
     let upstream = config.provider(UPSTREAM);
     let named = requested
         .split_once('/')
@@ -147,16 +653,143 @@ fn resolve(config: &Config, requested: &str) -> Result<Target, ApiError> {
 mod tests {
     use super::*;
 
-    fn config(vars: &[(&str, &str)]) -> Config {
-        Config::from_lookup(|k| {
+    fn config(vars: &[(&str, &str)]) -> Arc<Routing> {
+        let config = Config::from_lookup(|k| {
             vars.iter()
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
         })
-        .unwrap()
+        .unwrap();
+        Arc::new(Routing::from_env(config))
     }
 
-    fn target(config: &Config, name: &str) -> Result<(&'static str, String), ApiError> {
+    /// A table from a config file's text (mock deployments need no key).
+    fn table(yaml: &str) -> Arc<Routing> {
+        let dir = std::env::temp_dir().join(format!("llmcg-router-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let mut config = config(&[]).config.clone();
+        config.config_file = Some(path);
+        let (routing, _) = Routing::load(&config).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        Arc::new(routing)
+    }
+
+    fn error(status: u16, message: &str) -> ApiError {
+        ApiError::new(status, "x", None, message)
+    }
+
+    const TWO: &str = "model_list:\n  - model_name: chat\n    litellm_params: {model: mock/echo, weight: 3}\n  - model_name: chat\n    litellm_params: {model: mock/lorem, weight: 1}\n  - model_name: big\n    litellm_params: {model: mock/lorem, temperature: 0.5}\nrouter_settings:\n  num_retries: 1\n  fallbacks: [{chat: [big]}]\n  context_window_fallbacks: [{chat: [big]}]\n  allowed_fails: 1\n  cooldown_time: 60\n";
+
+    #[test]
+    fn an_alias_plans_its_deployments_then_its_fallbacks() {
+        let t = table(TWO);
+        let p = plan(&t, "chat").unwrap();
+        let models: Vec<&str> = p.candidates.iter().map(|t| t.model.as_str()).collect();
+        assert_eq!(models, ["echo", "lorem", "lorem", "lorem"]);
+        assert!(
+            t.describe().contains("chat\n    → mock/echo"),
+            "{}",
+            t.describe()
+        );
+    }
+
+    #[test]
+    fn a_failure_is_retried_on_the_other_deployment_then_falls_back() {
+        let t = table(TWO);
+        let mut seen = Vec::new();
+        let r = plan(&t, "chat").unwrap().walk(Map::new(), |target, body| {
+            seen.push((target.model.clone(), body.get("temperature").cloned()));
+            if seen.len() < 3 {
+                Err(Failure::Retryable(error(503, "down")))
+            } else {
+                Ok(())
+            }
+        });
+        assert!(r.is_ok());
+        let mut first_two = vec![seen[0].0.clone(), seen[1].0.clone()];
+        first_two.sort();
+        assert_eq!(
+            first_two,
+            ["echo", "lorem"],
+            "the retry went to the other one"
+        );
+        assert_eq!(
+            seen[2],
+            ("lorem".into(), Some(0.5.into())),
+            "the fallback, its params merged"
+        );
+        assert_eq!(t.counters.retries.load(Ordering::Relaxed), 1);
+        assert_eq!(t.counters.fallbacks.load(Ordering::Relaxed), 1);
+        // Both chat deployments are cooling down now (allowed_fails 1): straight to `big`.
+        let mut calls = 0;
+        let _ = plan(&t, "chat").unwrap().walk(Map::new(), |target, _| {
+            calls += 1;
+            assert_eq!(target.model, "lorem");
+            Ok(())
+        });
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn refusals_are_not_retried_but_context_errors_fall_back() {
+        let t = table(TWO);
+        let mut calls = 0;
+        let e = plan(&t, "chat").unwrap().walk(Map::new(), |_, _| {
+            calls += 1;
+            Err(Failure::Final(error(401, "bad key")))
+        });
+        assert_eq!((e.unwrap_err().status, calls), (401, 1));
+        let mut seen = Vec::new();
+        let r = plan(&t, "chat").unwrap().walk(Map::new(), |target, body| {
+            seen.push(target.model.clone());
+            if seen.len() == 1 {
+                Err(Failure::Final(error(
+                    400,
+                    "prompt is too long: 300000 tokens > 200000 maximum",
+                )))
+            } else {
+                assert_eq!(body["temperature"], 0.5, "it went to `big`");
+                Ok(())
+            }
+        });
+        assert!(r.is_ok());
+        assert_eq!(seen.len(), 2);
+    }
+
+    #[test]
+    fn weights_hold_over_many_picks() {
+        let t = table(TWO);
+        let group = &t.aliases["chat"];
+        let n = 10_000;
+        let echo = (0..n)
+            .filter(|_| pick(group, &[], Strategy::Shuffle, 0) == Some(0))
+            .count();
+        // Weight 3 of 4: p = 0.75, sd = sqrt(n p (1-p)) ≈ 43; five sd either way.
+        assert!((7284..=7716).contains(&echo), "{echo} of {n}");
+    }
+
+    #[test]
+    fn retry_waits_honour_retry_after_up_to_a_cap() {
+        let mut e = error(429, "slow down");
+        e.headers.push(("retry-after".into(), "1".into()));
+        assert_eq!(wait(1, Some(&e), Duration::ZERO), Duration::from_secs(1));
+        e.headers[0] = ("retry-after-ms".into(), "250".into());
+        assert_eq!(
+            wait(1, Some(&e), Duration::ZERO),
+            Duration::from_millis(250)
+        );
+        e.headers[0] = ("retry-after".into(), "3600".into());
+        assert_eq!(wait(1, Some(&e), Duration::ZERO), RETRY_AFTER_CAP);
+        assert!(wait(3, None, Duration::ZERO) <= BACKOFF * 4);
+        assert_eq!(
+            wait(1, None, Duration::from_secs(2)),
+            Duration::from_secs(2)
+        );
+    }
+
+    fn target(config: &Arc<Routing>, name: &str) -> Result<(&'static str, String), ApiError> {
         let plan = plan(config, name)?;
         assert_eq!(plan.candidates.len(), 1);
         let t = &plan.candidates[0];
