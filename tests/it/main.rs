@@ -29,6 +29,7 @@ mod props;
 mod readmes;
 mod record_truth;
 mod refusal_records;
+mod routing;
 mod sdk;
 mod sdk_anthropic;
 mod sdk_relay;

@@ -1,0 +1,116 @@
+//! Issue 16 over real sockets: a LiteLLM config file's alias in front of fault-injecting mock
+//! upstreams — retries (500, 429 with retry-after), no retry for a refusal, fallbacks, and
+//! the alias in `/v1/models`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::client::{get, post_json};
+use crate::support::gateway::{temp_dir, Gateway};
+use crate::support::upstream::{MockUpstream, Script};
+
+const OK: &str = r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+
+/// A mock that answers its scripted statuses in turn, then 200.
+fn scripted(first: Vec<Script>) -> (MockUpstream, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let upstream = MockUpstream::start(move |_| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        first
+            .get(n)
+            .cloned()
+            .unwrap_or_else(|| Script::json(200, OK))
+    });
+    (upstream, calls)
+}
+
+/// A gateway whose config file has `chat` on `upstream` (twice) and `backup` on mock/echo.
+fn gateway(upstream: &MockUpstream, fallbacks: bool) -> Gateway {
+    let dir = temp_dir("routing");
+    let path = dir.join("config.yaml");
+    let base = upstream.base_url();
+    let mut yaml = format!(
+        "model_list:\n  - model_name: chat\n    litellm_params: {{model: openai/m, api_base: \"{base}\", api_key: sk-test-fake}}\n  - model_name: chat\n    litellm_params: {{model: openai/m, api_base: \"{base}\", api_key: sk-test-fake}}\n  - model_name: backup\n    litellm_params: {{model: mock/echo}}\nrouter_settings:\n  num_retries: 1\n"
+    );
+    if fallbacks {
+        yaml.push_str("  fallbacks: [{chat: [backup]}]\n");
+    }
+    std::fs::write(&path, yaml).unwrap();
+    Gateway::start(&[("CONFIG_FILE", path.to_str().unwrap())])
+}
+
+fn ask(gw: &Gateway) -> crate::support::client::Reply {
+    let body = json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]});
+    post_json(gw.addr, "/v1/chat/completions", &body)
+}
+
+#[test]
+fn a_500_is_retried_once_and_the_answer_says_so() {
+    let (upstream, calls) = scripted(vec![Script::json(500, r#"{"error":{"message":"boom"}}"#)]);
+    let gw = gateway(&upstream, false);
+    let reply = ask(&gw);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("x-gateway-attempts"), Some("2"));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_429_retry_after_is_honoured() {
+    let limited =
+        Script::json(429, r#"{"error":{"message":"slow down"}}"#).with_header("retry-after", "1");
+    let (upstream, calls) = scripted(vec![limited]);
+    let gw = gateway(&upstream, false);
+    let started = Instant::now();
+    let reply = ask(&gw);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_refusal_is_not_retried() {
+    let (upstream, calls) = scripted(vec![Script::json(
+        401,
+        r#"{"error":{"message":"bad key"}}"#,
+    )]);
+    let gw = gateway(&upstream, true);
+    let reply = ask(&gw);
+    assert_eq!(reply.status, 401);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn when_every_deployment_fails_the_fallback_answers() {
+    let down = Script::json(503, r#"{"error":{"message":"down"}}"#);
+    let (upstream, calls) = scripted(vec![down.clone(), down.clone(), down]);
+    let gw = gateway(&upstream, true);
+    let reply = ask(&gw);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("x-gateway-attempts"), Some("3"));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "both deployments, then mock/echo"
+    );
+}
+
+#[test]
+fn models_lists_the_aliases() {
+    let upstream = MockUpstream::always(Script::json(200, r#"{"object":"list","data":[]}"#));
+    let gw = gateway(&upstream, false);
+    let ids: Vec<String> = get(gw.addr, "/v1/models").json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(&ids[..2], ["backup", "chat"], "{ids:?}");
+}
