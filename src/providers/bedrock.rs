@@ -20,7 +20,7 @@ mod stream;
 
 use serde_json::{json, Map, Value};
 
-use super::errors::{kind_of_status, raw_message, upstream_code};
+use super::errors::{kind_of_status, raw_message, relayed_status, upstream_code};
 use super::request::{self, Image, ToolChoice, TurnBlocks};
 use super::{
     bad_response, shape, ChatStream, Dialect, Extra, Missing, Prepared, Provider, Reply,
@@ -390,7 +390,7 @@ fn status_of(exception: &str) -> u16 {
 
 /// Bedrock's `{"message": …}` error (its type in the `x-amzn-ErrorType` header, sometimes in
 /// `__type`) → the OpenAI error shape, message verbatim. 4xx statuses pass through (throttling
-/// is 429); 5xx become 502.
+/// is 429), and so do 503 (`ServiceUnavailableException`) and 504; other 5xx become 502.
 fn parse_error(status: u16, body: &[u8]) -> ApiError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let field = |k: &str| {
@@ -409,10 +409,8 @@ fn parse_error(status: u16, body: &[u8]) -> ApiError {
 
 /// The error for an upstream status, exception name and message.
 fn error_for(status: u16, exception: Option<&str>, message: String) -> ApiError {
-    let client_status = match status {
-        400..=499 => status,
-        _ => 502,
-    };
+    // 4xx, 503 and 504 pass through (a 503 keeps the provider's retry-after); other 5xx are 502.
+    let client_status = relayed_status(status);
     // A 403 stays an `authentication_error`: Bedrock answers bad signatures and keys with 403.
     let kind = match client_status {
         403 => "authentication_error",

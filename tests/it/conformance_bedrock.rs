@@ -286,6 +286,26 @@ fn upstream_errors_keep_status_and_message() {
 }
 
 #[test]
+fn service_unavailable_stays_503_with_the_providers_retry_after() {
+    let upstream = MockUpstream::always(
+        answer(503, "error_503.json")
+            .with_header(
+                "x-amzn-ErrorType",
+                "ServiceUnavailableException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+            )
+            .with_header("retry-after", "3"),
+    );
+    let gw = gateway(&upstream, &[]);
+    let reply = chat(&gw, json!({"model": MODEL, "messages": user("Hello")}));
+    let error = assert_error(&reply, 503);
+    assert_eq!(
+        error["message"],
+        fixture_json("bedrock/error_503.json")["message"]
+    );
+    assert_eq!(reply.header("retry-after"), Some("3"));
+}
+
+#[test]
 fn malformed_upstream_is_502() {
     let upstream = MockUpstream::always(Script::json(200, "{\"output\": oops"));
     let gw = gateway(&upstream, &[]);
