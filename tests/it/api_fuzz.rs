@@ -49,8 +49,10 @@ fn schemathesis_finds_no_server_error_and_no_answer_that_contradicts_the_documen
             MAX_EXAMPLES,
             "--seed",
             "19",
+            // One worker: with two, hypothesis once reported a FlakyFailure (a KeyError inside
+            // it) that the same seed did not reproduce.
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "10",
             "--max-failures",
