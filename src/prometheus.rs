@@ -1,11 +1,13 @@
 //! The metrics in the Prometheus text exposition format (version 0.0.4): names
 //! `llmcallgateway_*`, counters ending in `_total`, real histograms (`_bucket` with `le`,
-//! `_sum`, `_count`), and labels limited to `provider`, `model`, `status_class` and
-//! `error_kind`, so the series count stays bounded by the models served.
+//! `_sum`, `_count`), and labels limited to `provider`, `model`, `status_class`,
+//! `error_kind` and (for the config file's deployments) `alias`, so the series count stays
+//! bounded by the models served and the deployments configured.
 
 use std::fmt::Write;
 
 use crate::metrics::{Histogram, Metrics, Stats};
+use crate::router::DeploymentState;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -15,6 +17,10 @@ pub struct Gauges {
     pub in_flight: usize,
     pub recorder_queue_depth: usize,
     pub recorder_queue_max_depth: usize,
+    /// The router's retries and fallbacks since start.
+    pub retries_total: u64,
+    pub fallbacks_total: u64,
+    pub deployments: Vec<DeploymentState>,
 }
 
 pub fn render(m: &Metrics, g: &Gauges) -> String {
@@ -56,6 +62,52 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         g.recorder_queue_max_depth as f64,
     );
 
+    for (name, help, n) in [
+        (
+            "retries_total",
+            "Attempts the router made again after a provider failure.",
+            g.retries_total,
+        ),
+        (
+            "fallbacks_total",
+            "Times the router moved on to a fallback model.",
+            g.fallbacks_total,
+        ),
+    ] {
+        header(&mut out, name, "counter", help);
+        let _ = writeln!(out, "llmcallgateway_{name} {n}");
+    }
+    type Of = fn(&DeploymentState) -> f64;
+    let deployment_gauges: [(&str, &str, Of); 3] = [
+        (
+            "deployment_cooling",
+            "1 while a deployment of an alias is in cooldown (skipped), else 0.",
+            |d| f64::from(u8::from(d.cooling)),
+        ),
+        (
+            "deployment_consecutive_failures",
+            "Provider failures of a deployment since its last success.",
+            |d| f64::from(d.consecutive_fails),
+        ),
+        (
+            "deployment_in_flight",
+            "Calls to a deployment in flight now.",
+            |d| d.in_flight as f64,
+        ),
+    ];
+    for (name, help, value) in deployment_gauges {
+        header(&mut out, name, "gauge", help);
+        for d in &g.deployments {
+            let _ = writeln!(
+                out,
+                "llmcallgateway_{name}{{alias=\"{}\",provider=\"{}\",model=\"{}\"}} {}",
+                escape(&d.alias),
+                escape(d.provider),
+                escape(&d.model),
+                number(value(d))
+            );
+        }
+    }
     header(
         &mut out,
         "requests_total",

@@ -1,7 +1,10 @@
 //! The metrics endpoints: `GET /metrics` (JSON, or the Prometheus text format when the client
 //! asks for `text/plain` or OpenMetrics, as Prometheus' scraper does), `/metrics/prometheus`,
 //! `/metrics/models`, `/metrics/trends` and the `/dashboard` page that draws them. Each reads
-//! a copy of what the recorder keeps; none holds the recorder's lock longer than that.
+//! a copy of what the recorder keeps (and the router's counters and deployment health); none
+//! holds the recorder's lock longer than that.
+
+use std::sync::atomic::Ordering;
 
 use serde_json::{json, Value};
 
@@ -42,9 +45,13 @@ fn snapshot(live: &Live) -> Metrics {
 }
 
 fn gauges(x: &Exchange<'_>) -> Gauges {
+    let routing = x.gw.routing();
     Gauges {
+        retries_total: routing.counters.retries.load(Ordering::Relaxed),
+        fallbacks_total: routing.counters.fallbacks.load(Ordering::Relaxed),
+        deployments: routing.deployment_states(),
         uptime_seconds: x.gw.started.elapsed().as_secs_f64(),
-        in_flight: x.gw.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+        in_flight: x.gw.in_flight.load(Ordering::Relaxed),
         recorder_queue_depth: x.gw.recorder.depth(),
         recorder_queue_max_depth: x.gw.recorder.max_depth(),
     }
@@ -70,6 +77,18 @@ pub fn get(x: &Exchange<'_>, res: &mut Responder<'_>) {
         "totals": m.total.to_json(),
         "providers": m.by_provider.iter().map(|(p, s)| (p.clone(), s.to_json())).collect::<serde_json::Map<_, _>>(),
         "models": m.model_count(),
+        "routing": {
+            "retries_total": g.retries_total,
+            "fallbacks_total": g.fallbacks_total,
+            "deployments": g.deployments.iter().map(|d| json!({
+                "alias": d.alias,
+                "provider": d.provider,
+                "model": d.model,
+                "cooling": d.cooling,
+                "consecutive_failures": d.consecutive_fails,
+                "in_flight": d.in_flight,
+            })).collect::<Vec<_>>(),
+        },
     });
     let _ = x.send_json(res, 200, body.to_string().into_bytes(), Vec::new());
 }

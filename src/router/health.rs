@@ -143,6 +143,11 @@ impl Health {
     pub fn cooling(&self, now: Instant) -> bool {
         self.state().cooling_until.is_some_and(|until| now < until)
     }
+
+    /// Provider failures since its last success (for metrics).
+    pub fn consecutive_fails(&self) -> u32 {
+        self.state().consecutive_fails
+    }
 }
 
 #[cfg(test)]

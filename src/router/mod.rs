@@ -56,6 +56,16 @@ pub struct Counters {
     pub fallbacks: AtomicU64,
 }
 
+/// One deployment's state as `/metrics` shows it.
+pub struct DeploymentState {
+    pub alias: String,
+    pub provider: &'static str,
+    pub model: String,
+    pub cooling: bool,
+    pub consecutive_fails: u32,
+    pub in_flight: usize,
+}
+
 /// How the next deployment of an alias is chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
@@ -170,6 +180,21 @@ impl Routing {
             }
         }
         Ok((routing, file.warnings))
+    }
+
+    /// Every deployment of the config file's aliases, in table order, with its health now.
+    pub fn deployment_states(&self) -> Vec<DeploymentState> {
+        let now = Instant::now();
+        (self.aliases.values().flatten())
+            .map(|d| DeploymentState {
+                alias: d.alias.clone(),
+                provider: d.target.provider.name,
+                model: d.target.model.clone(),
+                cooling: d.health.cooling(now),
+                consecutive_fails: d.health.consecutive_fails(),
+                in_flight: d.health.in_flight(),
+            })
+            .collect()
     }
 
     /// The routing table as `--check` prints it.

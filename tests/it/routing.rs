@@ -1,6 +1,7 @@
 //! Issue 16 over real sockets: a LiteLLM config file's alias in front of fault-injecting mock
-//! upstreams — retries (500, 429 with retry-after), no retry for a refusal, fallbacks, and
-//! the alias in `/v1/models`.
+//! upstreams — retries (500, 429 with retry-after), no retry for a refusal, fallbacks,
+//! cooldowns, the router's counters and deployment health in `/metrics`, and the alias in
+//! `/v1/models`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -100,6 +101,84 @@ fn when_every_deployment_fails_the_fallback_answers() {
         2,
         "both deployments, then mock/echo"
     );
+    let routing = get(gw.addr, "/metrics").json()["routing"].clone();
+    assert_eq!(
+        (&routing["retries_total"], &routing["fallbacks_total"]),
+        (&json!(1), &json!(1)),
+        "{routing}"
+    );
+    let text = get(gw.addr, "/metrics/prometheus").text();
+    assert!(
+        text.contains("\nllmcallgateway_retries_total 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nllmcallgateway_fallbacks_total 1\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn cooldown_skips_a_failing_deployment_and_returns_to_it_after_the_window() {
+    let (flaky, flaky_calls) = scripted(vec![Script::json(500, r#"{"error":{"message":"boom"}}"#)]);
+    let steady = MockUpstream::always(Script::json(200, OK));
+    let dir = temp_dir("routing-cooldown");
+    let path = dir.join("config.yaml");
+    // least-busy with nothing in flight keeps file order: the flaky one is tried first.
+    let deployment = |base: String| {
+        format!("  - model_name: chat\n    litellm_params: {{model: openai/m, api_base: \"{base}\", api_key: sk-test-fake}}\n")
+    };
+    let yaml = format!(
+        "model_list:\n{}{}router_settings:\n  routing_strategy: least-busy\n  num_retries: 1\n  allowed_fails: 1\n  cooldown_time: 1\n",
+        deployment(flaky.base_url()),
+        deployment(steady.base_url())
+    );
+    std::fs::write(&path, yaml).unwrap();
+    let gw = Gateway::start(&[("CONFIG_FILE", path.to_str().unwrap())]);
+
+    let first = ask(&gw);
+    assert_eq!(
+        (first.status, first.header("x-gateway-attempts")),
+        (200, Some("2"))
+    );
+    let cooling: Vec<bool> = get(gw.addr, "/metrics").json()["routing"]["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["cooling"].as_bool().unwrap())
+        .collect();
+    assert_eq!(cooling, [true, false]);
+    let text = get(gw.addr, "/metrics").text();
+    assert!(text.contains("\"consecutive_failures\":1"), "{text}");
+    let prometheus = get(gw.addr, "/metrics/prometheus").text();
+    let flaky_line =
+        "llmcallgateway_deployment_cooling{alias=\"chat\",provider=\"openai\",model=\"m\"} 1";
+    assert!(prometheus.contains(flaky_line), "{prometheus}");
+
+    let during = ask(&gw);
+    assert_eq!(
+        (during.status, during.header("x-gateway-attempts")),
+        (200, Some("1"))
+    );
+    assert_eq!(
+        flaky_calls.load(Ordering::SeqCst),
+        1,
+        "skipped while cooling"
+    );
+
+    std::thread::sleep(Duration::from_millis(1100));
+    let after = ask(&gw);
+    assert_eq!(
+        (after.status, after.header("x-gateway-attempts")),
+        (200, Some("1"))
+    );
+    assert_eq!(
+        flaky_calls.load(Ordering::SeqCst),
+        2,
+        "probed after the window"
+    );
+    let cooling = get(gw.addr, "/metrics").json()["routing"]["deployments"][0]["cooling"].clone();
+    assert_eq!(cooling, json!(false));
 }
 
 #[test]
