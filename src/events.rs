@@ -44,6 +44,22 @@ pub enum Body {
     Value(Value),
 }
 
+/// One provider call of a request: the deployment, how it ended and how long it took.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Attempt {
+    /// The alias (or the plain model name) the deployment serves.
+    pub alias: String,
+    /// `provider/model`.
+    pub deployment: String,
+    pub api_base: Option<String>,
+    /// 200 when it answered, else the status the gateway gives its failure (502 for a
+    /// provider's 5xx, 504 for a timeout, the provider's own for a refusal or a 429).
+    pub status: u16,
+    pub latency_ms: f64,
+    /// The failure's message.
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Interaction {
     pub timestamp: OffsetDateTime,
@@ -87,6 +103,8 @@ pub struct Interaction {
     pub access_only: bool,
     /// Request parameters dropped because the provider cannot honour them.
     pub dropped_params: Vec<String>,
+    /// Each provider call the router made for the request, in order.
+    pub attempts: Vec<Attempt>,
     /// Set once the request is over (by the drop guard).
     pub processing_time: Duration,
 }
@@ -121,6 +139,7 @@ impl Interaction {
             api_call: false,
             access_only: false,
             dropped_params: Vec::new(),
+            attempts: Vec::new(),
             processing_time: Duration::ZERO,
         }
     }

@@ -10,7 +10,7 @@ use std::cell::{Cell, RefCell, RefMut};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::config::LogBodies;
 use crate::error::ApiError;
@@ -19,6 +19,7 @@ use crate::gateway::Gateway;
 use crate::http::{ClientGone, Refusal, Request, Responder, Response, Stream};
 use crate::pricing::Tokens;
 use crate::providers::Target;
+use crate::router::{Failure, Plan};
 
 /// Headers a browser client may read from our answers.
 const EXPOSED_HEADERS: &str =
@@ -57,6 +58,18 @@ impl<'a> Exchange<'a> {
         record.provider = Some(target.provider.name);
         record.model = Some(target.model.clone());
         record.api_base = target.settings.base_url.clone();
+    }
+
+    /// Walks the request's plan (see [`Plan::walk`]) and records each provider call it made.
+    pub fn walk(
+        &self,
+        plan: &Plan,
+        body: Map<String, Value>,
+        attempt: impl FnMut(&Target, Map<String, Value>) -> Result<(), Failure>,
+    ) -> Result<(), ApiError> {
+        let result = plan.walk(body, attempt);
+        self.record().attempts = plan.attempts();
+        result
     }
 
     /// Marks this request as monitoring or docs: an access line, not an interaction line,

@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::config::{Config, LogBodies};
-use crate::events::{unix_now, Body, Interaction, Outcome};
+use crate::events::{unix_now, Attempt, Body, Interaction, Outcome};
 use crate::logging::{DiskGuard, Redactor};
 use crate::metrics::{Metrics, Observation};
 use crate::pricing::Tokens;
@@ -376,6 +376,7 @@ impl Render {
             usage: usage(i),
             cost_usd: i.cost,
             dropped_params: i.dropped_params.clone(),
+            attempts: i.attempts.clone(),
             client_request: None,
             downstream_request: None,
             downstream_response: None,
@@ -515,6 +516,7 @@ struct Line {
     usage: Option<Value>,
     cost_usd: Option<f64>,
     dropped_params: Vec<String>,
+    attempts: Vec<Attempt>,
     /// The client's body, when the request was refused before any provider call.
     client_request: Option<Box<RawValue>>,
     downstream_request: Option<Box<RawValue>>,

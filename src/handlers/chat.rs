@@ -39,7 +39,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
     let stream = optional_bool(&body, "stream")?;
     x.record().stream = stream;
     let plan = router::plan(&x.gw.routing(), &model)?;
-    plan.walk(body, |target, body| {
+    x.walk(&plan, body, |target, body| {
         attempt(x, res, target, body, stream, &OpenAi)
     })
 }

@@ -35,7 +35,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
     x.record().model_requested = Some(model.clone());
     embedding_inputs(&body)?;
     let plan = router::plan(&x.gw.routing(), &model)?;
-    plan.walk(body, |target, body| attempt(x, res, target, body))
+    x.walk(&plan, body, |target, body| attempt(x, res, target, body))
 }
 
 fn attempt(

@@ -92,7 +92,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>, ingress: &mut Messages) -> Res
     x.record().stream = stream;
     let translated = internal(x, &plan, &body)?;
     let ingress = &*ingress;
-    plan.walk(translated, |target, translated| {
+    x.walk(&plan, translated, |target, translated| {
         if is_native(target) {
             passthrough(x, res, target, &body, MESSAGES_PATH, stream, ingress)
         } else {
@@ -109,7 +109,7 @@ fn count(
     let (body, plan) = read(x, ingress, true)?;
     let translated = internal(x, &plan, &body)?;
     let ingress = &*ingress;
-    plan.walk(translated, |target, translated| {
+    x.walk(&plan, translated, |target, translated| {
         if is_native(target) {
             return passthrough(x, res, target, &body, COUNT_PATH, false, ingress);
         }

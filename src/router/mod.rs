@@ -14,13 +14,14 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::events::Attempt;
 use crate::providers::registry::{self, UPSTREAM};
 use crate::providers::{Missing, Settings, Target};
 
@@ -349,6 +350,8 @@ pub struct Plan {
     routing: Arc<Routing>,
     groups: Vec<Vec<Arc<Deployment>>>,
     context_groups: Vec<Vec<Arc<Deployment>>>,
+    /// The calls `walk` made, for the interaction line.
+    attempts: Mutex<Vec<Attempt>>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -360,6 +363,29 @@ impl std::fmt::Debug for Plan {
 }
 
 impl Plan {
+    /// The calls made so far, in order.
+    pub fn attempts(&self) -> Vec<Attempt> {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn note(&self, d: &Deployment, started: Instant, failure: Option<&ApiError>) {
+        let target = &d.target;
+        self.attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Attempt {
+                alias: d.alias.clone(),
+                deployment: format!("{}/{}", target.provider.name, target.model),
+                api_base: target.settings.base_url.clone(),
+                status: failure.map_or(200, |e| e.status),
+                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                error: failure.map(|e| e.message.clone()),
+            });
+    }
+
     /// Tries the candidates until one answers. Within a group (an alias's deployments), a
     /// provider failure (unreachable, overloaded, a 5xx, 408 or 429) before anything reached
     /// the client is retried up to `num_retries` times after a backoff, on another healthy
@@ -409,6 +435,14 @@ impl Plan {
                     let _in_flight = d.health.begin(tokens);
                     attempt(&d.target, this)
                 };
+                self.note(
+                    d,
+                    started,
+                    match &result {
+                        Ok(()) => None,
+                        Err(Failure::Retryable(e) | Failure::Final(e)) => Some(e),
+                    },
+                );
                 match result {
                     Ok(()) => {
                         d.health.succeeded(started.elapsed());
@@ -609,6 +643,7 @@ pub fn plan(routing: &Arc<Routing>, requested: &str) -> Result<Plan, ApiError> {
         routing: routing.clone(),
         groups,
         context_groups,
+        attempts: Mutex::default(),
     })
 }
 

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::support::client::{get, post_json};
 use crate::support::gateway::{temp_dir, Gateway};
+use crate::support::logs::interaction_lines;
 use crate::support::upstream::{MockUpstream, Script};
 
 const OK: &str = r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
@@ -57,6 +58,47 @@ fn a_500_is_retried_once_and_the_answer_says_so() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.header("x-gateway-attempts"), Some("2"));
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let dir = gw.stop_keeping_logs();
+    let lines = interaction_lines(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let attempts = lines[0]["attempts"].as_array().unwrap();
+    let summary: Vec<(&str, &str, u64, Option<&str>)> = attempts
+        .iter()
+        .map(|a| {
+            (
+                a["alias"].as_str().unwrap(),
+                a["deployment"].as_str().unwrap(),
+                a["status"].as_u64().unwrap(),
+                a["error"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            // The status the gateway gives a provider's 500: 502.
+            ("chat", "openai/m", 502, Some("boom")),
+            ("chat", "openai/m", 200, None)
+        ]
+    );
+    assert!(attempts
+        .iter()
+        .all(|a| a["latency_ms"].as_f64().unwrap() >= 0.0));
+}
+
+#[test]
+fn a_line_without_a_provider_call_has_no_attempts() {
+    let gw = Gateway::start(&[]);
+    let reply = get(gw.addr, "/v1/chat/completions");
+    assert!(reply.status >= 400);
+    let dir = gw.stop_keeping_logs();
+    let lines = interaction_lines(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!lines.is_empty());
+    assert!(
+        lines.iter().all(|l| l["attempts"] == json!([])),
+        "{lines:?}"
+    );
 }
 
 #[test]
