@@ -227,6 +227,9 @@ impl Config {
             api_key: None,
             extra: BTreeMap::new(),
             explicit: false,
+            timeout: None,
+            stream_timeout: None,
+            price: None,
         };
         self.providers.get(name).map_or(&NONE, |s| s)
     }

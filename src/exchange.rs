@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::events::{Body, Interaction, Outcome};
 use crate::gateway::Gateway;
 use crate::http::{ClientGone, Refusal, Request, Responder, Response, Stream};
-use crate::pricing::Tokens;
+use crate::pricing::{Price, Tokens};
 use crate::providers::Target;
 use crate::router::{Failure, Plan};
 
@@ -33,6 +33,8 @@ pub struct Exchange<'a> {
     record: RefCell<Interaction>,
     /// Provider calls made so far (the router's retries and fallbacks each add one).
     attempts: Cell<u32>,
+    /// The serving deployment's own price (a config file's `model_info`), over the table's.
+    price: Cell<Option<Price>>,
 }
 
 impl<'a> Exchange<'a> {
@@ -48,12 +50,14 @@ impl<'a> Exchange<'a> {
             common,
             record: RefCell::new(record),
             attempts: Cell::new(0),
+            price: Cell::new(None),
         }
     }
 
     /// Records who serves the request.
     pub fn note_target(&self, target: &Target) {
         self.attempts.set(self.attempts.get() + 1);
+        self.price.set(target.settings.price);
         let mut record = self.record();
         record.provider = Some(target.provider.name);
         record.model = Some(target.model.clone());
@@ -97,6 +101,9 @@ impl<'a> Exchange<'a> {
         let tokens = usage.as_ref().and_then(Tokens::from_usage);
         let prices = &self.gw.config.prices;
         record.cost = tokens.and_then(|t| {
+            if let Some(price) = self.price.get() {
+                return Some(price.cost(t));
+            }
             let names = [record.model_requested.as_deref(), record.model.as_deref()];
             names.into_iter().flatten().find_map(|m| prices.cost(m, t))
         });

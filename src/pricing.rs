@@ -28,6 +28,18 @@ pub struct Price {
     pub output: f64,
 }
 
+impl Price {
+    /// The cost in USD of these tokens.
+    pub fn cost(&self, tokens: Tokens) -> f64 {
+        let cached = tokens.cached.min(tokens.prompt);
+        let fresh = tokens.prompt - cached;
+        let micro = fresh as f64 * self.input
+            + cached as f64 * self.cached_input.unwrap_or(self.input)
+            + tokens.completion as f64 * self.output;
+        micro / 1e6
+    }
+}
+
 /// (model, input, cached input, output); cached input `-1.0` means "no discount".
 const BUILT_IN: &[(&str, f64, f64, f64)] = &[
     // The built-in mock models are free, and that is a known price.
@@ -188,13 +200,7 @@ impl Prices {
 
     /// The cost in USD, or `None` when the model has no known price.
     pub fn cost(&self, model: &str, tokens: Tokens) -> Option<f64> {
-        let p = self.lookup(model)?;
-        let cached = tokens.cached.min(tokens.prompt);
-        let fresh = tokens.prompt - cached;
-        let micro = fresh as f64 * p.input
-            + cached as f64 * p.cached_input.unwrap_or(p.input)
-            + tokens.completion as f64 * p.output;
-        Some(micro / 1e6)
+        Some(self.lookup(model)?.cost(tokens))
     }
 }
 

@@ -8,7 +8,7 @@
 //! the client gets back (the answer, each chunk, the end, errors) is its route's [`Ingress`]'s
 //! business, the identity here.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -20,7 +20,7 @@ use crate::handlers::{json_object, model_name, optional_bool, provider_error};
 use crate::http::{ClientGone, Responder, Stream};
 use crate::ingress::openai::OpenAi;
 use crate::ingress::{Egress, Ingress};
-use crate::providers::{self, ChatStream, Dialect, Emit, Target};
+use crate::providers::{self, ChatStream, Emit, Target};
 use crate::router::{self, Failure};
 use crate::upstream::{self, Answer, Call, StreamError};
 
@@ -116,7 +116,7 @@ pub fn attempt(
         }
     }
     drop(record);
-    let (answer, started) = send(x, dialect, prepared.call, stream)?;
+    let (answer, started) = send(x, target, prepared.call, stream)?;
     let status = answer.status();
     let forwarded = providers::forwarded_headers(|name| answer.header(name));
     if !(200..300).contains(&status) || !stream || !answer.is_event_stream() {
@@ -146,6 +146,7 @@ pub fn attempt(
         return Ok(());
     };
     let relay = Relay {
+        idle_timeout: target.idle_timeout(x.gw.config.stream_idle_timeout),
         translator: dialect.chat_stream(target),
         assembled: Assembler::new(x.log_text_limit()),
         egress: ingress.stream(wants_usage),
@@ -157,21 +158,22 @@ pub fn attempt(
 }
 
 /// Sends one candidate's call: a stream's reads bounded by the idle timeout, any other call by
-/// the upstream deadline; the body sent and the head's latency recorded. Returns the answer's
-/// head and when the call was sent.
+/// the upstream deadline (the deployment's own when it has them); the body sent and the head's
+/// latency recorded. Returns the answer's head and when the call was sent.
 pub fn send(
     x: &Exchange<'_>,
-    dialect: &dyn Dialect,
+    target: &Target,
     mut call: Call,
     stream: bool,
 ) -> Result<(Answer, Instant), ApiError> {
+    let config = &x.gw.config;
     if stream {
-        call.idle_timeout = Some(x.gw.config.stream_idle_timeout);
+        call.idle_timeout = Some(target.idle_timeout(config.stream_idle_timeout));
     } else {
-        call.deadline = Some(x.gw.config.upstream_timeout);
+        call.deadline = Some(target.deadline(config.upstream_timeout));
     }
     let started = Instant::now();
-    let sent = dialect.send(x.gw.agents.get(), &call);
+    let sent = target.dialect().send(x.gw.agents.get(), &call);
     if x.keeps_bodies() {
         x.record().request_body = Some(Body::Raw(call.body));
     }
@@ -190,6 +192,8 @@ enum End {
 /// One stream being relayed: the dialect's translator, the completion it adds up to (for the
 /// log and the usage), and the route's writer of what the client gets.
 struct Relay<'i> {
+    /// The silence after which the stream is cut (for the error's message).
+    idle_timeout: Duration,
     translator: Box<dyn ChatStream>,
     assembled: Assembler,
     egress: Box<dyn Egress>,
@@ -212,7 +216,7 @@ impl Relay<'_> {
                 Ok(None) => self.translator.finish(),
                 Err(StreamError::Idle) => Err(ApiError::gateway_timeout(format!(
                     "The provider sent nothing for {} s; the stream was cut.",
-                    x.gw.config.stream_idle_timeout.as_secs_f64()
+                    self.idle_timeout.as_secs_f64()
                 ))),
                 Err(StreamError::Broken(why)) => Err(ApiError::bad_gateway(
                     "upstream_stream_broken",

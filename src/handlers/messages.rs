@@ -16,6 +16,7 @@
 use serde_json::{json, Map, Value};
 use std::io::Read;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use crate::assembler::Assembler;
 use crate::error::ApiError;
@@ -136,7 +137,7 @@ fn passthrough(
     x.note_target(target);
     let dialect = target.dialect();
     let call = native_call(target, &x.req.body, body, &x.req.headers, path, stream);
-    let (answer, started) = chat::send(x, dialect, call, stream)?;
+    let (answer, started) = chat::send(x, target, call, stream)?;
     let status = answer.status();
     let mut headers = relayed_headers(&answer);
     if !(200..300).contains(&status) || !stream || !answer.is_event_stream() {
@@ -167,7 +168,8 @@ fn passthrough(
     let Ok(sse) = x.start_sse(res, headers) else {
         return Ok(());
     };
-    relay_bytes(x, sse, answer, dialect.chat_stream(target), ingress);
+    let idle = target.idle_timeout(x.gw.config.stream_idle_timeout);
+    relay_bytes(x, sse, answer, dialect.chat_stream(target), ingress, idle);
     Ok(())
 }
 
@@ -216,6 +218,7 @@ fn relay_bytes(
     answer: Answer,
     mut translator: Box<dyn ChatStream>,
     ingress: &Messages,
+    idle: Duration,
 ) {
     let copy = Arc::new(Mutex::new(Vec::new()));
     let body = answer.response.into_body().into_reader();
@@ -251,7 +254,7 @@ fn relay_bytes(
                 cut = true;
                 failure = Some(ApiError::gateway_timeout(format!(
                     "The provider sent nothing for {} s; the stream was cut.",
-                    x.gw.config.stream_idle_timeout.as_secs_f64()
+                    idle.as_secs_f64()
                 )));
                 true
             }

@@ -32,10 +32,12 @@ pub mod shape;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::pricing::Price;
 use crate::upstream::{self, Answer, Call, Received, SseEvent};
 
 /// One row of the provider registry: everything the gateway needs to know about a provider
@@ -101,6 +103,12 @@ pub struct Settings {
     /// Whether any of the provider's own variables is set: configured on purpose, so listed
     /// in `/v1/models` and shown by `--check`.
     pub explicit: bool,
+    /// A config file deployment's `timeout` (a whole call that is not streamed) and
+    /// `stream_timeout` (the longest silence in a stream), over the environment's.
+    pub timeout: Option<Duration>,
+    pub stream_timeout: Option<Duration>,
+    /// A config file deployment's `model_info` prices, over the price table's.
+    pub price: Option<Price>,
 }
 
 impl Settings {
@@ -139,6 +147,16 @@ pub struct Target {
 impl Target {
     pub fn dialect(&self) -> &'static dyn Dialect {
         self.provider.dialect
+    }
+
+    /// The longest a call that is not streamed may take: the deployment's, else `default`.
+    pub fn deadline(&self, default: Duration) -> Duration {
+        self.settings.timeout.unwrap_or(default)
+    }
+
+    /// The longest silence in a stream: the deployment's, else `default`.
+    pub fn idle_timeout(&self, default: Duration) -> Duration {
+        self.settings.stream_timeout.unwrap_or(default)
     }
 
     /// The base URL (empty for the built-in models, which have none).

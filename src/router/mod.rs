@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::events::Attempt;
+use crate::pricing::Price;
 use crate::providers::registry::{self, UPSTREAM};
 use crate::providers::{Missing, Settings, Target};
 
@@ -317,13 +318,18 @@ fn deployment(
         .dialect
         .check_model(&spec.model, model)
         .map_err(|e| error(e.message))?;
-    if spec.prices.iter().any(Option::is_some) {
-        log::warn!(
-            "{}:{}: model_info prices of {:?} are read but not applied yet; the price table's are",
-            path.display(),
-            spec.line,
-            spec.alias
-        );
+    // The router's `timeout` (already in `config`) is every deployment's unless it has one.
+    settings.timeout = Some(spec.timeout.unwrap_or(config.upstream_timeout));
+    settings.stream_timeout = spec.stream_timeout;
+    // LiteLLM's prices are per token; the table's per million. A price left out is free,
+    // cached input the input price.
+    let [input, output, cached] = spec.prices;
+    if input.is_some() || output.is_some() {
+        settings.price = Some(Price {
+            input: input.unwrap_or(0.0) * 1e6,
+            output: output.unwrap_or(0.0) * 1e6,
+            cached_input: cached.map(|c| c * 1e6),
+        });
     }
     Ok(Deployment {
         alias: spec.alias,

@@ -232,9 +232,11 @@ pub fn post(agent: &ureq::Agent, call: &Call) -> Result<Answer, ApiError> {
             .timeout_per_read(Some(idle))
             .build()
             .send(&call.body[..]),
+        // The agent's wait for a head is the environment's; a deployment may allow longer.
         (None, Some(deadline)) => request
             .config()
             .timeout_global(Some(deadline))
+            .timeout_recv_response(Some(deadline))
             .build()
             .send(&call.body[..]),
         (None, None) => request.send(&call.body[..]),

@@ -30,6 +30,7 @@ mod readmes;
 mod record_truth;
 mod refusal_records;
 mod routing;
+mod routing_faults;
 mod sdk;
 mod sdk_anthropic;
 mod sdk_relay;

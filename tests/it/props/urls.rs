@@ -72,6 +72,7 @@ fn target(provider: &'static str, model: &str) -> Target {
             api_key: Some("fake-key-for-url-tests".to_string()),
             extra,
             explicit: true,
+            ..Settings::default()
         }),
     }
 }
