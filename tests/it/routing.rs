@@ -1,7 +1,8 @@
 //! Issue 16 over real sockets: a LiteLLM config file's alias in front of fault-injecting mock
 //! upstreams — retries (500, 429 with retry-after), no retry for a refusal, fallbacks,
-//! cooldowns, the router's counters and deployment health in `/metrics`, and the alias in
-//! `/v1/models`.
+//! cooldowns, the router's counters and deployment health in `/metrics`, each call in the
+//! interaction line's `attempts`, the alias in `/v1/models`, and the OpenAI Python SDK calling
+//! an alias (`tests/sdk/test_router_alias.py`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::sdk::{pytest, python_or_skip};
 use crate::support::client::{get, post_json};
 use crate::support::gateway::{temp_dir, Gateway};
 use crate::support::logs::interaction_lines;
@@ -234,4 +236,23 @@ fn models_lists_the_aliases() {
         .map(|m| m["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(&ids[..2], ["backup", "chat"], "{ids:?}");
+}
+
+#[test]
+fn the_openai_python_sdk_calls_an_alias_streamed_and_not() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let down = MockUpstream::always(Script::json(503, r#"{"error":{"message":"down"}}"#));
+    let path = temp_dir("routing-sdk").join("config.yaml");
+    // least-busy with nothing in flight keeps file order: the failing one first, every time
+    // (allowed_fails high enough that it never cools down).
+    let yaml = format!(
+        "model_list:\n  - model_name: chat\n    litellm_params: {{model: openai/m, api_base: \"{}\", api_key: sk-test-fake}}\n  - model_name: chat\n    litellm_params: {{model: mock/echo}}\nrouter_settings:\n  routing_strategy: least-busy\n  num_retries: 1\n  allowed_fails: 1000\n",
+        down.base_url()
+    );
+    std::fs::write(&path, yaml).unwrap();
+    let gw = Gateway::start(&[("CONFIG_FILE", path.to_str().unwrap())]);
+    pytest(python, gw.addr, &["tests/sdk/test_router_alias.py"]);
+    assert_eq!(down.requests().len(), 2, "one failed call per SDK call");
 }
