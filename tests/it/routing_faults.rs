@@ -1,8 +1,9 @@
 //! Issue 16's faults over real sockets, each behind a config file's alias: a connection reset
 //! (retried), a deployment's `timeout` and `stream_timeout` (a 504 and a cut stream at that
 //! time, not the environment's), a malformed answer (502), a deployment's `model_info` prices
-//! (the record's cost), and hot reload by `SIGHUP` to the binary (atomic under load; an invalid
-//! file is refused and the old table stays).
+//! (the record's cost), a context-length error (the larger-context alias), weights over 1,000
+//! calls, and hot reload by `SIGHUP` to the binary (atomic under load; an invalid file is
+//! refused and the old table stays) and by the file watch of `ENABLE_RELOAD=true`.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -140,6 +141,59 @@ fn malformed_json_from_the_provider_is_a_502() {
 }
 
 #[test]
+fn malformed_sse_from_the_provider_ends_the_stream_with_an_error_event() {
+    let broken = MockUpstream::always(Script::sse(vec![Step::Raw(
+        "data: {\"choices\": [{\n\n".into(),
+    )]));
+    let gw = gateway(&[entry(&broken.base_url(), "", "")], "  num_retries: 0\n");
+    let reply = ask(&gw, true);
+    // The stream's head went out before the first event could be read: the 502 is an event.
+    assert_eq!(reply.status, 200);
+    let got = reply.events();
+    assert!(!got.iter().any(|e| e == "[DONE]"), "{got:?}");
+    let last: Value = serde_json::from_str(got.last().expect("an error event")).unwrap();
+    let error = assert_error_shape(&last);
+    assert_eq!(error["type"], "upstream_error", "{error:?}");
+}
+
+#[test]
+fn a_context_length_error_goes_to_the_larger_context_alias() {
+    let short = MockUpstream::always(Script::json(
+        400,
+        r#"{"error":{"message":"This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+    ));
+    let path = temp_dir("routing-context").join("config.yaml");
+    let yaml = format!(
+        "model_list:\n{}  - model_name: long\n    litellm_params: {{model: mock/echo}}\nrouter_settings:\n  context_window_fallbacks: [{{chat: [long]}}]\n",
+        entry(&short.base_url(), "", "")
+    );
+    std::fs::write(&path, yaml).unwrap();
+    let gw = Gateway::start(&[("CONFIG_FILE", path.to_str().unwrap())]);
+    let reply = ask(&gw, false);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["choices"][0]["message"]["content"], "hi");
+    assert_eq!(reply.header("x-gateway-attempts"), Some("2"));
+    assert_eq!(
+        short.requests().len(),
+        1,
+        "a refusal is not retried on its alias"
+    );
+}
+
+#[test]
+fn weights_hold_over_1000_calls() {
+    let path = temp_dir("routing-weights").join("config.yaml");
+    let yaml = "model_list:\n  - model_name: chat\n    litellm_params: {model: mock/echo, weight: 3}\n  - model_name: chat\n    litellm_params: {model: mock/lorem, weight: 1}\n";
+    std::fs::write(&path, yaml).unwrap();
+    let gw = Gateway::start(&[("CONFIG_FILE", path.to_str().unwrap())]);
+    let echo = (0..1000)
+        .filter(|_| answered_by(gw.addr) == (200, "echo"))
+        .count();
+    // Weight 3 of 4: p = 0.75, sd = sqrt(1000 p (1-p)) ≈ 13.7; five sd either way.
+    assert!((681..=819).contains(&echo), "{echo} of 1000 to echo");
+}
+
+#[test]
 fn model_info_prices_are_the_cost_of_the_deployments_calls() {
     let upstream = MockUpstream::always(Script::json(200, OK));
     let info = "input_cost_per_token: 0.000002, output_cost_per_token: 0.00001";
@@ -148,6 +202,28 @@ fn model_info_prices_are_the_cost_of_the_deployments_calls() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     // 1000 × 0.000002 + 500 × 0.00001 = 0.007.
     assert_eq!(reply.header("x-gateway-cost-usd"), Some("0.00700000"));
+}
+
+#[test]
+fn enable_reload_applies_a_changed_file_within_seconds() {
+    let dir = temp_dir("routing-watch");
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, chat_on("mock/echo")).unwrap();
+    let bin = Binary::start(&[
+        ("CONFIG_FILE", path.to_str().unwrap()),
+        ("ENABLE_RELOAD", "true"),
+        ("LOG_DIR", dir.join("logs").to_str().unwrap()),
+    ]);
+    assert_eq!(answered_by(bin.addr), (200, "echo"));
+    // The watch compares modification times, which some file systems keep to the second.
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&path, chat_on("mock/lorem")).unwrap();
+    let applied = wait_until(Duration::from_secs(5), || {
+        answered_by(bin.addr) == (200, "lorem")
+    });
+    assert!(applied, "the changed file is applied without a signal");
+    bin.stop();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The config file of the reload test: alias `chat` on one mock model.
