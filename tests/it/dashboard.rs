@@ -457,6 +457,47 @@ fn dashboard_shows_the_served_totals_model_rows_and_charts_without_script_errors
 }
 
 #[test]
+fn dashboard_shows_each_deployments_health_and_the_routers_counts() {
+    let Some(browser) = chromium("dashboard_shows_each_deployments_health_and_the_routers_counts")
+    else {
+        return;
+    };
+    let down = MockUpstream::always(Script::json(500, r#"{"error":{"message":"boom"}}"#));
+    let path = temp_dir("dashboard-routing").join("config.yaml");
+    // least-busy with nothing in flight keeps file order: the failing one first; one failure
+    // cools it down for a minute, and the retry goes to mock/echo.
+    let yaml = format!(
+        "model_list:\n  - model_name: chat\n    litellm_params: {{model: openai/m, api_base: \"{}\", api_key: sk-test-fake}}\n  - model_name: chat\n    litellm_params: {{model: mock/echo}}\nrouter_settings:\n  routing_strategy: least-busy\n  num_retries: 1\n  allowed_fails: 1\n  cooldown_time: 60\n",
+        down.base_url()
+    );
+    std::fs::write(&path, yaml).unwrap();
+    let gw = Gateway::start(&[("CONFIG_FILE", path.to_str().unwrap())]);
+    assert_eq!(
+        post_json(gw.addr, "/v1/chat/completions", &chat("chat", false)).status,
+        200
+    );
+    let page = render(&browser, &gw);
+    page.assert_no_script_errors();
+    assert!(!page.one("deployments").attrs.contains("hidden"));
+    let health: Vec<(String, String)> = page
+        .by_testid("deployment-row")
+        .iter()
+        .map(|t| {
+            let attr = |name| t.attr(name).unwrap_or_default().to_string();
+            (attr("data-alias"), attr("data-health"))
+        })
+        .collect();
+    assert_eq!(
+        health,
+        [
+            ("chat".to_string(), "cooling down".to_string()),
+            ("chat".to_string(), "healthy".to_string())
+        ]
+    );
+    assert_eq!(page.text("routing-counts"), "1 retries · 0 fallbacks");
+}
+
+#[test]
 fn dashboard_shows_empty_states_when_there_is_no_traffic_yet() {
     let Some(browser) = chromium("dashboard_shows_empty_states_when_there_is_no_traffic_yet")
     else {
@@ -469,6 +510,11 @@ fn dashboard_shows_empty_states_when_there_is_no_traffic_yet() {
     assert_eq!(page.text("success-rate"), "—");
     assert_eq!(page.text("latency-p50"), "—");
     assert!(page.model_rows().is_empty());
+    let deployments = page.one("deployments");
+    assert!(
+        deployments.attrs.contains("hidden"),
+        "no config file, no deployments"
+    );
     let empty = page.one("models-empty");
     assert!(!empty.attrs.contains("hidden"), "the empty table says so");
     assert!(empty.text().contains("No traffic yet"), "{}", empty.text());
