@@ -2,8 +2,9 @@
 //! (retried), a deployment's `timeout` and `stream_timeout` (a 504 and a cut stream at that
 //! time, not the environment's), a malformed answer (502), a deployment's `model_info` prices
 //! (the record's cost), a context-length error (the larger-context alias), weights over 1,000
-//! calls, and hot reload by `SIGHUP` to the binary (atomic under load; an invalid file is
-//! refused and the old table stays) and by the file watch of `ENABLE_RELOAD=true`.
+//! calls, and hot reload by `SIGHUP` to the binary (atomic under load; a stream in flight
+//! finishes on the old table; an invalid file is refused and the old table stays) and by the
+//! file watch of `ENABLE_RELOAD=true`.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -17,7 +18,7 @@ use crate::support::binary::Binary;
 use crate::support::client::{assert_error, assert_error_shape, post_json, wait_until};
 use crate::support::gateway::{temp_dir, Gateway};
 use crate::support::logs::log_files;
-use crate::support::upstream::{fixture_events, MockUpstream, Script, Step};
+use crate::support::upstream::{fixture_events, Gate, MockUpstream, Script, Step};
 
 const OK: &str = r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1000,"completion_tokens":500,"total_tokens":1500}}"#;
 
@@ -202,6 +203,43 @@ fn model_info_prices_are_the_cost_of_the_deployments_calls() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     // 1000 × 0.000002 + 500 × 0.00001 = 0.007.
     assert_eq!(reply.header("x-gateway-cost-usd"), Some("0.00700000"));
+}
+
+#[test]
+fn a_stream_in_flight_during_a_reload_finishes_on_the_old_table() {
+    let events = fixture_events("openai/chat_completion_stream.sse");
+    let gate = Gate::new();
+    let mut steps = vec![Step::Event(events[0].clone()), gate.step()];
+    steps.extend(events[1..].iter().cloned().map(Step::Event));
+    let old = MockUpstream::always(Script::sse(steps));
+    let dir = temp_dir("routing-in-flight");
+    let path = dir.join("config.yaml");
+    let yaml = format!("model_list:\n{}", entry(&old.base_url(), "", ""));
+    std::fs::write(&path, yaml).unwrap();
+    let bin = Binary::start(&[
+        ("CONFIG_FILE", path.to_str().unwrap()),
+        ("LOG_DIR", dir.join("logs").to_str().unwrap()),
+    ]);
+    let addr = bin.addr;
+    let streaming = std::thread::spawn(move || {
+        let body = json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+        post_json(addr, "/v1/chat/completions", &body)
+    });
+    assert!(wait_until(Duration::from_secs(5), || old.requests().len() == 1));
+    std::fs::write(&path, chat_on("mock/echo")).unwrap();
+    bin.signal("HUP");
+    let reloaded = wait_until(Duration::from_secs(5), || {
+        answered_by(addr) == (200, "echo")
+    });
+    gate.open();
+    let reply = streaming.join().unwrap();
+    assert!(reloaded, "new calls go to the new table");
+    let got = reply.events();
+    assert_eq!(got.first(), events.first(), "{got:?}");
+    assert_eq!(got.last().map(String::as_str), Some("[DONE]"), "{got:?}");
+    assert_eq!(old.requests().len(), 1);
+    bin.stop();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
