@@ -582,8 +582,8 @@ fn wait(n: usize, last: Option<&ApiError>, least: Duration) -> Duration {
     asked.unwrap_or_else(backoff).max(least)
 }
 
-/// Whether a refusal says the prompt is longer than the model's context window, in each
-/// provider's wording (`tests/fixtures/context_length/`).
+/// Whether a refusal says the prompt is longer than the model's context window: OpenAI's
+/// `context_length_exceeded` code, or one of the providers' phrasings below.
 pub fn is_context_error(e: &ApiError) -> bool {
     let m = e.message.to_ascii_lowercase();
     e.code.as_deref() == Some("context_length_exceeded")
