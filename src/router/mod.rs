@@ -212,15 +212,25 @@ impl Routing {
         for (alias, deployments) in &self.aliases {
             let _ = writeln!(out, "  {alias}");
             for d in deployments {
+                let t = &d.target.settings;
                 let _ = writeln!(
                     out,
-                    "    → {}/{} at {} (weight {}{}{}{})",
+                    "    → {}/{} at {} (weight {}{}{}{}{}{}{})",
                     d.target.provider.name,
                     d.target.model,
                     d.target.base_url(),
                     d.weight,
                     d.caps.rpm.map(|r| format!(", rpm {r}")).unwrap_or_default(),
                     d.caps.tpm.map(|t| format!(", tpm {t}")).unwrap_or_default(),
+                    t.timeout
+                        .map(|d| format!(", timeout {} s", d.as_secs_f64()))
+                        .unwrap_or_default(),
+                    t.stream_timeout
+                        .map(|d| format!(", stream_timeout {} s", d.as_secs_f64()))
+                        .unwrap_or_default(),
+                    t.price
+                        .map(|p| format!(", USD/M tokens {} in, {} out", p.input, p.output))
+                        .unwrap_or_default(),
                     if d.params.is_empty() {
                         String::new()
                     } else {
@@ -758,6 +768,12 @@ mod tests {
             t.describe().contains("chat\n    → mock/echo"),
             "{}",
             t.describe()
+        );
+        let priced = table("model_list:\n  - model_name: x\n    litellm_params: {model: mock/echo, timeout: 2, stream_timeout: 0.5}\n    model_info: {input_cost_per_token: 0.000001, output_cost_per_token: 0.000004}\n");
+        let line = priced.describe();
+        assert!(
+            line.contains("timeout 2 s, stream_timeout 0.5 s, USD/M tokens 1 in, 4 out"),
+            "{line}"
         );
     }
 
