@@ -727,6 +727,33 @@ pub fn resolve(config: &Config, requested: &str) -> Result<Target, ApiError> {
 
 #[cfg(test)]
 mod tests {
+
+    /// Each provider's own wording of a prompt longer than the model's window, from fixtures
+    /// written from its API reference, read through its dialect as a client would get it.
+    #[test]
+    fn each_providers_context_length_error_is_recognised() {
+        let fixture = |path: &str| {
+            let root = env!("CARGO_MANIFEST_DIR");
+            std::fs::read(format!("{root}/tests/fixtures/{path}")).unwrap()
+        };
+        for (provider, path) in [
+            ("openai", "openai/error_400_context_length.json"),
+            ("mistral", "openai/error_400_context_length.json"),
+            ("anthropic", "anthropic/error_400_context_length.json"),
+            ("gemini", "gemini/error_400_context_length.json"),
+            ("cohere", "cohere/error_400_context_length.json"),
+            ("bedrock", "bedrock/error_400_context_length.json"),
+        ] {
+            let dialect = registry::find(provider).unwrap().dialect;
+            let e = dialect.parse_error(400, &fixture(path));
+            assert_eq!(e.status, 400, "{provider}");
+            assert!(is_context_error(&e), "{provider}: {}", e.message);
+        }
+        let other = registry::find("anthropic").unwrap().dialect;
+        let e = other.parse_error(400, &fixture("anthropic/error_400.json"));
+        assert!(!is_context_error(&e), "another 400 is not a context error");
+    }
+
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Arc<Routing> {
