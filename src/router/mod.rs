@@ -100,6 +100,9 @@ pub struct Deployment {
     pub caps: Caps,
     /// Request parameters it sets when the client does not.
     pub params: Map<String, Value>,
+    /// Retries of a failed call on this same deployment (`litellm_params.max_retries`, what
+    /// LiteLLM gives the deployment's own client) before the router counts it as failed.
+    pub max_retries: usize,
     pub health: Health,
 }
 
@@ -354,6 +357,7 @@ fn deployment(
             tpm: spec.tpm,
         },
         params: spec.params,
+        max_retries: spec.max_retries.unwrap_or(0),
         health: Health::default(),
     })
 }
@@ -449,7 +453,21 @@ impl Plan {
                 let started = Instant::now();
                 let result = {
                     let _in_flight = d.health.begin(tokens);
-                    attempt(&d.target, this)
+                    let first = if d.max_retries > 0 {
+                        this.clone()
+                    } else {
+                        std::mem::take(&mut this)
+                    };
+                    let mut result = attempt(&d.target, first);
+                    for k in 1..=d.max_retries {
+                        let Err(Failure::Retryable(e)) = &result else {
+                            break;
+                        };
+                        log::info!("{:?} failed ({}); its own retry {k}", d.target, e.message);
+                        std::thread::sleep(wait(k, Some(e), settings.min_retry_wait));
+                        result = attempt(&d.target, this.clone());
+                    }
+                    result
                 };
                 self.note(
                     d,
@@ -634,6 +652,7 @@ pub fn plan(routing: &Arc<Routing>, requested: &str) -> Result<Plan, ApiError> {
                 weight: 1.0,
                 caps: Caps::default(),
                 params: Map::new(),
+                max_retries: 0,
                 health: Health::default(),
             })]),
         }

@@ -256,3 +256,32 @@ fn the_openai_python_sdk_calls_an_alias_streamed_and_not() {
     pytest(python, gw.addr, &["tests/sdk/test_router_alias.py"]);
     assert_eq!(down.requests().len(), 2, "one failed call per SDK call");
 }
+
+/// A deployment's own `max_retries` (LiteLLM gives it to that deployment's client): a failed
+/// call is tried again on the same deployment before the router counts it as failed, even with
+/// the router's `num_retries` at 0.
+#[test]
+fn a_deployments_max_retries_tries_the_same_deployment_again() {
+    let (upstream, calls) = scripted(vec![
+        Script::json(503, r#"{"error":{"message":"busy"}}"#),
+        Script::json(503, r#"{"error":{"message":"busy"}}"#),
+    ]);
+    let dir = temp_dir("routing-own-retries");
+    let path = dir.join("config.yaml");
+    let base = upstream.base_url();
+    let yaml = format!(
+        "model_list:\n  - model_name: solo\n    litellm_params: {{model: openai/m, api_base: \"{base}\", api_key: sk-test-fake, max_retries: 2}}\nrouter_settings:\n  num_retries: 0\n"
+    );
+    std::fs::write(&path, yaml).unwrap();
+    let gw = Gateway::start(&[("CONFIG_FILE", path.to_str().unwrap())]);
+    let body = json!({"model": "solo", "messages": [{"role": "user", "content": "hi"}]});
+    let reply = post_json(gw.addr, "/v1/chat/completions", &body);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "two failures, then the answer"
+    );
+    drop(gw);
+    let _ = std::fs::remove_dir_all(dir);
+}
