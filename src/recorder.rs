@@ -374,6 +374,13 @@ impl Render {
             time_to_first_token: i.time_to_first_token.map(secs),
             gateway_overhead_ms: i.gateway_overhead.map(|d| d.as_secs_f64() * 1000.0),
             usage: usage(i),
+            usage_source: i.usage.as_ref().map(|_| {
+                if i.usage_estimated {
+                    "estimated"
+                } else {
+                    "provider"
+                }
+            }),
             cost_usd: i.cost,
             dropped_params: i.dropped_params.clone(),
             client_request: None,
@@ -513,6 +520,8 @@ struct Line {
     time_to_first_token: Option<f64>,
     gateway_overhead_ms: Option<f64>,
     usage: Option<Value>,
+    /// `provider` or `estimated` (the provider reported none); null without usage.
+    usage_source: Option<&'static str>,
     cost_usd: Option<f64>,
     dropped_params: Vec<String>,
     /// The client's body, when the request was refused before any provider call.

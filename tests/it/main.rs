@@ -13,6 +13,7 @@ mod conformance_cohere;
 mod conformance_compat;
 mod conformance_gemini;
 mod dashboard;
+mod estimated_usage;
 mod examples;
 mod gateway_errors;
 mod gateway_headers;
