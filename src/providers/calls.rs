@@ -62,12 +62,37 @@ pub fn models_call(
 }
 
 /// A 2xx OpenAI answer (chat or embeddings): relayed as received; its usage read for the record.
+/// DeepSeek counts cache hits only as `prompt_cache_hit_tokens`: they are added as
+/// `prompt_tokens_details.cached_tokens`, where OpenAI clients read them (the body is
+/// re-serialized only then).
 pub fn relayed(answer: Received) -> Result<Reply, ApiError> {
     match serde_json::from_slice::<Value>(&answer.body) {
-        Ok(Value::Object(mut parsed)) => Ok(Reply {
-            usage: parsed.remove("usage").filter(|u| !u.is_null()),
-            body: answer.body,
-        }),
+        Ok(Value::Object(mut parsed)) => {
+            let mut usage = parsed.remove("usage").filter(|u| !u.is_null());
+            let hits = usage.as_ref().and_then(|u| {
+                let absent = u["prompt_tokens_details"]["cached_tokens"].is_null();
+                absent
+                    .then(|| u["prompt_cache_hit_tokens"].as_u64())
+                    .flatten()
+            });
+            let (Some(hits), Some(u)) = (hits, usage.as_mut()) else {
+                return Ok(Reply {
+                    usage,
+                    body: answer.body,
+                });
+            };
+            match u.get_mut("prompt_tokens_details") {
+                Some(Value::Object(details)) => {
+                    details.insert("cached_tokens".into(), hits.into());
+                }
+                _ => u["prompt_tokens_details"] = serde_json::json!({"cached_tokens": hits}),
+            }
+            parsed.insert("usage".into(), u.clone());
+            Ok(Reply {
+                body: serde_json::to_vec(&parsed).unwrap_or(answer.body),
+                usage,
+            })
+        }
         _ => Err(bad_response("not a JSON object")),
     }
 }

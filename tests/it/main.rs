@@ -14,6 +14,7 @@ mod conformance_compat;
 mod conformance_gemini;
 mod dashboard;
 mod estimated_usage;
+mod exact_cost;
 mod examples;
 mod gateway_errors;
 mod gateway_headers;
