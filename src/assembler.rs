@@ -41,6 +41,8 @@ struct ChunkView<'a> {
     choices: Option<Vec<ChoiceView<'a>>>,
     usage: Option<Value>,
     error: Option<Value>,
+    /// Azure's content-filter results of the prompt, kept for the record.
+    prompt_filter_results: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -182,8 +184,12 @@ impl Assembler {
                 "service_tier",
                 chunk.service_tier.map(|v| Value::String(v.into_owned())),
             ),
+            ("prompt_filter_results", chunk.prompt_filter_results),
         ] {
-            if let Some(v) = value.filter(|v| !v.is_null()) {
+            // Azure's filter chunk comes first with an empty id and model and `created: 0`:
+            // the answer's own come later.
+            let blank = |v: &Value| v.is_null() || *v == "" || *v == 0;
+            if let Some(v) = value.filter(|v| !blank(v)) {
                 self.envelope.entry(key).or_insert(v);
             }
         }

@@ -475,3 +475,72 @@ fn native_providers_without_a_key_are_not_listed_and_a_failing_one_is_skipped() 
     assert_eq!(anthropic.requests().len(), 1);
     assert!(cohere.requests().is_empty(), "no key, no list");
 }
+
+/// The `required` keys and the `object` enum of `CreateChatCompletionStreamResponse`, read
+/// from the official OpenAI description.
+fn chunk_schema() -> (Vec<String>, Vec<String>) {
+    let spec = std::fs::read_to_string("/tmp/shared/openai-openapi/openapi.yaml")
+        .expect("the official OpenAI description");
+    let start = spec
+        .find("\n    CreateChatCompletionStreamResponse:\n")
+        .unwrap();
+    let block = &spec[start + 1..];
+    // The schema ends where the next one (indented as much) starts.
+    let end = block
+        .match_indices("\n    ")
+        .find(|(i, _)| !block[i + 5..].starts_with(char::is_whitespace))
+        .map_or(block.len(), |(i, _)| i);
+    let block = &block[..end];
+    let items = |after: &str, indent: &str| -> Vec<String> {
+        let at = block.find(after).unwrap() + after.len();
+        block[at..]
+            .lines()
+            .skip(1)
+            .map_while(|l| l.strip_prefix(indent))
+            .map(|l| l.trim().to_string())
+            .collect()
+    };
+    let required = items("\n      required:", "        - ");
+    let object = items("\n        object:", "");
+    let enum_values = object
+        .iter()
+        .skip_while(|l| *l != "enum:")
+        .skip(1)
+        .map_while(|l| l.strip_prefix("- "))
+        .map(str::to_string)
+        .collect();
+    (required, enum_values)
+}
+
+#[test]
+fn azure_content_filter_chunk_is_spec_valid_and_its_results_are_recorded() {
+    let (required, objects) = chunk_schema();
+    assert!(required.contains(&"object".to_string()), "{required:?}");
+    assert_eq!(objects, ["chat.completion.chunk"]);
+    let azure = MockUpstream::always(Script::sse_fixture("azure/stream_content_filter.sse"));
+    let gw = azure_gateway(&azure);
+    let mut request = chat("azure/prod-4o", true);
+    request["stream_options"] = json!({"include_usage": true});
+    let reply = post_json(gw.addr, "/v1/chat/completions", &request);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let events = reply.events();
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    for event in &events[..events.len() - 1] {
+        let chunk: Value = serde_json::from_str(event).unwrap();
+        for key in &required {
+            assert!(chunk.get(key).is_some(), "{key} missing: {chunk}");
+        }
+        assert!(
+            objects.iter().any(|o| chunk["object"] == o.as_str()),
+            "{chunk}"
+        );
+    }
+    let dir = gw.stop_keeping_logs();
+    let line = interaction_lines(&dir)[0].clone();
+    let _ = std::fs::remove_dir_all(&dir);
+    let recorded = &line["downstream_response"]["prompt_filter_results"][0];
+    assert_eq!(
+        recorded["content_filter_results"]["hate"]["severity"], "safe",
+        "{line}"
+    );
+}
