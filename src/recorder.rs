@@ -310,7 +310,8 @@ impl Writer {
             has_usage: tokens.is_some(),
             latency_seconds: i.processing_time.as_secs_f64(),
         };
-        lock(&live.trends).observe(i.timestamp.unix_timestamp(), model, &sample);
+        let provider = i.provider.unwrap_or("(none)");
+        lock(&live.trends).observe(i.timestamp.unix_timestamp(), provider, model, &sample);
     }
 
     fn flush(&self) {
