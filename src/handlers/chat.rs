@@ -16,7 +16,7 @@ use crate::assembler::Assembler;
 use crate::error::ApiError;
 use crate::events::{Body, Outcome};
 use crate::exchange::Exchange;
-use crate::handlers::{json_object, model_name, optional_bool, provider_error};
+use crate::handlers::{json_object, model_name, optional_bool, params, provider_error};
 use crate::http::{ClientGone, Responder, Stream};
 use crate::ingress::openai::OpenAi;
 use crate::ingress::{Egress, Ingress};
@@ -37,6 +37,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
     let model = model_name(&body)?;
     x.record().model_requested = Some(model.clone());
     validate_messages(&body)?;
+    params::check(&body)?;
     let stream = optional_bool(&body, "stream")?;
     x.record().stream = stream;
     let plan = router::plan(&x.gw.routing(), &model)?;

@@ -6,6 +6,7 @@ mod support;
 mod anthropic_ingress;
 mod api_docs;
 mod api_fuzz;
+mod chat_params;
 mod cli;
 mod conformance_anthropic;
 mod conformance_bedrock;
