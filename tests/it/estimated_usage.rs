@@ -414,3 +414,43 @@ fn the_estimate_against_the_providers_counts_in_the_fixtures() {
     let (prompt, completion) = ratio(sums[1]);
     assert!(prompt < 1.0 && completion < 0.25, "{prompt} {completion}");
 }
+
+/// A client that leaves mid-stream, before any usage came: billed for what was relayed, by the
+/// estimate, and recorded as `client_closed`.
+#[test]
+fn a_client_that_leaves_mid_stream_is_billed_by_the_estimate() {
+    use crate::support::client::Conn;
+    let mut steps = vec![chunk(
+        json!({"role": "assistant", "content": "Hello, world!"}),
+        Value::Null,
+    )];
+    for _ in 0..50 {
+        steps.push(Step::Pause(Duration::from_millis(100)));
+        steps.push(chunk(json!({"content": " more"}), Value::Null));
+    }
+    let upstream = MockUpstream::always(Script::sse(steps));
+    let gw = Gateway::in_front_of(&upstream, &[]);
+    let mut conn = Conn::open(gw.addr);
+    conn.post_json("/v1/chat/completions", &chat(true, true));
+    let head = conn.read_head();
+    assert_eq!(head.status, 200);
+    let mut sse = conn.sse();
+    assert!(sse.next_event().is_some());
+    sse.into_conn().close();
+    let mut totals = Value::Null;
+    wait_until(Duration::from_secs(10), || {
+        totals = get(gw.addr, "/metrics").json()["totals"].clone();
+        totals["requests"] == 1
+    });
+    assert_eq!(totals["client_closed"], 1, "{totals}");
+    let dir = gw.stop_keeping_logs();
+    let line = interaction_lines(&dir)[0].clone();
+    let _ = fs::remove_dir_all(dir);
+    assert_eq!(line["status"], "client_closed", "{line}");
+    assert_eq!(line["usage_source"], "estimated", "{line}");
+    assert_eq!(line["usage"]["prompt_tokens"], PROMPT, "{line}");
+    assert!(
+        line["usage"]["completion_tokens"].as_u64() >= Some(4),
+        "{line}"
+    );
+}

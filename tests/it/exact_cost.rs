@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::support::client::{post_json, Reply};
 use crate::support::gateway::{temp_dir, Gateway};
-use crate::support::upstream::{MockUpstream, Script};
+use crate::support::upstream::{MockUpstream, Script, Step};
 
 /// The mock's root, for the adapters that add their own path (`/v1` and all).
 fn root(upstream: &MockUpstream) -> String {
@@ -146,4 +146,40 @@ fn cohere_cost_comes_from_billed_units_and_cached_tokens_reach_the_client() {
     // command-a-03-2025: 5 billed in × $2.50 + 9 billed out × $10 per million.
     let reply = ask(&gw, "cohere/command-a-03-2025");
     assert_cost(&reply, 5.0 * 2.5 + 9.0 * 10.0, 495, 448);
+}
+
+#[test]
+fn a_deepseek_streams_cache_hits_reach_the_client_as_cached_tokens() {
+    let usage = json!({"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100,
+        "prompt_cache_hit_tokens": 600, "prompt_cache_miss_tokens": 400});
+    let chunk = |choices: Value, usage: Value| {
+        Step::Event(
+            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1,
+                "model": "deepseek-chat", "choices": choices, "usage": usage})
+            .to_string(),
+        )
+    };
+    let upstream = MockUpstream::always(Script::sse(vec![
+        chunk(
+            json!([{"index": 0, "delta": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}]),
+            Value::Null,
+        ),
+        chunk(json!([]), usage),
+        Step::Event("[DONE]".into()),
+    ]));
+    let gw = Gateway::start(&[
+        ("DEEPSEEK_API_BASE", &upstream.base_url()),
+        ("DEEPSEEK_API_KEY", "sk-test-fake-key"),
+    ]);
+    let body = json!({"model": "deepseek/deepseek-chat", "stream": true,
+        "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "Hi"}]});
+    let reply = post_json(gw.addr, "/v1/chat/completions", &body);
+    let events = reply.events();
+    let last: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(
+        last["usage"]["prompt_tokens_details"]["cached_tokens"], 600,
+        "{last}"
+    );
+    assert_eq!(last["usage"]["prompt_cache_hit_tokens"], 600);
 }
