@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::tokens;
+
 /// What the relay needs to know about a chunk it folded in.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Seen {
@@ -39,6 +41,8 @@ struct ChunkView<'a> {
     choices: Option<Vec<ChoiceView<'a>>>,
     usage: Option<Value>,
     error: Option<Value>,
+    /// Azure's content-filter results of the prompt, kept for the record.
+    prompt_filter_results: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +122,8 @@ pub struct Assembler {
     usage: Option<Value>,
     chunks: u64,
     kept: usize,
+    /// Bytes of text not kept (over `limit`): still counted in the estimated usage.
+    dropped: usize,
     limit: usize,
     truncated: bool,
     /// In the chunk last added: (choice position, tool-call position, index given) of each
@@ -134,6 +140,7 @@ impl Assembler {
             usage: None,
             chunks: 0,
             kept: 0,
+            dropped: 0,
             limit,
             truncated: false,
             assigned: Vec::new(),
@@ -177,8 +184,12 @@ impl Assembler {
                 "service_tier",
                 chunk.service_tier.map(|v| Value::String(v.into_owned())),
             ),
+            ("prompt_filter_results", chunk.prompt_filter_results),
         ] {
-            if let Some(v) = value.filter(|v| !v.is_null()) {
+            // Azure's filter chunk comes first with an empty id and model and `created: 0`:
+            // the answer's own come later.
+            let blank = |v: &Value| v.is_null() || *v == "" || *v == 0;
+            if let Some(v) = value.filter(|v| !blank(v)) {
                 self.envelope.entry(key).or_insert(v);
             }
         }
@@ -202,7 +213,9 @@ impl Assembler {
             ] {
                 if let Some(text) = text {
                     let room = self.limit.saturating_sub(self.kept);
-                    self.kept += push_capped(target, &text, room, &mut self.truncated);
+                    let kept = push_capped(target, &text, room, &mut self.truncated);
+                    self.kept += kept;
+                    self.dropped += text.len() - kept;
                 }
             }
             for (k, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
@@ -227,7 +240,9 @@ impl Assembler {
                 if let Some(args) = function.arguments {
                     let room = self.limit.saturating_sub(self.kept);
                     let mut arguments = Some(std::mem::take(&mut entry.arguments));
-                    self.kept += push_capped(&mut arguments, &args, room, &mut self.truncated);
+                    let kept = push_capped(&mut arguments, &args, room, &mut self.truncated);
+                    self.kept += kept;
+                    self.dropped += args.len() - kept;
                     entry.arguments = arguments.unwrap_or_default();
                 }
             }
@@ -263,6 +278,20 @@ impl Assembler {
 
     pub fn usage(&self) -> Option<&Value> {
         self.usage.as_ref()
+    }
+
+    /// The usage-only chunk of the gateway's estimate, for a stream whose provider reported no
+    /// usage: the request's tokens, and the completion's (text not kept for the log counted at
+    /// 4 bytes a token, the encoding's average for English).
+    pub fn estimated_usage(&self, request: &[u8]) -> String {
+        let completion = self.to_value();
+        let generated = tokens::completion(&completion) + self.dropped.div_ceil(4) as u64;
+        let mut chunk = json!({"object": "chat.completion.chunk", "choices": [],
+            "usage": tokens::usage(tokens::prompt(request), generated)});
+        for key in ["id", "created", "model"] {
+            chunk[key] = completion[key].clone();
+        }
+        chunk.to_string()
     }
 
     pub fn chunks(&self) -> u64 {

@@ -93,6 +93,8 @@ pub struct Interaction {
     pub gateway_overhead: Option<Duration>,
     /// The provider's usage object (OpenAI shape) when it reported one.
     pub usage: Option<Value>,
+    /// The usage is the gateway's estimate: the provider reported none.
+    pub usage_estimated: bool,
     /// USD, from the usage and the price table; `None` when unknown (no usage or no price).
     pub cost: Option<f64>,
     /// A chat or embeddings call: counted in the metrics.
@@ -135,6 +137,7 @@ impl Interaction {
             time_to_first_token: None,
             gateway_overhead: None,
             usage: None,
+            usage_estimated: false,
             cost: None,
             api_call: false,
             access_only: false,

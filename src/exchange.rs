@@ -113,6 +113,13 @@ impl<'a> Exchange<'a> {
             .map(|c| ("x-gateway-cost-usd".to_string(), format!("{c:.8}")))
     }
 
+    /// Records usage the gateway estimated because the provider reported none, like
+    /// [`Exchange::set_usage`].
+    pub fn set_estimated_usage(&self, usage: Value) -> Option<(String, String)> {
+        self.record().usage_estimated = true;
+        self.set_usage(Some(usage))
+    }
+
     /// Whether the interactions log keeps bodies (else they are not even copied).
     pub fn keeps_bodies(&self) -> bool {
         matches!(

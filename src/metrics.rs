@@ -111,6 +111,8 @@ pub struct Stats {
     pub completion_tokens: u64,
     pub cached_tokens: u64,
     pub reasoning_tokens: u64,
+    /// Prompt and completion tokens that are the gateway's estimate (also in the totals).
+    pub estimated_tokens: u64,
     pub cost_usd: f64,
     /// Requests with usage but no known price (their cost is unknown, not zero).
     pub unpriced: u64,
@@ -138,6 +140,7 @@ impl Default for Stats {
             completion_tokens: 0,
             cached_tokens: 0,
             reasoning_tokens: 0,
+            estimated_tokens: 0,
             cost_usd: 0.0,
             unpriced: 0,
             generated_tokens: 0,
@@ -179,6 +182,9 @@ impl Stats {
             self.completion_tokens += t.completion;
             self.cached_tokens += t.cached;
             self.reasoning_tokens += o.reasoning_tokens;
+            if i.usage_estimated {
+                self.estimated_tokens += t.prompt + t.completion;
+            }
             match o.cost {
                 Some(c) => self.cost_usd += c,
                 None => self.unpriced += 1,
@@ -232,6 +238,7 @@ impl Stats {
                 "total": self.prompt_tokens + self.completion_tokens,
                 "cached": self.cached_tokens,
                 "reasoning": self.reasoning_tokens,
+                "estimated": self.estimated_tokens,
             },
             "output_tokens_per_second": self.output_tokens_per_second(),
             "cost_usd": self.cost_usd,

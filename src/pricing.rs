@@ -1,7 +1,10 @@
 //! What tokens cost: a built-in price table (USD per million input, cached-input and output
 //! tokens), extended or overridden by a JSON file (`PRICES_FILE`). Cost comes from the
-//! provider's reported usage, cached input priced as cached. A model with no known price has
-//! no cost (`None`), never $0: it is counted as unpriced.
+//! provider's reported usage: cache reads at the cached price, cache writes at 1.25× the input
+//! price (5-minute TTL) or 2× (1 hour), as Anthropic (and Bedrock for its models) bill them,
+//! and, where the provider bills units other than the tokens it counts (Cohere's
+//! `billed_units`), from those units. A model with no known price has no cost (`None`), never
+//! $0: it is counted as unpriced.
 //!
 //! The table was compiled from the providers' public price pages; prices change, so
 //! `PRICES_FILE` exists. Lookup is by the model name as sent to the provider, then with its
@@ -29,12 +32,20 @@ pub struct Price {
 }
 
 impl Price {
-    /// The cost in USD of these tokens.
+    /// The cost in USD of these tokens: billed units when the provider reports them (Cohere);
+    /// else fresh input, cache reads at the cached price, cache writes at 1.25× (5-minute TTL)
+    /// or 2× (1 hour) the input price, and output.
     pub fn cost(&self, tokens: Tokens) -> f64 {
+        if let Some((input, output)) = tokens.billed {
+            return (input as f64 * self.input + output as f64 * self.output) / 1e6;
+        }
         let cached = tokens.cached.min(tokens.prompt);
-        let fresh = tokens.prompt - cached;
+        let written = (tokens.cache_write + tokens.cache_write_1h).min(tokens.prompt - cached);
+        let fresh = tokens.prompt - cached - written;
         let micro = fresh as f64 * self.input
             + cached as f64 * self.cached_input.unwrap_or(self.input)
+            + tokens.cache_write as f64 * self.input * 1.25
+            + tokens.cache_write_1h as f64 * self.input * 2.0
             + tokens.completion as f64 * self.output;
         micro / 1e6
     }
@@ -66,8 +77,8 @@ const BUILT_IN: &[(&str, f64, f64, f64)] = &[
     ("text-embedding-3-small", 0.02, -1.0, 0.0),
     ("text-embedding-3-large", 0.13, -1.0, 0.0),
     ("text-embedding-ada-002", 0.10, -1.0, 0.0),
-    // Anthropic (cache reads at a tenth of the input price; cache writes, 1.25× input, are
-    // counted as input by the adapter, so those requests' cost is slightly low)
+    // Anthropic (cache reads at a tenth of the input price; cache writes at 1.25× or 2× input,
+    // applied by `Prices::cost`)
     ("claude-opus-4-5", 5.0, 0.50, 25.0),
     ("claude-opus-4-1", 15.0, 1.50, 75.0),
     ("claude-opus-4", 15.0, 1.50, 75.0),
@@ -123,19 +134,37 @@ pub struct Tokens {
     pub completion: u64,
     /// Part of `prompt` served from the provider's cache.
     pub cached: u64,
+    /// Part of `prompt` written to the provider's cache with a 5-minute TTL (1.25× input).
+    pub cache_write: u64,
+    /// Part of `prompt` written to the provider's cache with a 1-hour TTL (2× input).
+    pub cache_write_1h: u64,
+    /// The (input, output) units the provider bills, when they are not the tokens counted.
+    pub billed: Option<(u64, u64)>,
 }
 
 impl Tokens {
-    /// From an OpenAI-shaped usage object.
+    /// From an OpenAI-shaped usage object, with the extensions the dialects add (see
+    /// `providers::shape::cached_usage`) and DeepSeek's `prompt_cache_hit_tokens`.
     pub fn from_usage(usage: &Value) -> Option<Tokens> {
         let prompt = usage.get("prompt_tokens")?.as_u64()?;
+        let details = &usage["prompt_tokens_details"];
+        let n = |v: &Value| v.as_u64().unwrap_or(0);
+        let cached = details["cached_tokens"]
+            .as_u64()
+            .or_else(|| usage["prompt_cache_hit_tokens"].as_u64())
+            .unwrap_or(0)
+            .min(prompt);
+        let writes = n(&details["cache_write_tokens"]).min(prompt - cached);
+        let billed = &usage["billed_units"];
         Some(Tokens {
             prompt,
-            completion: usage["completion_tokens"].as_u64().unwrap_or(0),
-            cached: usage["prompt_tokens_details"]["cached_tokens"]
-                .as_u64()
-                .unwrap_or(0)
-                .min(prompt),
+            completion: n(&usage["completion_tokens"]),
+            cached,
+            cache_write_1h: n(&details["cache_write_1h_tokens"]).min(writes),
+            cache_write: writes - n(&details["cache_write_1h_tokens"]).min(writes),
+            billed: billed
+                .is_object()
+                .then(|| (n(&billed["input_tokens"]), n(&billed["output_tokens"]))),
         })
     }
 }
@@ -230,6 +259,7 @@ mod tests {
             prompt: 1_000_000,
             completion: 500_000,
             cached: 400_000,
+            ..Tokens::default()
         };
         // gpt-4o: 600k fresh × $2.50 + 400k cached × $1.25 + 500k × $10 per million.
         let cost = prices.cost("gpt-4o", tokens).unwrap();
@@ -276,6 +306,7 @@ mod tests {
             prompt: 2_000_000,
             completion: 1_000_000,
             cached: 1_000_000,
+            ..Tokens::default()
         };
         assert_eq!(prices.cost("my-model", t), Some(3.0 + 1.0 + 4.0));
         std::fs::write(&path, r#"{"x": {"input": -1, "output": 2}}"#).unwrap();

@@ -142,7 +142,7 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         }
     }
     type Field = fn(&Stats) -> f64;
-    let counters: [(&str, &str, Field); 7] = [
+    let counters: [(&str, &str, Field); 8] = [
         (
             "client_closed_total",
             "API calls whose client left before the end.",
@@ -167,6 +167,11 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
             "reasoning_tokens_total",
             "Completion tokens spent on reasoning.",
             |s| s.reasoning_tokens as f64,
+        ),
+        (
+            "estimated_tokens_total",
+            "Prompt and completion tokens the gateway estimated (the provider reported none); also in the prompt and completion totals.",
+            |s| s.estimated_tokens as f64,
         ),
         (
             "cost_usd_total",

@@ -310,7 +310,8 @@ impl Writer {
             has_usage: tokens.is_some(),
             latency_seconds: i.processing_time.as_secs_f64(),
         };
-        lock(&live.trends).observe(i.timestamp.unix_timestamp(), model, &sample);
+        let provider = i.provider.unwrap_or("(none)");
+        lock(&live.trends).observe(i.timestamp.unix_timestamp(), provider, model, &sample);
     }
 
     fn flush(&self) {
@@ -374,6 +375,13 @@ impl Render {
             time_to_first_token: i.time_to_first_token.map(secs),
             gateway_overhead_ms: i.gateway_overhead.map(|d| d.as_secs_f64() * 1000.0),
             usage: usage(i),
+            usage_source: i.usage.as_ref().map(|_| {
+                if i.usage_estimated {
+                    "estimated"
+                } else {
+                    "provider"
+                }
+            }),
             cost_usd: i.cost,
             dropped_params: i.dropped_params.clone(),
             attempts: i.attempts.clone(),
@@ -514,6 +522,8 @@ struct Line {
     time_to_first_token: Option<f64>,
     gateway_overhead_ms: Option<f64>,
     usage: Option<Value>,
+    /// `provider` or `estimated` (the provider reported none); null without usage.
+    usage_source: Option<&'static str>,
     cost_usd: Option<f64>,
     dropped_params: Vec<String>,
     attempts: Vec<Attempt>,

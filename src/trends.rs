@@ -1,9 +1,12 @@
 //! History for `/metrics/trends`: per-minute rollups (requests, errors, tokens, cost, a
-//! latency histogram) per model, kept by the recorder thread. Minutes older than 48 hours are
+//! latency histogram) per provider and model (as `/metrics/models` keys them), kept by the
+//! recorder thread. Minutes older than 48 hours are
 //! folded into hours, and hours older than `LOG_RETENTION_DAYS` are dropped, so memory stays
 //! bounded. Every closed minute is appended as one JSON line to
 //! `LOG_DIR/llmcallgateway_trends.jsonl`; at start the file is read back (so trends survive a
-//! restart) and rewritten without what has expired.
+//! restart) and rewritten without what has expired. Lines written before trends were keyed by
+//! provider have no `provider`: they are read back under the provider `""`, which only a query
+//! for all providers counts.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -70,13 +73,15 @@ pub struct Sample {
     pub latency_seconds: f64,
 }
 
-/// The file form of a rollup: one line per slot and model.
+/// The file form of a rollup: one line per slot, provider and model.
 #[derive(Serialize, Deserialize)]
 struct Line {
     /// Slot start, Unix seconds.
     t: i64,
     /// `m` for a minute, `h` for an hour.
     g: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    provider: String,
     model: String,
     requests: u64,
     errors: u64,
@@ -88,7 +93,9 @@ struct Line {
     latency_sum: f64,
 }
 
-type Slots = BTreeMap<i64, BTreeMap<String, Rollup>>;
+/// (provider, model).
+type Series = (String, String);
+type Slots = BTreeMap<i64, BTreeMap<Series, Rollup>>;
 
 pub struct Trends {
     minutes: Slots,
@@ -144,7 +151,7 @@ impl Trends {
                 slots
                     .entry(l.t)
                     .or_default()
-                    .entry(l.model)
+                    .entry((l.provider, l.model))
                     .or_default()
                     .merge(&rollup);
             }
@@ -154,8 +161,8 @@ impl Trends {
         trends
     }
 
-    /// Adds one request, at `at` (Unix seconds), for `model`.
-    pub fn observe(&mut self, at: i64, model: &str, s: &Sample) {
+    /// Adds one request, at `at` (Unix seconds), for `model` served by `provider`.
+    pub fn observe(&mut self, at: i64, provider: &str, model: &str, s: &Sample) {
         let minute = at - at.rem_euclid(MINUTE);
         let mut one = Rollup {
             requests: 1,
@@ -168,13 +175,12 @@ impl Trends {
         };
         one.latency.observe(s.latency_seconds);
         for slots in [&mut self.minutes, &mut self.pending] {
-            let models = slots.entry(minute).or_default();
-            match models.get_mut(model) {
-                Some(rollup) => rollup.merge(&one),
-                None => {
-                    models.insert(model.to_string(), one.clone());
-                }
-            }
+            slots
+                .entry(minute)
+                .or_default()
+                .entry((provider.to_string(), model.to_string()))
+                .or_default()
+                .merge(&one);
         }
     }
 
@@ -191,8 +197,8 @@ impl Trends {
         if !due.is_empty() {
             let mut out = String::new();
             for minute in due {
-                for (model, r) in self.pending.remove(&minute).into_iter().flatten() {
-                    out.push_str(&line_text(minute, "m", &model, &r));
+                for (series, r) in self.pending.remove(&minute).into_iter().flatten() {
+                    out.push_str(&line_text(minute, "m", &series, &r));
                 }
             }
             let written = OpenOptions::new()
@@ -219,8 +225,8 @@ impl Trends {
             if let Some(models) = self.minutes.remove(&t) {
                 let hour = t - t.rem_euclid(HOUR);
                 let slot = self.hours.entry(hour).or_default();
-                for (model, r) in models {
-                    slot.entry(model).or_default().merge(&r);
+                for (series, r) in models {
+                    slot.entry(series).or_default().merge(&r);
                 }
             }
         }
@@ -237,8 +243,8 @@ impl Trends {
         let mut out = String::new();
         for (g, slots) in [("h", &self.hours), ("m", &self.minutes)] {
             for (t, models) in slots {
-                for (model, r) in models {
-                    out.push_str(&line_text(*t, g, model, r));
+                for (series, r) in models {
+                    out.push_str(&line_text(*t, g, series, r));
                 }
             }
         }
@@ -250,8 +256,16 @@ impl Trends {
     }
 
     /// The series for the last `hours`, in `bucket`-second slots aligned to UTC, optionally for
-    /// one model. Empty slots are present with zeros, so charts have no gaps.
-    pub fn query(&self, now: i64, hours: i64, bucket: i64, model: Option<&str>) -> Vec<Value> {
+    /// one provider, one model, or one model of one provider. Empty slots are present with
+    /// zeros, so charts have no gaps.
+    pub fn query(
+        &self,
+        now: i64,
+        hours: i64,
+        bucket: i64,
+        provider: Option<&str>,
+        model: Option<&str>,
+    ) -> Vec<Value> {
         let start = now - hours * HOUR;
         let first = start - start.rem_euclid(bucket);
         let mut series = Vec::new();
@@ -261,8 +275,8 @@ impl Trends {
             let mut sum = Rollup::default();
             for slots in [&self.minutes, &self.hours] {
                 for (_, models) in slots.range(slot..end) {
-                    for (name, r) in models {
-                        if model.is_none_or(|m| m == name) {
+                    for ((p, name), r) in models {
+                        if model.is_none_or(|m| m == name) && provider.is_none_or(|w| w == p) {
                             sum.merge(r);
                         }
                     }
@@ -288,11 +302,12 @@ impl Trends {
     }
 }
 
-fn line_text(t: i64, g: &str, model: &str, r: &Rollup) -> String {
+fn line_text(t: i64, g: &str, (provider, model): &Series, r: &Rollup) -> String {
     let line = Line {
         t,
         g: g.into(),
-        model: model.into(),
+        provider: provider.clone(),
+        model: model.clone(),
         requests: r.requests,
         errors: r.errors,
         prompt_tokens: r.prompt_tokens,
@@ -334,18 +349,18 @@ mod tests {
         let dir = temp_dir("boundary");
         let t0 = 1_800_000_000; // a multiple of 3600: a minute, 5-minute and hour boundary
         let mut trends = Trends::load(&dir, 14, t0);
-        trends.observe(t0 - 1, "a", &sample(1, 0.1)); // last second of the previous slot
-        trends.observe(t0, "a", &sample(2, 0.1));
-        trends.observe(t0 + 299, "b", &sample(4, 0.1));
-        trends.observe(t0 + 300, "a", &sample(8, 0.1));
+        trends.observe(t0 - 1, "p", "a", &sample(1, 0.1)); // last second of the previous slot
+        trends.observe(t0, "p", "a", &sample(2, 0.1));
+        trends.observe(t0 + 299, "p", "b", &sample(4, 0.1));
+        trends.observe(t0 + 300, "p", "a", &sample(8, 0.1));
         let now = t0 + 400;
-        let series = trends.query(now, 1, 300, None);
+        let series = trends.query(now, 1, 300, None, None);
         let at = |t: i64| series.iter().find(|s| s["start"] == t).unwrap().clone();
         assert_eq!(at(t0 - 300)["requests"], 1);
         assert_eq!(at(t0)["requests"], 2);
         assert_eq!(at(t0)["tokens"]["prompt"], 6);
         assert_eq!(at(t0 + 300)["requests"], 1);
-        let only_b = trends.query(now, 1, 300, Some("b"));
+        let only_b = trends.query(now, 1, 300, None, Some("b"));
         assert_eq!(
             only_b
                 .iter()
@@ -353,7 +368,7 @@ mod tests {
                 .sum::<u64>(),
             1
         );
-        let minutes = trends.query(now, 1, 60, None);
+        let minutes = trends.query(now, 1, 60, None, None);
         assert_eq!(
             minutes.iter().find(|s| s["start"] == t0 + 240).unwrap()["requests"],
             1
@@ -366,15 +381,15 @@ mod tests {
         let dir = temp_dir("restart");
         let t0 = 1_800_000_000;
         let mut trends = Trends::load(&dir, 14, t0);
-        trends.observe(t0 + 1, "a", &sample(1, 0.2));
-        trends.observe(t0 + 61, "a", &sample(1, 0.2));
+        trends.observe(t0 + 1, "p", "a", &sample(1, 0.2));
+        trends.observe(t0 + 61, "p", "a", &sample(1, 0.2));
         trends.persist(t0 + 70, false); // the first minute closed and was written
         trends.persist(t0 + 70, true); // shutdown: the open minute too
-        trends.observe(t0 + 75, "a", &sample(1, 0.2)); // more in the same minute
-        trends.observe(t0 + 5, "a", &sample(1, 0.2)); // a late one for a written minute
+        trends.observe(t0 + 75, "p", "a", &sample(1, 0.2)); // more in the same minute
+        trends.observe(t0 + 5, "p", "a", &sample(1, 0.2)); // a late one for a written minute
         trends.persist(t0 + 80, true);
         let reloaded = Trends::load(&dir, 14, t0 + 90);
-        let series = reloaded.query(t0 + 90, 1, 60, None);
+        let series = reloaded.query(t0 + 90, 1, 60, None, None);
         let total: u64 = series.iter().map(|s| s["requests"].as_u64().unwrap()).sum();
         assert_eq!(total, 4);
         assert_eq!(
@@ -393,12 +408,15 @@ mod tests {
         let dir = temp_dir("expire");
         let t0 = 1_800_000_000;
         let mut trends = Trends::load(&dir, 3, t0);
-        trends.observe(t0 + 10, "a", &sample(1, 0.2));
-        trends.observe(t0 + 130, "a", &sample(1, 0.2));
+        trends.observe(t0 + 10, "p", "a", &sample(1, 0.2));
+        trends.observe(t0 + 130, "p", "a", &sample(1, 0.2));
         trends.persist(t0 + MINUTE_HORIZON + 3600, false);
         assert!(trends.minutes.is_empty());
-        assert_eq!(trends.hours[&t0]["a"].requests, 2);
-        let day = trends.query(t0 + MINUTE_HORIZON + 3600, 72, 86_400, None);
+        assert_eq!(
+            trends.hours[&t0][&("p".to_string(), "a".to_string())].requests,
+            2
+        );
+        let day = trends.query(t0 + MINUTE_HORIZON + 3600, 72, 86_400, None, None);
         assert_eq!(
             day.iter()
                 .map(|s| s["requests"].as_u64().unwrap())
@@ -407,6 +425,37 @@ mod tests {
         );
         trends.persist(t0 + 4 * 86_400, false);
         assert!(trends.hours.is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn series_are_keyed_by_provider_and_model_and_old_lines_read_back() {
+        let dir = temp_dir("providers");
+        let t0 = 1_800_000_000;
+        // A line as written before trends were keyed by provider.
+        let old = r#"{"t":1799999940,"g":"m","model":"gpt-4o","requests":4,"errors":0,"prompt_tokens":0,"completion_tokens":0,"cost_usd":0.0,"unpriced":0,"latency_counts":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],"latency_sum":0.0}"#;
+        fs::write(dir.join(FILE_NAME), format!("{old}\n")).unwrap();
+        let mut trends = Trends::load(&dir, 14, t0);
+        trends.observe(t0 + 1, "openai", "gpt-4o", &sample(1, 0.1));
+        trends.observe(t0 + 2, "azure", "gpt-4o", &sample(1, 0.1));
+        trends.observe(t0 + 3, "azure", "gpt-4o", &sample(1, 0.1));
+        let total = |p: Option<&str>, m: Option<&str>| -> u64 {
+            let series = trends.query(t0 + 90, 1, 3600, p, m);
+            series.iter().map(|s| s["requests"].as_u64().unwrap()).sum()
+        };
+        assert_eq!(total(None, Some("gpt-4o")), 4 + 3);
+        assert_eq!(total(Some("azure"), Some("gpt-4o")), 2);
+        assert_eq!(total(Some("openai"), None), 1);
+        trends.persist(t0 + 120, true);
+        let text = fs::read_to_string(dir.join(FILE_NAME)).unwrap();
+        assert!(
+            text.contains(r#""provider":"azure","model":"gpt-4o""#),
+            "{text}"
+        );
+        let reloaded = Trends::load(&dir, 14, t0 + 120);
+        let series = reloaded.query(t0 + 120, 1, 3600, Some("azure"), None);
+        let n: u64 = series.iter().map(|s| s["requests"].as_u64().unwrap()).sum();
+        assert_eq!(n, 2);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

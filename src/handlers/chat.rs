@@ -16,12 +16,13 @@ use crate::assembler::Assembler;
 use crate::error::ApiError;
 use crate::events::{Body, Outcome};
 use crate::exchange::Exchange;
-use crate::handlers::{json_object, model_name, optional_bool, provider_error};
+use crate::handlers::{json_object, model_name, optional_bool, params, provider_error};
 use crate::http::{ClientGone, Responder, Stream};
 use crate::ingress::openai::OpenAi;
 use crate::ingress::{Egress, Ingress};
 use crate::providers::{self, ChatStream, Emit, Target};
 use crate::router::{self, Failure};
+use crate::tokens;
 use crate::upstream::{self, Answer, Call, StreamError};
 
 pub fn completions(x: &Exchange<'_>, res: &mut Responder<'_>) {
@@ -36,6 +37,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
     let model = model_name(&body)?;
     x.record().model_requested = Some(model.clone());
     validate_messages(&body)?;
+    params::check(&body)?;
     let stream = optional_bool(&body, "stream")?;
     x.record().stream = stream;
     let plan = router::plan(&x.gw.routing(), &model)?;
@@ -129,13 +131,20 @@ pub fn attempt(
         if !(200..300).contains(&status) {
             return Err(provider_error(dialect, &received, forwarded).into());
         }
-        let reply = dialect.chat_response(target, received)?;
-        let cost = x.set_usage(reply.usage);
+        let mut reply = dialect.chat_response(target, received)?;
+        let mut headers = forwarded;
+        match reply.usage.take() {
+            Some(usage) => headers.extend(x.set_usage(Some(usage))),
+            None => {
+                if let Some(usage) = tokens::fill_in_completion(&x.req.body, &mut reply.body) {
+                    headers.push(("x-gateway-usage".into(), "estimated".into()));
+                    headers.extend(x.set_estimated_usage(usage));
+                }
+            }
+        }
         let body = ingress.reply(reply.body)?;
         let (name, ms) = x.overhead(upstream_time);
-        let mut headers = forwarded;
         headers.push((name.into(), ms));
-        headers.extend(cost);
         let _ = x.send_json(res, status, body, headers);
         return Ok(());
     }
@@ -152,6 +161,8 @@ pub fn attempt(
         egress: ingress.stream(wants_usage),
         ingress,
         provider_error: None,
+        request: &x.req.body,
+        estimated: false,
     };
     relay.run(x, sse, answer.into_events());
     Ok(())
@@ -200,6 +211,10 @@ struct Relay<'i> {
     ingress: &'i dyn Ingress,
     /// The provider's own error event (`{"error": …}`), relayed as it came: the record's error.
     provider_error: Option<Value>,
+    /// The client's request, for the estimated usage of a stream that reported none.
+    request: &'i [u8],
+    /// The usage chunk that ended the stream was the gateway's estimate.
+    estimated: bool,
 }
 
 impl Relay<'_> {
@@ -239,8 +254,19 @@ impl Relay<'_> {
         if !out.is_empty() {
             first_sent.get_or_insert_with(|| x.req.received_at.elapsed());
         }
-        // Whatever happened, the record gets what the stream amounted to and its usage.
-        x.set_usage(self.assembled.usage().cloned());
+        // Whatever happened, the record gets what the stream amounted to and its usage: the
+        // provider's, else an estimate of what was relayed (a client that left is billed too).
+        match self.assembled.usage().cloned() {
+            Some(usage) if !self.estimated => x.set_usage(Some(usage)),
+            Some(usage) => x.set_estimated_usage(usage),
+            None if self.assembled.chunks() > 0 => {
+                let chunk: Value =
+                    serde_json::from_str(&self.assembled.estimated_usage(self.request))
+                        .unwrap_or_default();
+                x.set_estimated_usage(chunk["usage"].clone())
+            }
+            None => x.set_usage(None),
+        };
         {
             let mut record = x.record();
             record.time_to_first_token = first_sent;
@@ -284,6 +310,16 @@ impl Relay<'_> {
         for emit in emits {
             let data = match emit {
                 Emit::Done => {
+                    if self.assembled.usage().is_none() {
+                        // The provider reported none: the estimate ends the stream instead,
+                        // through the egress like the provider's own usage chunk would.
+                        let data = self.assembled.estimated_usage(self.request);
+                        let seen = self.assembled.add(&data).map_err(|e| {
+                            providers::bad_response(format_args!("a usage estimate: {e}"))
+                        })?;
+                        self.egress.chunk(&data, &seen, out);
+                        self.estimated = true;
+                    }
                     self.egress.done(out);
                     return Ok(true);
                 }

@@ -17,6 +17,7 @@ use crate::http::Responder;
 use crate::providers::request::embedding_inputs;
 use crate::providers::{self, Dialect, Target};
 use crate::router::{self, Failure};
+use crate::tokens;
 use crate::upstream::{Call, Received};
 
 /// Calls to a provider made at once for one embeddings request, at most.
@@ -86,11 +87,18 @@ fn attempt(
         return Err(e.into());
     }
     let several = received.len() > 1;
-    let reply = dialect.embeddings_response(target, received, base64)?;
+    let mut reply = dialect.embeddings_response(target, received, base64)?;
     if x.keeps_bodies() && several {
         x.record().response_body = Some(Body::Raw(reply.body.clone()));
     }
-    let cost = x.set_usage(reply.usage);
+    let cost = match reply.usage.take() {
+        Some(usage) => x.set_usage(Some(usage)),
+        None => {
+            let usage = tokens::fill_in_embeddings(&x.req.body, &mut reply.body);
+            headers.push(("x-gateway-usage".into(), "estimated".into()));
+            usage.and_then(|u| x.set_estimated_usage(u))
+        }
+    };
     let (name, ms) = x.overhead(upstream_time);
     headers.push((name.into(), ms));
     headers.extend(cost);

@@ -26,9 +26,10 @@ use crate::handlers::chat::{self, send_error};
 use crate::handlers::{json_object, model_name, optional_bool, provider_error};
 use crate::http::{Responder, Stream};
 use crate::ingress::anthropic::{is_native, native_call, request, Messages};
-use crate::ingress::{tokens, Ingress};
+use crate::ingress::Ingress;
 use crate::providers::{self, ChatStream, Emit, Target};
 use crate::router::{self, Failure};
+use crate::tokens;
 use crate::upstream::{Answer, EventReader, StreamError};
 
 const MESSAGES_PATH: &str = "/v1/messages";

@@ -118,7 +118,7 @@ pub fn models(x: &Exchange<'_>, res: &mut Responder<'_>) {
     let _ = x.send_json(res, 200, body.to_string().into_bytes(), Vec::new());
 }
 
-/// `GET /metrics/trends?hours=24&bucket=5m&model=…`.
+/// `GET /metrics/trends?hours=24&bucket=5m&provider=…&model=…`.
 pub fn trends(x: &Exchange<'_>, res: &mut Responder<'_>) {
     let Some(live) = live(x, res) else { return };
     let query = x.req.query();
@@ -164,16 +164,19 @@ pub fn trends(x: &Exchange<'_>, res: &mut Responder<'_>) {
         return x.send_error(res, &ApiError::invalid(Some("bucket"), message));
     }
     let model = query_param(query, "model").filter(|m| !m.is_empty());
+    let provider = query_param(query, "provider").filter(|p| !p.is_empty());
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let series = live.trends.lock().unwrap_or_else(|e| e.into_inner()).query(
         now,
         hours,
         bucket,
+        provider.as_deref(),
         model.as_deref(),
     );
     let body = json!({
         "hours": hours,
         "bucket_seconds": bucket,
+        "provider": provider,
         "model": model,
         "buckets": series,
     });

@@ -7,6 +7,7 @@ pub mod health;
 pub mod messages;
 pub mod metrics;
 pub mod models;
+pub mod params;
 
 use serde_json::{Map, Value};
 

@@ -115,16 +115,20 @@ fn stop_reason(finish_reason: &str) -> &'static str {
     }
 }
 
-/// OpenAI usage → Anthropic's: fresh input, cache reads and output (zeros when unknown).
+/// OpenAI usage → Anthropic's: fresh input, cache reads, cache writes and output (zeros when
+/// unknown).
 fn usage(usage: Option<&Value>) -> Value {
     let n = |k: &str| usage.and_then(|u| u[k].as_u64()).unwrap_or(0);
-    let cached = usage
-        .and_then(|u| u["prompt_tokens_details"]["cached_tokens"].as_u64())
-        .unwrap_or(0);
+    let detail = |k: &str| {
+        usage
+            .and_then(|u| u["prompt_tokens_details"][k].as_u64())
+            .unwrap_or(0)
+    };
+    let (cached, written) = (detail("cached_tokens"), detail("cache_write_tokens"));
     json!({
-        "input_tokens": n("prompt_tokens").saturating_sub(cached),
+        "input_tokens": n("prompt_tokens").saturating_sub(cached + written),
         "cache_read_input_tokens": cached,
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": written,
         "output_tokens": n("completion_tokens"),
     })
 }

@@ -11,7 +11,6 @@
 
 pub mod anthropic;
 pub mod openai;
-pub mod tokens;
 
 use serde_json::Value;
 

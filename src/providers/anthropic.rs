@@ -278,14 +278,20 @@ fn finish_reason(stop_reason: Option<&str>, json_mode: bool) -> &'static str {
 }
 
 /// Anthropic usage → OpenAI usage: every input token (fresh, cache reads, cache writes) is a
-/// prompt token; cache reads are `cached_tokens`.
+/// prompt token; cache reads are `cached_tokens`; writes are split by TTL from
+/// `cache_creation` (all 5-minute when it is absent, as in older answers).
 fn usage(u: &Value) -> Value {
-    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let written = n(&u["cache_creation_input_tokens"]);
+    let one_hour = n(&u["cache_creation"]["ephemeral_1h_input_tokens"]).min(written);
     shape::cached_usage(
-        n("input_tokens"),
-        n("cache_read_input_tokens"),
-        n("cache_creation_input_tokens"),
-        n("output_tokens"),
+        n(&u["input_tokens"]),
+        n(&u["cache_read_input_tokens"]),
+        shape::CacheWrites {
+            five_minutes: written - one_hour,
+            one_hour,
+        },
+        n(&u["output_tokens"]),
     )
 }
 

@@ -2,7 +2,9 @@
 //! `{AZURE_API_BASE}/openai/deployments/<deployment>/chat/completions?api-version=…` (and
 //! `/embeddings`) with the key in the `api-key` header — never in the URL. Answers, streams and
 //! errors are OpenAI's: a `content_filter` finish reason passes through as is, and a 400 with
-//! `code: content_filter` keeps its message, code and status. Azure lists deployments through
+//! `code: content_filter` keeps its message, code and status. A stream's first chunk holds
+//! the prompt's content-filter results with `object: ""`, which fails the OpenAI schema: it is
+//! relayed as a `chat.completion.chunk` (its results reach the record with it). Azure lists deployments through
 //! its management API, not the inference endpoint, so `/v1/models` does not list them.
 
 use serde_json::{Map, Value};
@@ -10,9 +12,9 @@ use serde_json::{Map, Value};
 use super::calls::bearer;
 use super::errors::openai_error;
 use super::openai::STANDARD as OPENAI;
-use super::{ChatStream, Dialect, Prepared, Reply, RequestContext, Target};
+use super::{ChatStream, Dialect, Emit, Prepared, Reply, RequestContext, Target};
 use crate::error::ApiError;
-use crate::upstream::{url_component, Call, Received};
+use crate::upstream::{url_component, Call, Received, SseEvent};
 
 /// The variable holding the `api-version` query parameter.
 pub const API_VERSION_VAR: &str = "AZURE_API_VERSION";
@@ -77,7 +79,7 @@ impl Dialect for Azure {
     }
 
     fn chat_stream(&self, target: &Target) -> Box<dyn ChatStream> {
-        OPENAI.chat_stream(target)
+        Box::new(FilterChunk(OPENAI.chat_stream(target)))
     }
 
     fn embeddings_request(
@@ -100,6 +102,31 @@ impl Dialect for Azure {
 
     fn parse_error(&self, status: u16, body: &[u8]) -> ApiError {
         openai_error(status, body)
+    }
+}
+
+/// OpenAI's stream, with Azure's prompt-filter chunk made a `chat.completion.chunk`.
+struct FilterChunk(Box<dyn ChatStream>);
+
+impl ChatStream for FilterChunk {
+    fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
+        let mut emits = self.0.on_event(event)?;
+        for emit in &mut emits {
+            // Only that chunk names `prompt_filter_results`; no other event is parsed here.
+            if let Emit::Raw(data) = emit {
+                if data.contains("\"prompt_filter_results\"") {
+                    if let Ok(Value::Object(mut chunk)) = serde_json::from_str(data) {
+                        chunk.insert("object".into(), "chat.completion.chunk".into());
+                        *data = Value::Object(chunk).to_string();
+                    }
+                }
+            }
+        }
+        Ok(emits)
+    }
+
+    fn finish(&mut self) -> Result<Vec<Emit>, ApiError> {
+        self.0.finish()
     }
 }
 

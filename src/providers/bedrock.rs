@@ -333,13 +333,16 @@ fn finish_reason(stop_reason: Option<&str>) -> &'static str {
 }
 
 /// Converse usage → OpenAI usage: cache reads and writes are prompt tokens too; cache reads
-/// are `cached_tokens`.
+/// are `cached_tokens`; writes are Converse's default 5-minute cache points.
 fn usage(u: &Value) -> Value {
     let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
     shape::cached_usage(
         n("inputTokens"),
         n("cacheReadInputTokens"),
-        n("cacheWriteInputTokens"),
+        shape::CacheWrites {
+            five_minutes: n("cacheWriteInputTokens"),
+            one_hour: 0,
+        },
         n("outputTokens"),
     )
 }

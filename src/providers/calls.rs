@@ -62,14 +62,45 @@ pub fn models_call(
 }
 
 /// A 2xx OpenAI answer (chat or embeddings): relayed as received; its usage read for the record.
+/// A usage with only DeepSeek's cache-hit count gets it where OpenAI clients read it (the body
+/// is re-serialized only then).
 pub fn relayed(answer: Received) -> Result<Reply, ApiError> {
     match serde_json::from_slice::<Value>(&answer.body) {
-        Ok(Value::Object(mut parsed)) => Ok(Reply {
-            usage: parsed.remove("usage").filter(|u| !u.is_null()),
-            body: answer.body,
-        }),
+        Ok(Value::Object(mut parsed)) => {
+            let mut usage = parsed.remove("usage").filter(|u| !u.is_null());
+            if !usage.as_mut().is_some_and(cache_hits_as_cached_tokens) {
+                return Ok(Reply {
+                    usage,
+                    body: answer.body,
+                });
+            }
+            parsed.insert("usage".into(), usage.clone().unwrap_or_default());
+            Ok(Reply {
+                body: serde_json::to_vec(&parsed).unwrap_or(answer.body),
+                usage,
+            })
+        }
         _ => Err(bad_response("not a JSON object")),
     }
+}
+
+/// DeepSeek counts cache hits only as `prompt_cache_hit_tokens`: they are copied to
+/// `prompt_tokens_details.cached_tokens`, where OpenAI clients read them. True when the usage
+/// was changed.
+pub fn cache_hits_as_cached_tokens(usage: &mut Value) -> bool {
+    let Some(hits) = usage["prompt_cache_hit_tokens"].as_u64() else {
+        return false;
+    };
+    if !usage["prompt_tokens_details"]["cached_tokens"].is_null() {
+        return false;
+    }
+    match usage.get_mut("prompt_tokens_details") {
+        Some(Value::Object(details)) => {
+            details.insert("cached_tokens".into(), hits.into());
+        }
+        _ => usage["prompt_tokens_details"] = serde_json::json!({"cached_tokens": hits}),
+    }
+    true
 }
 
 /// The models of a provider's model list: the items of its `field` list, each read by `read`

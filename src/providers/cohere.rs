@@ -227,21 +227,26 @@ fn finish_reason(reason: Option<&str>) -> Result<&'static str, ApiError> {
     }
 }
 
-/// v2 `usage` → OpenAI usage, from `tokens` (what the model read and wrote); `billed_units`
-/// is what Cohere charges and is left aside.
+/// v2 `usage` → OpenAI usage, from `tokens` (what the model read and wrote), with
+/// `cached_tokens` as `prompt_tokens_details.cached_tokens`; `billed_units`, what Cohere
+/// charges (and the cost is computed from), kept as `billed_units`.
 fn usage(u: &Value) -> Value {
-    let n = |k: &str| {
-        u.get("tokens")
-            .and_then(|t| t.get(k))
-            .and_then(Value::as_f64)
-            .map_or(0, |n| n as u64)
-    };
-    let (prompt, completion) = (n("input_tokens"), n("output_tokens"));
-    json!({
+    // Cohere's counts are JSON numbers that may be written as floats (`5.0`).
+    let n = |v: Option<&Value>| v.and_then(Value::as_f64).map_or(0, |n| n as u64);
+    let tokens = |k: &str| n(u.get("tokens").and_then(|t| t.get(k)));
+    let (prompt, completion) = (tokens("input_tokens"), tokens("output_tokens"));
+    let mut usage = json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-    })
+        "prompt_tokens_details": {"cached_tokens": n(u.get("cached_tokens")).min(prompt)},
+    });
+    if let Some(billed) = u.get("billed_units").filter(|b| b.is_object()) {
+        let units = |k: &str| n(billed.get(k));
+        usage["billed_units"] =
+            json!({"input_tokens": units("input_tokens"), "output_tokens": units("output_tokens")});
+    }
+    usage
 }
 
 /// A 2xx v2 Chat answer → an OpenAI `chat.completion` (v2 does not echo the model: `model` is

@@ -1,7 +1,8 @@
 //! The built-in models that need no provider and no key: `mock/echo` answers with the last
 //! user message, `mock/lorem` writes N words (N from the prompt when it is a number, else 32,
 //! cut by `max_tokens`), and `mock/embed` returns deterministic unit vectors. They count
-//! usage like a real model (one token per word), so demos, the SDKs and tests work offline.
+//! usage like a real model (one token per word), and answer `n` choices (the same text each,
+//! streamed interleaved), so demos, the SDKs and tests work offline.
 //!
 //! They are a provider like the others, behind the same [`Dialect`]: their calls are answered
 //! in-process ([`Dialect::send`]) with the bodies an OpenAI server would send (JSON, or an SSE
@@ -72,16 +73,6 @@ impl Completion {
 
 /// Produces the answer of a mock chat model to a validated request body.
 fn chat(model: &str, body: &Value) -> Result<Completion, ApiError> {
-    if body
-        .get("n")
-        .and_then(Value::as_u64)
-        .is_some_and(|n| n != 1)
-    {
-        return Err(ApiError::invalid(
-            Some("n"),
-            "mock models produce one choice: use n=1",
-        ));
-    }
     let messages = body["messages"]
         .as_array()
         .map(Vec::as_slice)
@@ -355,7 +346,9 @@ impl Dialect for Mock {
             return Ok(Answer::local(200, &json, answer.to_string().into_bytes()));
         }
         let completion = chat(model, &body)?;
-        let completion_tokens = completion.words.len() as u64;
+        // `n` was checked (1 to 128) before any call.
+        let n = body["n"].as_u64().unwrap_or(1).max(1);
+        let completion_tokens = completion.words.len() as u64 * n;
         let usage = json!({
             "prompt_tokens": completion.prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -363,11 +356,13 @@ impl Dialect for Mock {
         });
         if body["stream"] != Value::Bool(true) {
             let message = shape::assistant_message(Some(completion.content()), None, Vec::new());
-            let choice = shape::choice(0, message, completion.finish_reason);
+            let choices = (0..n)
+                .map(|i| shape::choice(i, message.clone(), completion.finish_reason))
+                .collect();
             let reply = shape::completion(
                 json!(shape::completion_id()),
                 body["model"].clone(),
-                vec![choice],
+                choices,
                 Some(usage),
             );
             return Ok(Answer::local(200, &json, reply.body));
@@ -382,11 +377,17 @@ impl Dialect for Mock {
             sse.extend_from_slice(chunk.to_string().as_bytes());
             sse.extend_from_slice(b"\n\n");
         };
-        event(chunks.delta(0, json!({"role": "assistant", "content": ""}), None));
-        for word in &completion.words {
-            event(chunks.delta(0, json!({"content": word}), None));
+        for i in 0..n {
+            event(chunks.delta(i, json!({"role": "assistant", "content": ""}), None));
         }
-        event(chunks.delta(0, json!({}), Some(completion.finish_reason)));
+        for word in &completion.words {
+            for i in 0..n {
+                event(chunks.delta(i, json!({"content": word}), None));
+            }
+        }
+        for i in 0..n {
+            event(chunks.delta(i, json!({}), Some(completion.finish_reason)));
+        }
         event(chunks.usage(&usage));
         sse.extend_from_slice(b"data: [DONE]\n\n");
         Ok(Answer::local(

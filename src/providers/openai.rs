@@ -196,6 +196,14 @@ impl ChatStream for StreamState {
             return Ok(vec![Emit::Done]);
         }
         self.finished |= has_finish_reason(&event.data);
+        // DeepSeek's usage chunk, found by a scan like the finish reason; parsed only then.
+        if event.data.contains("\"prompt_cache_hit_tokens\"") {
+            if let Ok(mut chunk) = serde_json::from_str::<Value>(&event.data) {
+                if calls::cache_hits_as_cached_tokens(&mut chunk["usage"]) {
+                    return Ok(vec![Emit::Raw(chunk.to_string())]);
+                }
+            }
+        }
         Ok(vec![Emit::Raw(event.data.clone())])
     }
 

@@ -73,14 +73,32 @@ impl MessageParts {
 
 /// OpenAI usage for a provider that counts cache reads and writes apart from fresh input
 /// (Anthropic, Converse): all three are prompt tokens, and cache reads are `cached_tokens`.
-pub fn cached_usage(input: u64, cache_read: u64, cache_write: u64, output: u64) -> Value {
-    let prompt = input + cache_read + cache_write;
-    json!({
+/// Writes, priced above fresh input, are `prompt_tokens_details.cache_write_tokens` (all of
+/// them) and `cache_write_1h_tokens` (those with the 1-hour TTL), present only when there are
+/// some: the cost is computed from them (`pricing::Tokens`).
+pub fn cached_usage(input: u64, cache_read: u64, writes: CacheWrites, output: u64) -> Value {
+    let written = writes.five_minutes + writes.one_hour;
+    let prompt = input + cache_read + written;
+    let mut usage = json!({
         "prompt_tokens": prompt,
         "completion_tokens": output,
         "total_tokens": prompt + output,
         "prompt_tokens_details": {"cached_tokens": cache_read},
-    })
+    });
+    if written > 0 {
+        usage["prompt_tokens_details"]["cache_write_tokens"] = json!(written);
+    }
+    if writes.one_hour > 0 {
+        usage["prompt_tokens_details"]["cache_write_1h_tokens"] = json!(writes.one_hour);
+    }
+    usage
+}
+
+/// Tokens written to a provider's cache, by TTL (they are priced differently).
+#[derive(Clone, Copy, Default)]
+pub struct CacheWrites {
+    pub five_minutes: u64,
+    pub one_hour: u64,
 }
 
 /// A tool call of an answer; `arguments` is the JSON text of the input.

@@ -414,10 +414,11 @@ fn usage_with_cached_tokens() {
     );
     assert_eq!(
         reply.json()["usage"],
-        json!({"prompt_tokens": 2257, "completion_tokens": 393, "total_tokens": 2650, "prompt_tokens_details": {"cached_tokens": 2048}})
+        json!({"prompt_tokens": 2257, "completion_tokens": 393, "total_tokens": 2650, "prompt_tokens_details": {"cached_tokens": 2048, "cache_write_tokens": 188}})
     );
-    // 209 fresh input tokens at $3, 2048 cache reads at $0.30 and 393 output at $15 per million.
-    assert_eq!(reply.header("x-gateway-cost-usd"), Some("0.00713640"));
+    // 21 fresh input tokens at $3, 2048 cache reads at $0.30, 188 cache writes at $3.75
+    // (1.25×) and 393 output at $15 per million.
+    assert_eq!(reply.header("x-gateway-cost-usd"), Some("0.00727740"));
 }
 
 #[test]

@@ -98,10 +98,13 @@ fn plain_chat() {
         "Hello! How can I help you today?"
     );
     assert_eq!(choice["finish_reason"], "stop");
-    // Usage is what the model read and wrote (`tokens`), not the billed units.
+    // Usage is what the model read and wrote (`tokens`); the billed units are kept apart
+    // (the cost is computed from them).
     assert_eq!(
         reply.json()["usage"],
-        json!({"prompt_tokens": 495, "completion_tokens": 11, "total_tokens": 506})
+        json!({"prompt_tokens": 495, "completion_tokens": 11, "total_tokens": 506,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "billed_units": {"input_tokens": 5, "output_tokens": 9}})
     );
     assert!(reply.header("x-gateway-cost-usd").is_some(), "priced");
     assert_sent(&upstream, "request_plain_chat.json");
@@ -328,7 +331,9 @@ fn streamed_text() {
     assert_eq!(chunks[n - 1]["choices"], json!([]));
     assert_eq!(
         chunks[n - 1]["usage"],
-        json!({"prompt_tokens": 34, "completion_tokens": 6, "total_tokens": 40})
+        json!({"prompt_tokens": 34, "completion_tokens": 6, "total_tokens": 40,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "billed_units": {"input_tokens": 8, "output_tokens": 4}})
     );
     let request = upstream.only_request();
     assert_eq!(request.path, "/v2/chat");

@@ -331,3 +331,30 @@ fn distinct_model_names_past_the_cap_fold_into_one_other_row() {
         "the trends count them under (other) too"
     );
 }
+
+/// Trends are keyed like `/metrics/models`: by provider and model (issue 12).
+#[test]
+fn trends_are_keyed_by_provider_and_model() {
+    let gw = Gateway::start(&[]);
+    let body = json!({"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(
+        post_json(gw.addr, "/v1/chat/completions", &body).status,
+        200
+    );
+    let provider = "mock";
+    let requests = |query: &str| -> (u64, Value) {
+        let reply = get(gw.addr, &format!("/metrics/trends?hours=1&{query}")).json();
+        let n = reply["buckets"].as_array().unwrap().iter();
+        (n.map(|b| b["requests"].as_u64().unwrap()).sum(), reply)
+    };
+    let mut seen = (0, Value::Null);
+    wait_until(Duration::from_secs(5), || {
+        seen = requests(&format!("provider={provider}&model=mock/echo"));
+        seen.0 == 1
+    });
+    assert_eq!(seen.0, 1, "{}", seen.1);
+    assert_eq!(seen.1["provider"], provider);
+    assert_eq!(requests(&format!("provider={provider}")).0, 1);
+    assert_eq!(requests("provider=openai&model=mock/echo").0, 0);
+    assert_eq!(requests("model=mock/echo").0, 1);
+}

@@ -263,7 +263,7 @@ fn cache_tokens_count_as_prompt_tokens_and_thinking_stays_out_of_content() {
     let usage = reply.usage.unwrap();
     assert_eq!(
         usage,
-        json!({"prompt_tokens": 2257, "completion_tokens": 393, "total_tokens": 2650, "prompt_tokens_details": {"cached_tokens": 2048}})
+        json!({"prompt_tokens": 2257, "completion_tokens": 393, "total_tokens": 2650, "prompt_tokens_details": {"cached_tokens": 2048, "cache_write_tokens": 188}})
     );
     let v: Value = serde_json::from_slice(&reply.body).unwrap();
     let message = &v["choices"][0]["message"];
