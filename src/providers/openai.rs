@@ -199,7 +199,9 @@ impl ChatStream for StreamState {
         // DeepSeek's usage chunk, found by a scan like the finish reason; parsed only then.
         if event.data.contains("\"prompt_cache_hit_tokens\"") {
             if let Ok(mut chunk) = serde_json::from_str::<Value>(&event.data) {
-                if calls::cache_hits_as_cached_tokens(&mut chunk["usage"]) {
+                // `get_mut`: indexing to write panics when the event is not an object.
+                let usage = chunk.get_mut("usage");
+                if usage.is_some_and(calls::cache_hits_as_cached_tokens) {
                     return Ok(vec![Emit::Raw(chunk.to_string())]);
                 }
             }

@@ -112,3 +112,26 @@ fn vendors_accepting_stream_options_keep_them() {
     assert_eq!(sent["stream_options"]["include_usage"], true);
     assert_eq!(sent["n"], 2);
 }
+
+/// Found by the fuzzer: an event whose data is a JSON string naming DeepSeek's cache field
+/// (not a chunk) is relayed as it came, not a panic.
+#[test]
+fn an_event_that_is_not_an_object_but_names_the_cache_field_is_relayed() {
+    let mut s = StreamState::default();
+    let event = SseEvent {
+        event: None,
+        data: "\"prompt_cache_hit_tokens\"".into(),
+    };
+    assert!(matches!(
+        s.on_event(&event).unwrap().as_slice(),
+        [Emit::Raw(_)]
+    ));
+    let odd = SseEvent {
+        event: None,
+        data: r#"{"usage": "prompt_cache_hit_tokens", "choices": []}"#.into(),
+    };
+    assert!(matches!(
+        s.on_event(&odd).unwrap().as_slice(),
+        [Emit::Raw(_)]
+    ));
+}
