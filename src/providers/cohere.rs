@@ -238,7 +238,8 @@ fn usage(u: &Value) -> Value {
     let mut usage = json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": prompt + completion,
+        // Saturating: the counts are the provider's, and a bogus one must not panic.
+        "total_tokens": prompt.saturating_add(completion),
         "prompt_tokens_details": {"cached_tokens": n(u.get("cached_tokens")).min(prompt)},
     });
     if let Some(billed) = u.get("billed_units").filter(|b| b.is_object()) {

@@ -524,13 +524,14 @@ fn finish_reason(reason: &str, has_calls: bool) -> &'static str {
 /// Google's JSON, so a missing count is 0 when `usageMetadata` itself is there.
 fn usage(meta: &Value) -> Value {
     let count = |key: &str| meta.get(key).and_then(Value::as_u64).unwrap_or(0);
-    let prompt = count("promptTokenCount") + count("toolUsePromptTokenCount");
+    // Saturating: the counts are the provider's, and a bogus one must not panic.
+    let prompt = count("promptTokenCount").saturating_add(count("toolUsePromptTokenCount"));
     let thoughts = count("thoughtsTokenCount");
-    let completion = count("candidatesTokenCount") + thoughts;
+    let completion = count("candidatesTokenCount").saturating_add(thoughts);
     let total = meta
         .get("totalTokenCount")
         .and_then(Value::as_u64)
-        .unwrap_or(prompt + completion);
+        .unwrap_or(prompt.saturating_add(completion));
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,

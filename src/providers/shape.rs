@@ -77,12 +77,13 @@ impl MessageParts {
 /// them) and `cache_write_1h_tokens` (those with the 1-hour TTL), present only when there are
 /// some: the cost is computed from them (`pricing::Tokens`).
 pub fn cached_usage(input: u64, cache_read: u64, writes: CacheWrites, output: u64) -> Value {
-    let written = writes.five_minutes + writes.one_hour;
-    let prompt = input + cache_read + written;
+    // Saturating: the counts are the provider's, and a bogus one must not panic.
+    let written = writes.five_minutes.saturating_add(writes.one_hour);
+    let prompt = input.saturating_add(cache_read).saturating_add(written);
     let mut usage = json!({
         "prompt_tokens": prompt,
         "completion_tokens": output,
-        "total_tokens": prompt + output,
+        "total_tokens": prompt.saturating_add(output),
         "prompt_tokens_details": {"cached_tokens": cache_read},
     });
     if written > 0 {

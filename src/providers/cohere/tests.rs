@@ -165,3 +165,11 @@ fn a_tool_call_delta_before_its_start_is_an_error() {
     };
     assert_eq!(state.on_event(&delta).unwrap_err().status, 502);
 }
+
+/// Found by the fuzzer: token counts past u64 (a float saturates to u64::MAX) must not make the
+/// usage's total overflow.
+#[test]
+fn absurd_token_counts_do_not_overflow_the_total() {
+    let u = usage(&json!({"tokens": {"input_tokens": 3.6e60, "output_tokens": 6}}));
+    assert_eq!(u["total_tokens"], u64::MAX);
+}
