@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every fuzz target (cargo fuzz / libFuzzer) for FUZZ_SECS seconds each (default 15) from
+# Runs every fuzz target (cargo fuzz / libFuzzer) for FUZZ_SECS seconds each (default 10) from
 # its committed seeds in fuzz/seeds/<target>. What a run discovers goes to a temporary
 # directory, so the tree is left as it was. A crash prints the failing input (base64) and fails
 # the run: turn it into a named regression test (tests/it/props/).
@@ -10,7 +10,11 @@
 # and hangs, which need no sanitizer.
 set -euo pipefail
 cd "$(dirname "$0")"
-secs=${FUZZ_SECS:-15}
+secs=${FUZZ_SECS:-10}
+# A fixed seed makes the run a fixed sequence of inputs: a slower machine runs a shorter prefix
+# of the same sequence, so CI fails only when the code changed, not when luck did. Explore with
+# another seed (FUZZ_SEED=$RANDOM) and turn what it finds into seeds and named tests.
+seed=${FUZZ_SEED:-19}
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
 flags=(--sanitizer none --debug-assertions)
@@ -23,7 +27,7 @@ for target in $(cargo fuzz list); do
   mkdir -p "$work/corpus/$target" "$work/artifacts/$target"
   started=$SECONDS
   if cargo fuzz run "${flags[@]}" "$target" "$work/corpus/$target" "seeds/$target" -- \
-      -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+      -seed="$seed" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix="$work/artifacts/$target/" >"$work/$target.log" 2>&1; then
     runs=$(grep -o 'Done [0-9]* runs' "$work/$target.log" | tail -1 || true)
     echo "fuzz $target: ok (${runs:-no summary}, $((SECONDS - started)) s)"
