@@ -283,15 +283,24 @@ impl Assembler {
     /// The usage-only chunk of the gateway's estimate, for a stream whose provider reported no
     /// usage: the request's tokens, and the completion's (text not kept for the log counted at
     /// 4 bytes a token, the encoding's average for English).
-    pub fn estimated_usage(&self, request: &[u8]) -> String {
+    pub fn estimated_usage_chunk(&self, request: &[u8]) -> String {
         let completion = self.to_value();
-        let generated = tokens::completion(&completion) + self.dropped.div_ceil(4) as u64;
         let mut chunk = json!({"object": "chat.completion.chunk", "choices": [],
-            "usage": tokens::usage(tokens::prompt(request), generated)});
+            "usage": self.estimate(request, &completion)});
         for key in ["id", "created", "model"] {
             chunk[key] = completion[key].clone();
         }
         chunk.to_string()
+    }
+
+    /// The estimated usage of the stream so far, as that chunk carries it.
+    pub fn estimated_usage(&self, request: &[u8]) -> Value {
+        self.estimate(request, &self.to_value())
+    }
+
+    fn estimate(&self, request: &[u8], completion: &Value) -> Value {
+        let generated = tokens::completion(completion) + self.dropped.div_ceil(4) as u64;
+        tokens::usage(tokens::prompt(request), generated)
     }
 
     pub fn chunks(&self) -> u64 {

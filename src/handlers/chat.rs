@@ -260,10 +260,7 @@ impl Relay<'_> {
             Some(usage) if !self.estimated => x.set_usage(Some(usage)),
             Some(usage) => x.set_estimated_usage(usage),
             None if self.assembled.chunks() > 0 => {
-                let chunk: Value =
-                    serde_json::from_str(&self.assembled.estimated_usage(self.request))
-                        .unwrap_or_default();
-                x.set_estimated_usage(chunk["usage"].clone())
+                x.set_estimated_usage(self.assembled.estimated_usage(self.request))
             }
             None => x.set_usage(None),
         };
@@ -313,7 +310,7 @@ impl Relay<'_> {
                     if self.assembled.usage().is_none() {
                         // The provider reported none: the estimate ends the stream instead,
                         // through the egress like the provider's own usage chunk would.
-                        let data = self.assembled.estimated_usage(self.request);
+                        let data = self.assembled.estimated_usage_chunk(self.request);
                         let seen = self.assembled.add(&data).map_err(|e| {
                             providers::bad_response(format_args!("a usage estimate: {e}"))
                         })?;
