@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::binary::Binary;
-use crate::support::client::{assert_error, assert_error_shape, post_json, wait_until};
+use crate::support::client::{assert_error, assert_error_shape, get, post_json, wait_until};
 use crate::support::gateway::{temp_dir, Gateway};
 use crate::support::logs::log_files;
 use crate::support::upstream::{fixture_events, Gate, MockUpstream, Script, Step};
@@ -226,11 +226,18 @@ fn a_stream_in_flight_during_a_reload_finishes_on_the_old_table() {
         post_json(addr, "/v1/chat/completions", &body)
     });
     assert!(wait_until(Duration::from_secs(5), || old.requests().len() == 1));
-    std::fs::write(&path, chat_on("mock/echo")).unwrap();
+    // The new table also names `reloaded`: its appearance in /v1/models says the reload took
+    // effect without a call that the old, gated upstream would hold.
+    let new_table = format!(
+        "{}  - model_name: reloaded\n    litellm_params: {{model: mock/echo}}\n",
+        chat_on("mock/echo")
+    );
+    std::fs::write(&path, new_table).unwrap();
     bin.signal("HUP");
-    let reloaded = wait_until(Duration::from_secs(5), || {
-        answered_by(addr) == (200, "echo")
+    let listed = wait_until(Duration::from_secs(10), || {
+        get(addr, "/v1/models").text().contains("\"reloaded\"")
     });
+    let reloaded = listed && answered_by(addr) == (200, "echo");
     gate.open();
     let reply = streaming.join().unwrap();
     assert!(reloaded, "new calls go to the new table");
