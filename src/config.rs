@@ -62,6 +62,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("LOG_RETENTION_DAYS", "14", "log files and trend history older than this many days are deleted; 0 keeps them forever (LOG_MAX_TOTAL_MB still applies)"),
     ("LOG_MAX_TOTAL_MB", "2048", "the oldest log files are deleted while all of them together exceed this"),
     ("ACCESS_LOG", "true", "one access line per request in the system log (false turns them off)"),
+    ("EXPLORER_RECENT", "2000", "interactions the dashboard's explorer keeps in memory (as logged, at most 64 MiB); older ones are read from the interaction files; 0 keeps none"),
     ("METRICS", "true", "keep live metrics and trends (false turns both off)"),
     ("PRICES_FILE", "", "a JSON price table laid over the built-in one: {\"model\": {\"input\": 2.5, \"cached_input\": 1.25, \"output\": 10}} in USD per million tokens"),
     ("CONFIG_FILE", "", "a LiteLLM proxy config.yaml (model_list aliases, router_settings, litellm_settings); also --config PATH"),
@@ -95,6 +96,8 @@ pub struct Config {
     pub log_retention_days: u32,
     pub log_max_total_bytes: u64,
     pub access_log: bool,
+    /// Interaction lines the explorer keeps in memory (`EXPLORER_RECENT`).
+    pub explorer_recent: usize,
     pub metrics: bool,
     pub prices: Prices,
     pub prices_file: Option<PathBuf>,
@@ -207,6 +210,7 @@ impl Config {
             log_retention_days: parse(&get, "LOG_RETENTION_DAYS", 14, "a number of days")?,
             log_max_total_bytes: parse_megabytes(&get, "LOG_MAX_TOTAL_MB", 2048.0)?,
             access_log: get("ACCESS_LOG").is_none() || parse_bool(&get, "ACCESS_LOG")?,
+            explorer_recent: parse(&get, "EXPLORER_RECENT", 2000, "a whole number of records")?,
             metrics: get("METRICS").is_none() || parse_bool(&get, "METRICS")?,
             prices: match get("PRICES_FILE") {
                 None => Prices::default(),
@@ -309,6 +313,7 @@ impl Config {
                 format!("{:?}", self.log_bodies).to_ascii_lowercase()
             ),
             format!("LOG_MAX_BODY_BYTES={}", self.log_max_body_bytes),
+            format!("EXPLORER_RECENT={}", self.explorer_recent),
             format!(
                 "CONFIG_FILE={}",
                 self.config_file

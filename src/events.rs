@@ -17,6 +17,14 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// `2026-11-26T08:00:00.123456+00:00`.
+pub fn rfc3339_micros(t: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6][offset_hour sign:mandatory]:[offset_minute]"
+    );
+    t.format(&format).unwrap_or_default()
+}
+
 /// How a request ended, as the interactions log names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -91,6 +99,9 @@ pub struct Interaction {
     pub upstream_latency: Option<Duration>,
     pub time_to_first_token: Option<Duration>,
     pub gateway_overhead: Option<Duration>,
+    /// How long the request waited for a worker before its own time began (see
+    /// `http::Request::queue_wait`); zero for one read at once.
+    pub queue_wait: Duration,
     /// The provider's usage object (OpenAI shape) when it reported one.
     pub usage: Option<Value>,
     /// The usage is the gateway's estimate: the provider reported none.
@@ -136,6 +147,7 @@ impl Interaction {
             upstream_latency: None,
             time_to_first_token: None,
             gateway_overhead: None,
+            queue_wait: Duration::ZERO,
             usage: None,
             usage_estimated: false,
             cost: None,
@@ -155,5 +167,16 @@ impl Interaction {
             } else {
                 Outcome::Error
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_microseconds_and_an_offset() {
+        let t = time::macros::datetime!(2026-11-26 08:00:00.123456 UTC);
+        assert_eq!(rfc3339_micros(t), "2026-11-26T08:00:00.123456+00:00");
     }
 }

@@ -42,6 +42,7 @@ impl<'a> Exchange<'a> {
         let (request_id, common) = identify(gw, Some(req));
         let mut record = Interaction::new(request_id.clone(), &req.method, &req.target, req.peer);
         record.started = req.received_at;
+        record.queue_wait = req.queue_wait;
         record.user_agent = req.header("user-agent").map(str::to_string);
         Exchange {
             gw,

@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod exchange;
+pub mod explorer;
 pub mod gateway;
 pub mod handlers;
 pub mod http;

@@ -123,6 +123,8 @@ pub struct Stats {
     pub upstream: Histogram,
     pub ttft: Histogram,
     pub overhead: Histogram,
+    /// Time waiting for a worker (`queue_wait_ms` on the interaction line).
+    pub queue_wait: Histogram,
     pub last_used: Option<OffsetDateTime>,
 }
 
@@ -149,6 +151,7 @@ impl Default for Stats {
             upstream: Histogram::new(LATENCY_BOUNDS),
             ttft: Histogram::new(LATENCY_BOUNDS),
             overhead: Histogram::new(OVERHEAD_BOUNDS),
+            queue_wait: Histogram::new(LATENCY_BOUNDS),
             last_used: None,
         }
     }
@@ -207,6 +210,7 @@ impl Stats {
         if let Some(d) = i.gateway_overhead {
             self.overhead.observe(d.as_secs_f64());
         }
+        self.queue_wait.observe(i.queue_wait.as_secs_f64());
         self.last_used = Some(i.timestamp);
     }
 
@@ -248,6 +252,7 @@ impl Stats {
                 "upstream": self.upstream.summary(),
                 "time_to_first_token": self.ttft.summary(),
                 "gateway_overhead": self.overhead.summary(),
+                "queue_wait": self.queue_wait.summary(),
             },
             "last_used": self.last_used.map(|t| t.unix_timestamp()),
         })

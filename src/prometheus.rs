@@ -195,7 +195,7 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         }
     }
     type Hist = fn(&Stats) -> &Histogram;
-    let histograms: [(&str, &str, Hist); 4] = [
+    let histograms: [(&str, &str, Hist); 5] = [
         (
             "request_duration_seconds",
             "Time from the request received to the response complete.",
@@ -215,6 +215,11 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
             "gateway_overhead_seconds",
             "Time spent in the gateway itself.",
             |s| &s.overhead,
+        ),
+        (
+            "queue_wait_seconds",
+            "Time a request waited for a worker before its own time began.",
+            |s| &s.queue_wait,
         ),
     ];
     for (name, help, field) in histograms {

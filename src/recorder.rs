@@ -21,7 +21,8 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::config::{Config, LogBodies};
-use crate::events::{unix_now, Attempt, Body, Interaction, Outcome};
+use crate::events::{rfc3339_micros, unix_now, Attempt, Body, Interaction, Outcome};
+use crate::explorer::Recent;
 use crate::logging::{DiskGuard, Redactor};
 use crate::metrics::{Metrics, Observation};
 use crate::pricing::Tokens;
@@ -32,8 +33,9 @@ const CHANNEL_CAPACITY: usize = 8192;
 /// Embedding values kept per vector in a summarised embeddings response.
 const EMBEDDING_PREVIEW: usize = 4;
 
-/// A finished request, its bodies already rendered into its log line (if one is kept).
-struct Record(Box<Interaction>, Option<String>);
+/// A finished request, its bodies already rendered into its log line (if one is kept), with
+/// the byte where the line's bodies begin.
+struct Record(Box<Interaction>, Option<(String, usize)>);
 
 /// Records handled per turn of whoever holds the writer.
 const BATCH: usize = 256;
@@ -55,6 +57,7 @@ pub struct Recorder {
     max_depth: AtomicUsize,
     thread: Mutex<Option<JoinHandle<()>>>,
     live: Option<Arc<Live>>,
+    recent: Arc<Mutex<Recent>>,
     render: Render,
 }
 
@@ -82,8 +85,9 @@ impl Recorder {
         if live.is_some() {
             std::fs::create_dir_all(&config.log_dir)?;
         }
+        let recent = Arc::new(Mutex::new(Recent::new(config.explorer_recent)));
         let render = Render {
-            lines: writer.is_some(),
+            lines: writer.is_some() || config.explorer_recent > 0,
             access: config.access_log,
             bodies: config.log_bodies,
             max_body: config.log_max_body_bytes,
@@ -92,6 +96,7 @@ impl Recorder {
         let writer = Arc::new(Mutex::new(Writer {
             live: live.clone(),
             file: writer,
+            recent: recent.clone(),
             guard: DiskGuard::new(config),
         }));
         let (stop, stop_rx) = crossbeam_channel::bounded(1);
@@ -107,6 +112,7 @@ impl Recorder {
             max_depth: AtomicUsize::new(0),
             thread: Mutex::new(Some(thread)),
             live,
+            recent,
             render,
         })
     }
@@ -151,6 +157,11 @@ impl Recorder {
         }
     }
 
+    /// The most recent interaction lines, for the explorer.
+    pub fn recent(&self) -> &Mutex<Recent> {
+        &self.recent
+    }
+
     /// Records waiting for the recorder now.
     pub fn depth(&self) -> usize {
         self.tx.len()
@@ -178,12 +189,14 @@ impl Recorder {
 struct Writer {
     live: Option<Arc<Live>>,
     file: Option<FileLogWriter>,
+    recent: Arc<Mutex<Recent>>,
     guard: DiskGuard,
 }
 
 /// How a record becomes its interaction line: which bodies to keep, and the redaction.
 struct Render {
-    /// Whether an interactions file is kept at all (`LOG_BODIES` other than `none`).
+    /// Whether lines are rendered: for the interactions file (`LOG_BODIES` other than
+    /// `none`) or the explorer's ring (`EXPLORER_RECENT` above 0).
     lines: bool,
     /// Whether each request gets an access line (`ACCESS_LOG`).
     access: bool,
@@ -322,9 +335,9 @@ impl Writer {
 
     fn write(&mut self, Record(i, line): Record) {
         self.observe(&i, i.usage.as_ref());
-        let (Some(file), Some(line)) = (&self.file, line) else {
-            return;
-        };
+        let Some((line, meta_end)) = line else { return };
+        lock(&self.recent).push(&line, meta_end);
+        let Some(file) = &self.file else { return };
         let written = file.write(
             &mut DeferredNow::new(),
             &log::Record::builder().args(format_args!("{line}")).build(),
@@ -336,19 +349,30 @@ impl Writer {
 }
 
 impl Render {
-    /// The record as one redacted JSON line. Bodies are embedded as the JSON text they were
-    /// exchanged as, not parsed into a tree and written again: that is most of the cost of a
-    /// line, and the bodies are the bulk of it.
-    fn line(&self, i: &Interaction, route: String, bodies: Bodies) -> String {
-        let mut fields = self.fields(i, route);
-        fields.client_request = self.body(bodies.client, None);
-        fields.downstream_request = self.body(bodies.request, None);
-        fields.downstream_response = self.body(bodies.response, i.chunks);
-        let line = serde_json::to_string(&fields).unwrap_or_default();
-        match self.redactor.text(&line) {
-            std::borrow::Cow::Owned(redacted) => redacted,
-            std::borrow::Cow::Borrowed(_) => line,
+    /// The record as one redacted JSON line, and the byte where its bodies begin (the
+    /// explorer reads the fields before it without parsing the bodies). Bodies are embedded as
+    /// the JSON text they were exchanged as, not parsed into a tree and written again: that is
+    /// most of the cost of a line, and the bodies are the bulk of it.
+    fn line(&self, i: &Interaction, route: String, bodies: Bodies) -> (String, usize) {
+        let fields = serde_json::to_string(&self.fields(i, route)).unwrap_or_default();
+        let mut line = self.redactor.text(&fields).into_owned();
+        // The object's closing brace gives way to the bodies.
+        line.pop();
+        let meta_end = line.len();
+        let mut rest = String::new();
+        for (name, body) in [
+            ("client_request", self.body(bodies.client, None)),
+            ("downstream_request", self.body(bodies.request, None)),
+            ("downstream_response", self.body(bodies.response, i.chunks)),
+        ] {
+            rest.push_str(",\"");
+            rest.push_str(name);
+            rest.push_str("\":");
+            rest.push_str(body.as_deref().map_or("null", RawValue::get));
         }
+        rest.push('}');
+        line.push_str(&self.redactor.text(&rest));
+        (line, meta_end)
     }
 
     fn fields(&self, i: &Interaction, route: String) -> Line {
@@ -374,6 +398,7 @@ impl Render {
             upstream_latency: i.upstream_latency.map(secs),
             time_to_first_token: i.time_to_first_token.map(secs),
             gateway_overhead_ms: i.gateway_overhead.map(|d| d.as_secs_f64() * 1000.0),
+            queue_wait_ms: i.queue_wait.as_secs_f64() * 1000.0,
             usage: usage(i),
             usage_source: i.usage.as_ref().map(|_| {
                 if i.usage_estimated {
@@ -385,9 +410,6 @@ impl Render {
             cost_usd: i.cost,
             dropped_params: i.dropped_params.clone(),
             attempts: i.attempts.clone(),
-            client_request: None,
-            downstream_request: None,
-            downstream_response: None,
         }
     }
 
@@ -486,21 +508,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// `2026-11-26T08:00:00.123456+00:00`.
-fn rfc3339_micros(t: time::OffsetDateTime) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6][offset_hour sign:mandatory]:[offset_minute]"
-    );
-    t.format(&format).unwrap_or_default()
-}
-
 #[derive(Serialize)]
 struct Client {
     address: String,
     user_agent: Option<String>,
 }
 
-/// One line of the interactions log, fields in reading order. Every line has every key
+/// One line of the interactions log, fields in reading order, but for the bodies. Every line has every key
 /// (`null` or empty when it does not apply), so a reader never has to guess.
 #[derive(Serialize)]
 struct Line {
@@ -521,27 +535,21 @@ struct Line {
     upstream_latency: Option<f64>,
     time_to_first_token: Option<f64>,
     gateway_overhead_ms: Option<f64>,
+    /// Time waiting for a worker before `processing_time` began.
+    queue_wait_ms: f64,
     usage: Option<Value>,
     /// `provider` or `estimated` (the provider reported none); null without usage.
     usage_source: Option<&'static str>,
     cost_usd: Option<f64>,
     dropped_params: Vec<String>,
     attempts: Vec<Attempt>,
-    /// The client's body, when the request was refused before any provider call.
-    client_request: Option<Box<RawValue>>,
-    downstream_request: Option<Box<RawValue>>,
-    downstream_response: Option<Box<RawValue>>,
+    // Then, written by `Render::line`: `client_request` (the client's body, when the request
+    // was refused before any provider call), `downstream_request`, `downstream_response`.
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_have_microseconds_and_an_offset() {
-        let t = time::macros::datetime!(2026-11-26 08:00:00.123456 UTC);
-        assert_eq!(rfc3339_micros(t), "2026-11-26T08:00:00.123456+00:00");
-    }
 
     #[test]
     fn embedding_vectors_are_summarised() {

@@ -55,10 +55,21 @@ fn openapi_json_describes_exactly_the_routes_the_router_answers() {
         unrouted.is_empty(),
         "described but not routed: {unrouted:?}"
     );
-    // And each described GET path is really answered (a model id stands in for `{model}`).
+    // And each described GET path is really answered (a model id stands in for `{model}`, a
+    // recorded request's id for `{id}`).
+    let probe =
+        serde_json::json!({"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]});
+    let recorded = crate::support::client::post_json(gw.addr, "/v1/chat/completions", &probe);
+    let id = recorded.header("x-request-id").unwrap().to_string();
+    let held = || get(gw.addr, &format!("/admin/interactions/{id}")).status == 200;
+    assert!(crate::support::client::wait_until(
+        std::time::Duration::from_secs(5),
+        held
+    ));
     for (method, path) in &documented {
         if method == "GET" {
-            let reply = get(gw.addr, &path.replace("{model}", "mock/echo"));
+            let path = path.replace("{model}", "mock/echo").replace("{id}", &id);
+            let reply = get(gw.addr, &path);
             assert_eq!(reply.status, 200, "GET {path}: {}", reply.text());
         }
     }

@@ -151,6 +151,7 @@ fn every_request_gets_exactly_one_line_whatever_way_it_ended() {
             "upstream_latency",
             "usage",
             "gateway_overhead_ms",
+            "queue_wait_ms",
             "time_to_first_token",
         ] {
             assert!(line.get(field).is_some(), "{field} missing in {line}");
