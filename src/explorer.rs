@@ -37,7 +37,6 @@ const CHUNK: u64 = 256 * 1024;
 struct Entry {
     line: Arc<str>,
     meta_end: usize,
-    seq: u64,
 }
 
 impl Entry {
@@ -55,7 +54,6 @@ pub struct Recent {
     entries: VecDeque<Entry>,
     bytes: usize,
     capacity: usize,
-    next_seq: u64,
 }
 
 impl Recent {
@@ -65,7 +63,6 @@ impl Recent {
             entries: VecDeque::new(),
             bytes: 0,
             capacity,
-            next_seq: 0,
         }
     }
 
@@ -77,9 +74,7 @@ impl Recent {
         self.entries.push_back(Entry {
             line: Arc::from(line),
             meta_end,
-            seq: self.next_seq,
         });
-        self.next_seq += 1;
         self.bytes += line.len();
         while self.entries.len() > self.capacity || self.bytes > RING_MAX_BYTES {
             match self.entries.pop_front() {
@@ -173,11 +168,11 @@ impl Filter {
     }
 }
 
-/// Where a page ended: in the ring (lines older than `seq`), or in a file (lines before
-/// `offset`).
+/// Where a page ended: in the ring (records that arrived before this one's timestamp and
+/// request id), or in a file (lines before `offset`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cursor {
-    Recent { seq: u64 },
+    Recent { timestamp: String, id: String },
     File { name: String, offset: u64 },
 }
 
@@ -185,7 +180,7 @@ impl Cursor {
     /// Opaque to clients: hex of a small JSON object.
     pub fn encode(&self) -> String {
         let value = match self {
-            Cursor::Recent { seq } => json!({"s": seq}),
+            Cursor::Recent { timestamp, id } => json!({"t": timestamp, "i": id}),
             Cursor::File { name, offset } => json!({"f": name, "o": offset}),
         };
         value
@@ -204,8 +199,11 @@ impl Cursor {
             .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
             .collect();
         let value: Value = serde_json::from_slice(&bytes?).ok()?;
-        if let Some(seq) = value["s"].as_u64() {
-            return Some(Cursor::Recent { seq });
+        if let (Some(t), Some(i)) = (value["t"].as_str(), value["i"].as_str()) {
+            return Some(Cursor::Recent {
+                timestamp: t.to_string(),
+                id: i.to_string(),
+            });
         }
         let name = value["f"].as_str()?;
         // A file name, never a path: the scan stays in LOG_DIR.
@@ -253,26 +251,31 @@ impl Sources<'_> {
         };
         let mut shown: HashSet<(String, String)> = HashSet::new();
         if !matches!(cursor, Some(Cursor::File { .. })) {
-            let before = match cursor {
-                Some(Cursor::Recent { seq }) => *seq,
-                _ => u64::MAX,
-            };
-            for entry in &recent {
-                let Some(summary) = entry.summary() else {
-                    continue;
+            let mut summaries: Vec<Map<String, Value>> =
+                recent.iter().filter_map(Entry::summary).collect();
+            shown.extend(summaries.iter().map(identity));
+            // Newest first by when each request arrived (records are queued as answers end).
+            summaries.sort_by_cached_key(|s| std::cmp::Reverse(identity(s)));
+            for summary in summaries {
+                let key = identity(&summary);
+                let older = match cursor {
+                    Some(Cursor::Recent { timestamp, id }) => key < (timestamp.clone(), id.clone()),
+                    _ => true,
                 };
-                shown.insert(identity(&summary));
-                if entry.seq >= before || !filter.matches(&summary) {
+                if !older || !filter.matches(&summary) {
                     continue;
                 }
                 if page.data.len() == limit {
-                    page.next = Some(Cursor::Recent { seq: entry.seq + 1 });
+                    // The next page starts with this one: everything older than the last shown.
+                    let (timestamp, id) = page.data.last().map(identity).unwrap_or(key);
+                    page.next = Some(Cursor::Recent { timestamp, id });
                     return page;
                 }
                 page.data.push(summary);
             }
         }
         let Some(dir) = self.dir else { return page };
+        let first_from_files = page.data.len();
         let files = interaction_files(dir);
         let (mut index, mut end) = match cursor {
             Some(Cursor::File { name, offset }) => {
@@ -289,7 +292,10 @@ impl Sources<'_> {
                 let Some(summary) = file_summary(line) else {
                     return false;
                 };
-                if shown.contains(&identity(&summary)) || !filter.matches(&summary) {
+                let key = identity(&summary);
+                let newer = matches!(cursor, Some(Cursor::Recent { timestamp, id })
+                    if key >= (timestamp.clone(), id.clone()));
+                if newer || shown.contains(&key) || !filter.matches(&summary) {
                     return false;
                 }
                 if page.data.len() == limit {
@@ -319,6 +325,11 @@ impl Sources<'_> {
             }
         }
         page.scanned_bytes = SCAN_MAX_BYTES - budget;
+        // A file holds lines in the order answers ended; within a page, newest first.
+        let from_files = page.data.len() - first_from_files;
+        if from_files > 1 {
+            page.data[first_from_files..].sort_by_cached_key(|s| std::cmp::Reverse(identity(s)));
+        }
         page
     }
 
@@ -498,7 +509,10 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_refuse_paths() {
         for c in [
-            Cursor::Recent { seq: 7 },
+            Cursor::Recent {
+                timestamp: "2026-12-02T08:00:00.000000+00:00".into(),
+                id: "r1".into(),
+            },
             Cursor::File {
                 name: "llmcallgateway_llm_interactions_2026-12-02.log".into(),
                 offset: 99,

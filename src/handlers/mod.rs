@@ -4,6 +4,7 @@ pub mod chat;
 pub mod docs;
 pub mod embeddings;
 pub mod health;
+pub mod home;
 pub mod interactions;
 pub mod messages;
 pub mod metrics;

@@ -35,6 +35,10 @@ const CHROMIUM_SERVICES: &[&str] = &[
     " content-autofill.googleapis.com:",
     " optimizationguide-pa.googleapis.com:",
     " safebrowsingohttpgateway.googleapis.com:",
+    // Chromium 148 preconnects to its default search engine and checks in with Google's
+    // device services, whatever page it shows.
+    " www.google.com:",
+    " android.clients.google.com:",
 ];
 
 /// One browser at a time: several at once on a small machine only slow each other down.
@@ -206,22 +210,22 @@ pub(crate) fn render_page(browser: &Path, gw: &Gateway, path: &str) -> Rendered 
 }
 
 /// A start tag of the dumped DOM: its name and raw attribute text, and the text right after it.
-struct Tag<'a> {
-    name: &'a str,
-    attrs: &'a str,
+pub(crate) struct Tag<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) attrs: &'a str,
     text: &'a str,
 }
 
 impl Tag<'_> {
     /// An attribute's value, entities decoded.
-    fn attr(&self, name: &str) -> Option<String> {
+    pub(crate) fn attr(&self, name: &str) -> Option<String> {
         let key = format!(" {name}=\"");
         let start = self.attrs.find(&key)? + key.len();
         let len = self.attrs[start..].find('"')?;
         Some(decode(&self.attrs[start..start + len]))
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         decode(self.text)
     }
 }
@@ -237,7 +241,7 @@ fn decode(s: &str) -> String {
 
 impl Rendered {
     /// Every start tag outside `<script>` and `<style>`, in document order.
-    fn tags(&self) -> Vec<Tag<'_>> {
+    pub(crate) fn tags(&self) -> Vec<Tag<'_>> {
         let mut tags = Vec::new();
         let dom = self.dom.as_str();
         let mut i = 0;
@@ -277,7 +281,7 @@ impl Rendered {
         tags
     }
 
-    fn by_testid(&self, id: &str) -> Vec<Tag<'_>> {
+    pub(crate) fn by_testid(&self, id: &str) -> Vec<Tag<'_>> {
         self.tags()
             .into_iter()
             .filter(|t| t.attr("data-testid").as_deref() == Some(id))
@@ -285,13 +289,13 @@ impl Rendered {
     }
 
     /// The element with this `data-testid` (exactly one must exist).
-    fn one(&self, id: &str) -> Tag<'_> {
+    pub(crate) fn one(&self, id: &str) -> Tag<'_> {
         let mut found = self.by_testid(id);
         assert_eq!(found.len(), 1, "elements with data-testid={id:?}");
         found.remove(0)
     }
 
-    fn text(&self, id: &str) -> String {
+    pub(crate) fn text(&self, id: &str) -> String {
         self.one(id).text()
     }
 
@@ -327,7 +331,7 @@ impl Rendered {
     }
 
     /// Fails on any error the page caught or Chromium logged as uncaught.
-    fn assert_no_script_errors(&self) {
+    pub(crate) fn assert_no_script_errors(&self) {
         let errors = self.one("console-errors");
         assert_eq!(
             errors.attr("data-count").as_deref(),

@@ -17,6 +17,8 @@ mod dashboard;
 mod estimated_usage;
 mod exact_cost;
 mod examples;
+mod explorer;
+mod first_start;
 mod gateway_errors;
 mod gateway_headers;
 mod gateway_limits;
