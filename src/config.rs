@@ -18,7 +18,7 @@ use crate::providers::{Provider, Settings};
 /// Every variable the gateway reads, with its default and meaning: the source of `--help`,
 /// `.env.example` and the README table.
 pub const VARIABLES: &[(&str, &str, &str)] = &[
-    ("HOST", "127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)"),
+    ("HOST", "127.0.0.1", "address or host name to listen on (0.0.0.0 for all interfaces; a name such as localhost is resolved at start)"),
     ("PORT", "8728", "port to listen on (0 picks a free one)"),
     ("LITELLM_API_KEY", "", "API key of the OpenAI-compatible upstream (alias: OPENAI_API_KEY)"),
     ("LITELLM_BASE_URL", "https://api.openai.com/v1", "base URL of the OpenAI-compatible upstream, with its version path (alias: OPENAI_BASE_URL)"),
@@ -73,7 +73,10 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
 /// The validated configuration.
 #[derive(Clone)]
 pub struct Config {
+    /// The address `HOST` names (a host name is resolved once, at start).
     pub host: IpAddr,
+    /// `HOST` as written, when it is a name rather than an address (`localhost`).
+    pub host_name: Option<String>,
     pub port: u16,
     /// Every provider of the registry with its settings (base, key, extra variables), by name.
     pub providers: BTreeMap<&'static str, Arc<Settings>>,
@@ -164,8 +167,10 @@ impl Config {
             providers.insert(provider.name, Arc::new(read_settings(provider, &get)?));
         }
         let max_connections = parse_count(&get, "MAX_CONNECTIONS", 10_000)?;
+        let host = parse_host(get("HOST"))?;
         Ok(Config {
-            host: parse(&get, "HOST", "127.0.0.1".parse().unwrap(), "an IP address")?,
+            host: host.0,
+            host_name: host.1,
             port: parse(&get, "PORT", 8728, "a port number 0-65535")?,
             providers,
             models_cache: parse_secs(&get, "MODELS_CACHE_SECS", 300.0)?,
@@ -259,7 +264,11 @@ impl Config {
     /// The effective configuration, one `NAME=value` per line, secrets masked.
     pub fn describe(&self) -> String {
         let secs = |d: Duration| format!("{}", d.as_secs_f64());
-        let mut lines = vec![format!("HOST={}", self.host), format!("PORT={}", self.port)];
+        let host = match &self.host_name {
+            Some(name) => format!("HOST={name} ({})", self.host),
+            None => format!("HOST={}", self.host),
+        };
+        let mut lines = vec![host, format!("PORT={}", self.port)];
         if !self.provider("openai").explicit {
             lines.push("LITELLM_BASE_URL=(not configured: only mock/ models)".into());
         }
@@ -322,6 +331,14 @@ impl Config {
             ),
             format!("MAX_RETRIES={}", self.max_retries),
             format!("ENABLE_RELOAD={}", self.enable_reload),
+            format!("ACCESS_LOG={}", self.access_log),
+            format!("METRICS={}", self.metrics),
+            format!(
+                "PRICES_FILE={}",
+                self.prices_file
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string())
+            ),
             format!(
                 "LOG_ROTATE_MB={}",
                 self.log_rotate_bytes as f64 / 1_048_576.0
@@ -465,6 +482,35 @@ fn parse_bool(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<bool,
     }
 }
 
+/// `HOST`: an IP address, or a host name resolved now (`localhost`, a container's name); an
+/// IPv4 address is preferred when a name has both.
+fn parse_host(value: Option<String>) -> Result<(IpAddr, Option<String>), ConfigError> {
+    use std::net::ToSocketAddrs;
+    let Some(value) = value else {
+        return Ok((IpAddr::from([127, 0, 0, 1]), None));
+    };
+    if let Ok(ip) = value.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return Ok((ip, None));
+    }
+    let resolved: Vec<IpAddr> = (value.as_str(), 0)
+        .to_socket_addrs()
+        .map_err(|e| {
+            invalid(
+                "HOST",
+                format!("{value:?} is not an IP address, and resolving it failed: {e}"),
+            )
+        })?
+        .map(|a| a.ip())
+        .collect();
+    let ip = resolved
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or(resolved.first())
+        .copied()
+        .ok_or_else(|| invalid("HOST", format!("{value:?} resolves to no address")))?;
+    Ok((ip, Some(value)))
+}
+
 fn parse_level(value: Option<String>) -> Result<String, ConfigError> {
     let level = value.unwrap_or_else(|| "info".into()).to_ascii_lowercase();
     match level.as_str() {
@@ -526,6 +572,15 @@ mod tests {
         assert_eq!(c.listen_addr().to_string(), "127.0.0.1:8728");
         assert!(!c.provider("openai").explicit);
         assert_eq!(c.server.max_body_bytes, 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn host_names_resolve_and_addresses_stay_as_written() {
+        let c = load(&[("HOST", "localhost")]).unwrap();
+        assert!(c.host.is_loopback(), "{}", c.host);
+        assert!(c.describe().starts_with("HOST=localhost (127.0.0.1)"));
+        let c = load(&[("HOST", "::1")]).unwrap();
+        assert_eq!(c.describe().lines().next(), Some("HOST=::1"));
     }
 
     #[test]

@@ -282,7 +282,16 @@ fn identify(gw: &Gateway, req: Option<&Request>) -> (String, Vec<(String, String
 /// client's own when its head was read), recorded as an interaction and counted in the
 /// metrics, unless the handler had already recorded the request itself.
 pub fn refused(gw: &Gateway, refusal: &Refusal<'_>) -> Response {
-    let error = ApiError::protocol(refusal.status, refusal.message);
+    let error = match refusal.status {
+        413 => ApiError::protocol(
+            413,
+            &format!(
+                "The request body is larger than this gateway accepts: at most {} bytes (MAX_REQUEST_BYTES).",
+                gw.config.server.max_body_bytes
+            ),
+        ),
+        status => ApiError::protocol(status, refusal.message),
+    };
     let (request_id, common) = identify(gw, refusal.head);
     let mut response = Response::new(refusal.status, "application/json", error.to_body());
     response.headers.extend(common);

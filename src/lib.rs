@@ -25,6 +25,7 @@ pub mod http;
 pub mod ingress;
 pub mod logging;
 pub mod metrics;
+pub mod misspelt;
 pub mod pricing;
 pub mod prometheus;
 pub mod providers;

@@ -69,6 +69,7 @@ fn main() -> ExitCode {
     if config_file.is_some() {
         config.config_file = config_file;
     }
+    let misspelt = llmcallgateway::misspelt::check_environment();
     // The config file is checked here, so that a bad one stops the start naming file and line.
     let routing = match Routing::load(&config) {
         // A start logs the warnings once, when the gateway loads the table.
@@ -84,6 +85,7 @@ fn main() -> ExitCode {
         }
     };
     if check {
+        misspelt.iter().for_each(|w| eprintln!("warning: {w}"));
         println!("{}\n{}", config.describe(), routing.describe());
         return ExitCode::SUCCESS;
     }
@@ -101,6 +103,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    for warning in &misspelt {
+        log::warn!("{warning}");
+    }
     // Register before starting, so a signal that arrives during start-up is not lost.
     let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(signals) => signals,
@@ -119,23 +124,14 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let banner = banner(&config, &routing, running.addr());
     log::info!(
-        "llmcallgateway {} listening on http://{}; configuration:\n{}",
+        "llmcallgateway {}; configuration:\n{}\n{banner}",
         env!("CARGO_PKG_VERSION"),
-        running.addr(),
         config.describe()
     );
-    let configured: Vec<&str> = llmcallgateway::providers::registry::PROVIDERS
-        .iter()
-        .filter(|p| config.provider(p.name).explicit)
-        .map(|p| p.name)
-        .collect();
-    log::info!(
-        "providers: mock (mock/echo, mock/lorem, mock/embed){}{}",
-        if configured.is_empty() { "" } else { ", " },
-        configured.join(", ")
-    );
-    println!("listening on http://{}", running.addr());
+    // The first line is what scripts wait for; the rest is for the person who started it.
+    println!("{banner}");
     let _ = std::io::stdout().flush();
     let gateway = running.gateway();
     let reload = move |why: &str| match gateway.reload() {
@@ -167,6 +163,56 @@ fn main() -> ExitCode {
     logger.flush();
     logger.shutdown();
     ExitCode::SUCCESS
+}
+
+/// What a person starting the gateway needs to see: where it listens, where its logs go, the
+/// dashboard and the API docs, and which model names go to which provider.
+fn banner(config: &Config, routing: &Routing, addr: std::net::SocketAddr) -> String {
+    let url = format!("http://{addr}");
+    let logs = std::fs::canonicalize(&config.log_dir).unwrap_or_else(|_| config.log_dir.clone());
+    let mut lines = vec![
+        format!("listening on {url}"),
+        format!("  logs        {}", logs.display()),
+        format!("  dashboard   {url}/dashboard"),
+        format!("  API docs    {url}/docs"),
+        "  providers (model names → where they go):".to_string(),
+    ];
+    for provider in llmcallgateway::providers::registry::PROVIDERS {
+        let settings = config.provider(provider.name);
+        let names = if provider.name == "mock" {
+            "mock/echo, mock/lorem, mock/embed".to_string()
+        } else {
+            let mut names = vec![format!("{}/<model>", provider.name)];
+            names.extend(provider.bare_prefixes.iter().map(|p| format!("{p}*")));
+            if provider.name == llmcallgateway::providers::registry::UPSTREAM {
+                names.push("any other name".into());
+            }
+            names.join(", ")
+        };
+        let place = match (provider.name, settings.explicit) {
+            ("mock", _) => "built in".to_string(),
+            (_, true) => settings
+                .base_url
+                .clone()
+                .unwrap_or_else(|| "(no base URL)".into()),
+            (llmcallgateway::providers::registry::UPSTREAM, false) => format!(
+                "not configured: set {} (and {}) to serve other models",
+                provider.base_var(),
+                provider.key_var()
+            ),
+            _ => continue,
+        };
+        lines.push(format!("    {:<12} {names} → {place}", provider.name));
+    }
+    if !routing.aliases.is_empty() {
+        let aliases: Vec<&str> = routing.aliases.keys().map(String::as_str).collect();
+        lines.push(format!(
+            "  config file {} aliases: {}",
+            aliases.len(),
+            aliases.join(", ")
+        ));
+    }
+    lines.join("\n")
 }
 
 /// ENABLE_RELOAD: looks at the file's modification time each second and reloads when it

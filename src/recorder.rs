@@ -212,8 +212,10 @@ struct Bodies {
     client: Option<Body>,
 }
 
-/// The access line of every request (unless `ACCESS_LOG=false`), and the error line of a
-/// failed one.
+/// The access line of every request (unless `ACCESS_LOG=false`), the line of a failed one at
+/// the level it deserves ([`failure_level`]), and with `DEBUG=true` (or `LOG_LEVEL=debug`) a
+/// line with the routing decision, where it went (the base URL; a key is never part of it),
+/// each attempt and the dropped parameters.
 fn log_request(i: &Interaction, route: &str, access: bool) {
     let ms = i.processing_time.as_secs_f64() * 1000.0;
     if access {
@@ -229,7 +231,8 @@ fn log_request(i: &Interaction, route: &str, access: bool) {
         );
     }
     if let Some(error) = &i.error {
-        log::error!(
+        log::log!(
+            failure_level(i),
             "request {} failed: status={} kind={} code={} message={}",
             i.request_id,
             i.http_status,
@@ -237,6 +240,48 @@ fn log_request(i: &Interaction, route: &str, access: bool) {
             error["error"]["code"].as_str().unwrap_or("-"),
             error["error"]["message"].as_str().unwrap_or("-"),
         );
+    }
+    if log::log_enabled!(log::Level::Debug) && !i.access_only {
+        let attempts: Vec<String> = i
+            .attempts
+            .iter()
+            .map(|a| {
+                let base = a.api_base.as_deref().unwrap_or("built in");
+                format!(
+                    "{} at {base}: {} in {:.1}ms",
+                    a.deployment, a.status, a.latency_ms
+                )
+            })
+            .collect();
+        log::debug!(
+            "request {} {} {}: model {} -> {}/{} at {}; attempts [{}]; dropped params [{}]; queue wait {:.3}ms",
+            i.request_id,
+            i.method,
+            route,
+            i.model_requested.as_deref().unwrap_or("-"),
+            i.provider.unwrap_or("-"),
+            i.model.as_deref().unwrap_or("-"),
+            i.api_base.as_deref().unwrap_or("-"),
+            attempts.join("; "),
+            i.dropped_params.join(", "),
+            i.queue_wait.as_secs_f64() * 1000.0,
+        );
+    }
+}
+
+/// How loud a failed request is in the system log (and so on standard error, which shows
+/// warnings and errors): the gateway's own faults and the providers' failures (5xx) are
+/// errors, and so is a provider refusing the gateway's own key (401, 403: the operator must
+/// act); a provider's rate limit (429) is a warning; a client's mistake (any other 4xx, a
+/// browser's 404 for a missing page included) is information, since only the client can fix
+/// it.
+fn failure_level(i: &Interaction) -> log::Level {
+    let provider_answered = !i.attempts.is_empty() || i.upstream_latency.is_some();
+    match i.http_status {
+        500.. => log::Level::Error,
+        401 | 403 if provider_answered => log::Level::Error,
+        429 if provider_answered => log::Level::Warn,
+        _ => log::Level::Info,
     }
 }
 

@@ -458,14 +458,14 @@ impl Plan {
                     } else {
                         std::mem::take(&mut this)
                     };
-                    let mut result = attempt(&d.target, first);
+                    let mut result = timed(&mut attempt, &d.target, first);
                     for k in 1..=d.max_retries {
                         let Err(Failure::Retryable(e)) = &result else {
                             break;
                         };
                         log::info!("{:?} failed ({}); its own retry {k}", d.target, e.message);
                         std::thread::sleep(wait(k, Some(e), settings.min_retry_wait));
-                        result = attempt(&d.target, this.clone());
+                        result = timed(&mut attempt, &d.target, this.clone());
                     }
                     result
                 };
@@ -627,6 +627,29 @@ pub fn is_context_error(e: &ApiError) -> bool {
 pub enum Failure {
     Retryable(ApiError),
     Final(ApiError),
+}
+
+/// One provider call; a timeout's message then names the provider, the model and how long
+/// the call took.
+fn timed(
+    attempt: &mut impl FnMut(&Target, Map<String, Value>) -> Result<(), Failure>,
+    target: &Target,
+    body: Map<String, Value>,
+) -> Result<(), Failure> {
+    let started = Instant::now();
+    let mut result = attempt(target, body);
+    if let Err(Failure::Retryable(e) | Failure::Final(e)) = &mut result {
+        if e.status == 504 {
+            let said = e.message.trim_end().trim_end_matches('.');
+            e.message = format!(
+                "{said}: {} (model {}) after {:.1} s.",
+                target.provider.name,
+                target.model,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    result
 }
 
 impl From<ApiError> for Failure {

@@ -153,6 +153,10 @@ fn body_over_max_request_bytes_is_a_413() {
         json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x".repeat(2000)}]});
     let e = assert_error(&post_json(gw.addr, "/v1/chat/completions", &big), 413);
     assert_eq!(e["code"], "request_too_large");
+    assert_eq!(
+        e["message"],
+        "The request body is larger than this gateway accepts: at most 1024 bytes (MAX_REQUEST_BYTES)."
+    );
     let small = json!({"model": "mock/echo", "messages": [{"role": "user", "content": "fits"}]});
     assert_eq!(
         post_json(gw.addr, "/v1/chat/completions", &small).status,
@@ -207,6 +211,13 @@ fn provider_silent_past_upstream_timeout_is_a_504() {
     for body in [chat(false), chat(true)] {
         let e = assert_error(&post_json(gw.addr, "/v1/chat/completions", &body), 504);
         assert_eq!(e["code"], "upstream_timeout");
+        // Which provider, which model, after how long.
+        let message = e["message"].as_str().unwrap();
+        let (_, after) = message
+            .split_once(": openai (model gpt-4o-mini) after ")
+            .unwrap_or_else(|| panic!("{message}"));
+        let secs: f64 = after.strip_suffix(" s.").unwrap().parse().unwrap();
+        assert!((0.5..4.0).contains(&secs), "{message}");
     }
 }
 
