@@ -30,6 +30,7 @@ pub mod pricing;
 pub mod prometheus;
 pub mod providers;
 pub mod recorder;
+pub mod rotation;
 pub mod router;
 pub mod routes;
 pub mod tokens;

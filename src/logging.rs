@@ -1,9 +1,10 @@
 //! The log files and what keeps secrets out of them.
 //!
-//! Three files under `LOG_DIR`, each rotating daily and at `LOG_ROTATE_MB`
-//! (`llmcallgateway_<kind>_<date>.log`, then `<date>.restart-0001` … within a day):
+//! Three files under `LOG_DIR`, each rotating daily and at `LOG_ROTATE_MB` (see `rotation`:
+//! the file being written is always `llmcallgateway_<kind>_<date>.log`, full ones become
+//! `<date>.1.log`, `<date>.2.log` …):
 //! - `system`: start-up summary, one access line per request, warnings, shutdown (the `log`
-//!   crate's output at `LOG_LEVEL`, through flexi_logger);
+//!   crate's output at `LOG_LEVEL`, through flexi_logger into [`SystemLogs`]);
 //! - `error`: every error line of the system log, alone;
 //! - `llm_interactions`: one JSON object per request, written through the recorder's one writer
 //!   (by whichever worker or the recorder thread holds it: see `recorder`).
@@ -16,16 +17,15 @@
 
 use std::borrow::Cow;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use flexi_logger::writers::FileLogWriter;
-use flexi_logger::{
-    Age, Cleanup, Criterion, DeferredNow, Duplicate, FileSpec, LoggerHandle, Naming, WriteMode,
-};
+use flexi_logger::writers::LogWriter;
+use flexi_logger::{DeferredNow, Duplicate, LoggerHandle};
 
 use crate::config::Config;
+use crate::rotation::RotatingFile;
 
 /// The prefix of every file the gateway writes in `LOG_DIR`.
 pub const FILE_PREFIX: &str = "llmcallgateway";
@@ -267,24 +267,37 @@ fn redacted_format(
     )
 }
 
-fn rotation(config: &Config) -> (Criterion, Naming, Cleanup) {
-    (
-        Criterion::AgeOrSize(Age::Day, config.log_rotate_bytes),
-        Naming::TimestampsCustomFormat {
-            current_infix: None,
-            format: "%Y-%m-%d",
-        },
-        // Retention and the total cap are the DiskGuard's, over all three files together.
-        Cleanup::Never,
-    )
+/// Bytes of the system log kept before a write reaches the file (warnings and errors are
+/// written at once; the recorder thread flushes the rest each second).
+const SYSTEM_BUFFER: usize = 8 * 1024;
+/// Bytes of interaction lines kept before a write reaches the file.
+const INTERACTIONS_BUFFER: usize = 64 * 1024;
+
+/// The system log and, for its error lines, the error log: the `log` crate's output.
+struct SystemLogs {
+    system: RotatingFile,
+    errors: RotatingFile,
 }
 
-fn file_spec(dir: &Path, kind: &str) -> FileSpec {
-    FileSpec::default()
-        .directory(dir)
-        .basename(FILE_PREFIX)
-        .discriminant(kind)
-        .suppress_timestamp()
+impl LogWriter for SystemLogs {
+    fn write(&self, now: &mut DeferredNow, record: &log::Record) -> std::io::Result<()> {
+        let mut line = Vec::with_capacity(160);
+        redacted_format(&mut line, now, record)?;
+        self.system.write_line(&line)?;
+        if record.level() == log::Level::Error {
+            self.errors.write_line(&line)?;
+        }
+        if record.level() <= log::Level::Warn {
+            self.system.flush()?;
+            self.errors.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        self.system.flush()?;
+        self.errors.flush()
+    }
 }
 
 /// Starts the system and error logs (and warnings on standard error). The handle must live
@@ -297,38 +310,28 @@ pub fn init(config: &Config) -> Result<LoggerHandle, flexi_logger::FlexiLoggerEr
         config.log_level.as_str()
     };
     let spec = format!("{level}, ureq=info, ureq_proto=info, rustls=info");
-    let (criterion, naming, cleanup) = rotation(config);
-    let errors = FileLogWriter::builder(file_spec(&config.log_dir, "error"))
-        .max_level(log::LevelFilter::Error)
-        .format(redacted_format)
-        .rotate(criterion, naming, cleanup)
-        .append()
-        .use_utc()
-        .write_mode(WriteMode::BufferAndFlush)
-        .try_build()?;
+    let (dir, max) = (&config.log_dir, config.log_rotate_bytes);
+    let logs = SystemLogs {
+        system: RotatingFile::open(dir, "system", max, SYSTEM_BUFFER)?,
+        // Errors are rare and wanted at once.
+        errors: RotatingFile::open(dir, "error", max, 0)?,
+    };
     flexi_logger::Logger::try_with_str(spec)?
-        .log_to_file_and_writer(file_spec(&config.log_dir, "system"), Box::new(errors))
+        .log_to_writer(Box::new(logs))
         .format(redacted_format)
         .duplicate_to_stderr(Duplicate::Warn)
-        .rotate(criterion, naming, cleanup)
-        .append()
         .use_utc()
-        .write_mode(WriteMode::BufferAndFlush)
         .start()
 }
 
-/// The interactions file, owned and flushed by the recorder thread.
-pub fn interactions_writer(
-    config: &Config,
-) -> Result<FileLogWriter, flexi_logger::FlexiLoggerError> {
-    let (criterion, naming, cleanup) = rotation(config);
-    FileLogWriter::builder(file_spec(&config.log_dir, "llm_interactions"))
-        .format(|w, _, record| write!(w, "{}", record.args()))
-        .rotate(criterion, naming, cleanup)
-        .append()
-        .use_utc()
-        .write_mode(WriteMode::BufferDontFlushWith(64 * 1024))
-        .try_build()
+/// The interactions file, written and flushed through the recorder's one writer.
+pub fn interactions_writer(config: &Config) -> std::io::Result<RotatingFile> {
+    RotatingFile::open(
+        &config.log_dir,
+        "llm_interactions",
+        config.log_rotate_bytes,
+        INTERACTIONS_BUFFER,
+    )
 }
 
 /// Keeps `LOG_DIR` within its retention and size limits.

@@ -14,8 +14,6 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use flexi_logger::writers::{FileLogWriter, LogWriter};
-use flexi_logger::DeferredNow;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -26,6 +24,7 @@ use crate::explorer::Recent;
 use crate::logging::{DiskGuard, Redactor};
 use crate::metrics::{Metrics, Observation};
 use crate::pricing::Tokens;
+use crate::rotation::RotatingFile;
 use crate::trends::{Sample, Trends};
 
 /// Records in flight between the workers and the recorder, at most.
@@ -68,7 +67,7 @@ impl Recorder {
             LogBodies::None => None,
             _ => {
                 std::fs::create_dir_all(&config.log_dir)?;
-                Some(crate::logging::interactions_writer(config).map_err(std::io::Error::other)?)
+                Some(crate::logging::interactions_writer(config)?)
             }
         };
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
@@ -188,7 +187,7 @@ impl Recorder {
 /// holder at a time: a worker writing the queue after its answer, or the recorder thread.
 struct Writer {
     live: Option<Arc<Live>>,
-    file: Option<FileLogWriter>,
+    file: Option<RotatingFile>,
     recent: Arc<Mutex<Recent>>,
     guard: DiskGuard,
 }
@@ -313,6 +312,8 @@ fn run(writer: &Mutex<Writer>, rx: &Receiver<Record>, stop: &Receiver<Sender<()>
         w.drain(rx, rx.len());
         if last_tick.elapsed() >= Duration::from_secs(1) {
             w.flush();
+            // The system log too: its access lines are buffered until now.
+            log::logger().flush();
             w.persist_trends(false);
             for path in w.guard.enforce() {
                 log::info!("deleted old log file {}", path.display());
@@ -383,11 +384,7 @@ impl Writer {
         let Some((line, meta_end)) = line else { return };
         lock(&self.recent).push(&line, meta_end);
         let Some(file) = &self.file else { return };
-        let written = file.write(
-            &mut DeferredNow::new(),
-            &log::Record::builder().args(format_args!("{line}")).build(),
-        );
-        if let Err(e) = written {
+        if let Err(e) = file.write_line(line.as_bytes()) {
             log::error!("cannot write the interactions log: {e}");
         }
     }

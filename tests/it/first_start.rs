@@ -507,3 +507,73 @@ fn debug_adds_a_line_per_request_with_the_routing_decision_and_the_attempts() {
     assert!(line.contains("dropped params []"), "{line}");
     assert!(!system.contains(key), "no key in the system log");
 }
+
+#[test]
+fn the_file_being_written_keeps_its_plain_name_and_rotated_ones_get_sequence_numbers() {
+    let gw = Started::new(&[("LOG_DIR", "logs"), ("LOG_ROTATE_MB", "0.002")]); // about 2 KB
+    let chat = json!({"model": "mock/echo", "messages": [{"role": "user", "content": "word ".repeat(60)}]});
+    let mut last = String::new();
+    for i in 0..25 {
+        let id = format!("rotate-{i}");
+        let headers = [
+            ("content-type", "application/json"),
+            ("x-request-id", id.as_str()),
+        ];
+        let reply = send(
+            gw.addr,
+            "POST",
+            "/v1/chat/completions",
+            &headers,
+            chat.to_string().as_bytes(),
+        );
+        assert_eq!(reply.status, 200);
+        last = id;
+    }
+    let logs = gw.dir.join("logs");
+    let plain = |kind: &str| {
+        let date = time::OffsetDateTime::now_utc().date();
+        logs.join(format!("llmcallgateway_{kind}_{date}.log"))
+    };
+    // The newest line is in the plain-named file: what `tail -F` follows.
+    let current = plain("llm_interactions");
+    let followed =
+        || std::fs::read_to_string(&current).is_ok_and(|t| t.contains(&format!("\"{last}\"")));
+    assert!(wait_until(Duration::from_secs(5), followed));
+    for kind in ["llm_interactions", "system"] {
+        let names: Vec<String> = log_files(&logs, &format!("llmcallgateway_{kind}_"))
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert!(plain(kind).exists(), "{names:?}");
+        let stem = plain(kind)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mut numbers: Vec<u32> = names
+            .iter()
+            .filter_map(|n| {
+                n.strip_prefix(&format!("{stem}."))?
+                    .strip_suffix(".log")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        numbers.sort();
+        assert!(!numbers.is_empty(), "{kind} rotated: {names:?}");
+        assert_eq!(
+            numbers,
+            (1..=numbers.len() as u32).collect::<Vec<_>>(),
+            "{names:?}"
+        );
+        assert_eq!(
+            names.len(),
+            numbers.len() + 1,
+            "only the plain and numbered files: {names:?}"
+        );
+    }
+    // Every call is in exactly one of the files.
+    let lines = crate::support::logs::interaction_lines(&logs);
+    assert_eq!(lines.len(), 25);
+    gw.stop();
+}
