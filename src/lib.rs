@@ -33,6 +33,7 @@ pub mod recorder;
 pub mod rotation;
 pub mod router;
 pub mod routes;
+pub mod store;
 pub mod tokens;
 pub mod trends;
 pub mod upstream;
