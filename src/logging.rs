@@ -27,8 +27,7 @@ use flexi_logger::{DeferredNow, Duplicate, LoggerHandle};
 use crate::config::Config;
 use crate::rotation::RotatingFile;
 
-/// The prefix of every file the gateway writes in `LOG_DIR`.
-pub const FILE_PREFIX: &str = "llmcallgateway";
+pub use crate::rotation::FILE_PREFIX;
 
 /// JSON field names whose values are secrets wherever they appear (compared without case). Each
 /// starts with a, x, s or p (`redact_secret_fields` relies on it).

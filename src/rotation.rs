@@ -13,7 +13,8 @@ use std::sync::Mutex;
 
 use time::Date;
 
-use crate::logging::FILE_PREFIX;
+/// The prefix of every file the gateway writes in `LOG_DIR`.
+pub const FILE_PREFIX: &str = "llmcallgateway";
 
 /// A log file of one kind in one directory, written line by line (buffered; see
 /// [`RotatingFile::flush`]).
