@@ -18,9 +18,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, kind: &str, code: Option<&str>, message: impl Into<String>) -> Self {
+        // A message never ends in white space (a template with an empty last part would).
+        let mut message = message.into();
+        message.truncate(message.trim_end().len());
         ApiError {
             status,
-            message: message.into(),
+            message,
             kind: kind.into(),
             param: None,
             code: code.map(str::to_string),
@@ -104,5 +107,12 @@ mod tests {
         let v = ApiError::model_not_found("x/y", "").to_value();
         assert_eq!(v["error"]["code"], "model_not_found");
         assert_eq!(v["error"]["param"], "model");
+    }
+
+    #[test]
+    fn messages_never_end_in_white_space() {
+        let e = ApiError::bad_gateway("x", format!("The provider failed: {} ", ""));
+        assert_eq!(e.message, "The provider failed:");
+        assert_eq!(ApiError::invalid(None, "ok.").message, "ok.");
     }
 }

@@ -131,8 +131,11 @@ fn main() -> ExitCode {
         config.describe()
     );
     // The first line is what scripts wait for; the rest is for the person who started it.
-    println!("{banner}");
-    let _ = std::io::stdout().flush();
+    // A reader that stops after the first line (a closed pipe) must not stop the gateway:
+    // write errors are ignored, where `println!` would panic.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{banner}").and_then(|()| out.flush());
+    drop(out);
     let gateway = running.gateway();
     let reload = move |why: &str| match gateway.reload() {
         Ok(()) => log::info!("{why}: the routing table was reloaded"),

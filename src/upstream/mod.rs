@@ -302,13 +302,15 @@ pub fn transport_error(e: ureq::Error, doing: &str) -> ApiError {
             "upstream_unreachable",
             format!("Could not connect to the provider while {doing}."),
         ),
-        other => ApiError::bad_gateway(
-            "upstream_unreachable",
-            format!(
-                "The provider connection failed while {doing}: {}",
-                describe(&other)
-            ),
-        ),
+        other => {
+            let why = describe(&other);
+            let message = if why.is_empty() {
+                format!("The provider connection failed while {doing}.")
+            } else {
+                format!("The provider connection failed while {doing}: {why}")
+            };
+            ApiError::bad_gateway("upstream_unreachable", message)
+        }
     }
 }
 

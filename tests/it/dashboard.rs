@@ -40,6 +40,9 @@ const CHROMIUM_SERVICES: &[&str] = &[
     " android.clients.google.com:",
 ];
 
+/// What the tripwire notes for a connection that sent no request.
+const NO_REQUEST_LINE: &str = "(no request line)";
+
 /// One browser at a time: several at once on a small machine only slow each other down.
 static BROWSER: Mutex<()> = Mutex::new(());
 
@@ -100,7 +103,7 @@ impl Tripwire {
                         let mut head = [0u8; 512];
                         let n = conn.read(&mut head).unwrap_or(0);
                         let text = String::from_utf8_lossy(&head[..n]);
-                        let line = text.lines().next().unwrap_or("(no request line)");
+                        let line = text.lines().next().unwrap_or(NO_REQUEST_LINE);
                         seen2.lock().unwrap().push(line.to_string());
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
@@ -120,7 +123,9 @@ impl Tripwire {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = self.thread.join();
         let seen = self.seen.lock().unwrap();
+        // A connection that sent nothing is a browser's speculative preconnect, not a request.
         seen.iter()
+            .filter(|line| *line != NO_REQUEST_LINE)
             .filter(|line| !CHROMIUM_SERVICES.iter().any(|host| line.contains(host)))
             .cloned()
             .collect()

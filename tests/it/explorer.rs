@@ -394,3 +394,59 @@ fn requests_view_shows_hostile_model_names_and_messages_as_text() {
     injected(&page);
     assert!(page.text("detail-error").contains(model));
 }
+
+#[test]
+fn requests_view_shows_fields_it_does_not_know_and_a_key_column_when_records_carry_key_names() {
+    let test =
+        "requests_view_shows_fields_it_does_not_know_and_a_key_column_when_records_carry_key_names";
+    let Some(browser) = chromium(test) else {
+        return;
+    };
+    // An older line, as a gateway with keys (and a field added later still) would log it:
+    // the explorer finds it in the interaction files.
+    let dir = temp_dir("explorer-keys");
+    let line = json!({
+        "timestamp": "2026-12-01T10:00:00.000000+00:00", "request_id": "keyed-1", "method": "POST",
+        "route": "/v1/chat/completions", "key_name": "team-a-ci", "team": "team-a",
+        "client": {"address": "127.0.0.1:5000", "user_agent": null},
+        "model_requested": "mock/echo", "model": "echo", "provider": "mock", "api_base": null,
+        "stream": false, "http_status": 200, "status": "success", "error": null,
+        "processing_time": 0.001, "upstream_latency": 0.0, "time_to_first_token": null,
+        "gateway_overhead_ms": 0.5, "queue_wait_ms": 0.0, "a_field_added_later": "shown",
+        "usage": null, "usage_source": null, "cost_usd": null, "dropped_params": [], "attempts": [],
+        "client_request": null, "downstream_request": {"model": "mock/echo", "messages": []},
+        "downstream_response": null,
+    });
+    let file = dir.join("llmcallgateway_llm_interactions_2026-12-01.log");
+    std::fs::write(&file, format!("{line}\n")).unwrap();
+    let gw = Gateway::start(&[("LOG_DIR", dir.to_str().unwrap())]);
+
+    let page = render_page(&browser, &gw, "/dashboard#/requests");
+    page.assert_no_script_errors();
+    let row = page.one("request-row");
+    assert_eq!(row.attr("data-id").as_deref(), Some("keyed-1"));
+    assert_eq!(row.attr("data-key").as_deref(), Some("team-a-ci"));
+    let head: Vec<String> = page
+        .tags()
+        .iter()
+        .filter(|t| t.name == "th")
+        .map(|t| t.text())
+        .collect();
+    assert!(head.contains(&"Key".to_string()), "{head:?}");
+
+    let page = render_page(&browser, &gw, "/dashboard#/requests/keyed-1");
+    page.assert_no_script_errors();
+    let fields: Vec<String> = page
+        .by_testid("detail-field")
+        .iter()
+        .map(|t| t.attr("data-key").unwrap())
+        .collect();
+    for field in ["key_name", "team", "a_field_added_later"] {
+        assert!(
+            fields.contains(&field.to_string()),
+            "{field} not in {fields:?}"
+        );
+    }
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&dir);
+}
