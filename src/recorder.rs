@@ -2,11 +2,12 @@
 //! Each worker, once its answer is sent, logs the access (and error) line, renders its
 //! request's redacted interaction line, queues it on a bounded channel (full: it helps drain,
 //! nothing is ever dropped), and writes what is queued if nobody else holds the writer. The
-//! recorder thread sweeps up what workers left every 10 ms, flushes every second, writes closed
-//! trend minutes, keeps the log directory within its limits, and on `stop` drains the queue,
-//! writes the open trend minutes and flushes before returning. Measured why (bench/recorder.sh):
-//! one consumer thread woken per request cost a context switch each, and under saturation it
-//! got too little CPU to keep up.
+//! recorder thread sweeps up what workers left every 10 ms, flushes every second (the system
+//! log too), writes closed trend minutes, keeps the log directory within its limits, and on
+//! `stop` drains the queue, writes the open trend minutes and flushes before returning.
+//! Measured why (bench/recorder.sh): one consumer thread woken per request cost a context
+//! switch each, and under saturation it got too little CPU to keep up. Each line written is
+//! also kept in the explorer's ring of recent lines (`explorer::Recent`), as logged.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
