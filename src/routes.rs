@@ -15,6 +15,7 @@ use crate::http::{Handler, Refusal, Request, Responder, Response};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     ChatCompletions,
+    Completions,
     Messages,
     CountTokens,
     Embeddings,
@@ -41,6 +42,7 @@ impl Endpoint {
         !matches!(
             self,
             Endpoint::ChatCompletions
+                | Endpoint::Completions
                 | Endpoint::Messages
                 | Endpoint::CountTokens
                 | Endpoint::Embeddings
@@ -54,6 +56,7 @@ impl Endpoint {
 /// (a model id may hold a `/`). `GET` routes answer `HEAD` too.
 pub const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("POST", "/v1/chat/completions", Endpoint::ChatCompletions),
+    ("POST", "/v1/completions", Endpoint::Completions),
     ("POST", "/v1/messages", Endpoint::Messages),
     ("POST", "/v1/messages/count_tokens", Endpoint::CountTokens),
     ("POST", "/v1/embeddings", Endpoint::Embeddings),
@@ -138,6 +141,7 @@ impl Handler for Gateway {
         }
         let outcome = catch_unwind(AssertUnwindSafe(|| match endpoint {
             Endpoint::ChatCompletions => handlers::chat::completions(&x, res),
+            Endpoint::Completions => handlers::completions::create(&x, res),
             Endpoint::Messages => handlers::messages::create(&x, res),
             Endpoint::CountTokens => handlers::messages::count_tokens(&x, res),
             Endpoint::Embeddings => handlers::embeddings::create(&x, res),

@@ -1,12 +1,14 @@
 //! The route handlers, one file per endpoint family, and the request validation they share.
 
 pub mod chat;
+pub mod completions;
 pub mod docs;
 pub mod embeddings;
 pub mod health;
 pub mod messages;
 pub mod metrics;
 pub mod models;
+pub mod native;
 pub mod params;
 
 use serde_json::{Map, Value};

@@ -1,0 +1,244 @@
+//! The OpenAI Responses ingress (`POST /v1/responses`, the default of the AI SDK's OpenAI
+//! provider, the Agents SDK and `responses.create`) for providers that do not serve it: the
+//! request to the internal chat request ([`request`]), the `chat.completion` back to a
+//! `response` object (reasoning, message and `function_call` output items; `incomplete` when
+//! cut by `max_output_tokens`), chunks to the Responses event stream ([`stream`]), errors in
+//! OpenAI's error shape. The response object echoes the request (instructions, tools, sampling,
+//! `store`, `previous_response_id`, metadata) as OpenAI's does; its usage is
+//! `input_tokens`/`output_tokens` with cached and reasoning tokens.
+//!
+//! The response a call ends with (answer or stream) is kept in [`Responses::finished`] for the
+//! handler to store.
+
+pub mod request;
+mod stream;
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde_json::{json, Map, Value};
+
+use super::{Egress, Ingress};
+use crate::error::ApiError;
+use crate::providers::{bad_response, shape};
+
+/// A fresh item or response id (`msg_…`, `fc_…`, `resp_…`).
+pub fn item_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The Responses ingress for one request.
+pub struct Responses {
+    /// The response's id, known before any call (the stream's first event carries it).
+    pub id: String,
+    /// The response object as the request makes it, before any output.
+    template: Value,
+    /// The response the call ended with, for the store.
+    finished: Arc<Mutex<Option<Value>>>,
+}
+
+impl Responses {
+    /// The ingress of a validated request for `model`.
+    pub fn new(model: &str, body: &Map<String, Value>) -> Responses {
+        let id = item_id("resp");
+        let field = |k: &str, default: Value| {
+            body.get(k)
+                .filter(|v| !v.is_null())
+                .cloned()
+                .unwrap_or(default)
+        };
+        let effort = body
+            .get("reasoning")
+            .map(|r| r["effort"].clone())
+            .unwrap_or(Value::Null);
+        let template = json!({
+            "id": id,
+            "object": "response",
+            "created_at": shape::unix_now(),
+            "status": "in_progress",
+            "error": null,
+            "incomplete_details": null,
+            "instructions": field("instructions", Value::Null),
+            "max_output_tokens": field("max_output_tokens", Value::Null),
+            "model": model,
+            "output": [],
+            "parallel_tool_calls": field("parallel_tool_calls", json!(true)),
+            "previous_response_id": field("previous_response_id", Value::Null),
+            "reasoning": {"effort": effort, "summary": null},
+            "store": field("store", json!(true)),
+            "temperature": field("temperature", json!(1.0)),
+            "text": field("text", json!({"format": {"type": "text"}})),
+            "tool_choice": field("tool_choice", json!("auto")),
+            "tools": field("tools", json!([])),
+            "top_p": field("top_p", json!(1.0)),
+            "truncation": field("truncation", json!("disabled")),
+            "usage": null,
+            "user": field("user", Value::Null),
+            "metadata": field("metadata", json!({})),
+        });
+        Responses {
+            id,
+            template,
+            finished: Arc::default(),
+        }
+    }
+
+    /// An empty ingress, for a request refused before it was read.
+    pub fn unread() -> Responses {
+        Responses {
+            id: String::new(),
+            template: Value::Null,
+            finished: Arc::default(),
+        }
+    }
+
+    /// The response the call ended with (a completed, incomplete or failed one), once.
+    pub fn take_finished(&self) -> Option<Value> {
+        self.finished
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// A `chat.completion` → the response object.
+    fn response(&self, completion: &Value) -> Value {
+        let choice = &completion["choices"][0];
+        let output = output_items(&choice["message"]);
+        let mut response = self.template.clone();
+        finish(
+            &mut response,
+            output,
+            choice["finish_reason"].as_str(),
+            completion.get("usage"),
+        );
+        response
+    }
+}
+
+/// The output items of an assistant message: its reasoning, its text (or refusal), then its
+/// tool calls as `function_call` items.
+fn output_items(message: &Value) -> Vec<Value> {
+    let mut items = Vec::new();
+    if let Some(text) = message["reasoning_content"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+    {
+        items.push(json!({
+            "type": "reasoning", "id": item_id("rs"),
+            "summary": [{"type": "summary_text", "text": text}],
+        }));
+    }
+    let text = message["content"].as_str().filter(|t| !t.is_empty());
+    let refusal = message["refusal"].as_str().filter(|t| !t.is_empty());
+    if text.is_some() || refusal.is_some() {
+        let part = match (text, refusal) {
+            (Some(text), _) => output_text(text),
+            (None, refusal) => json!({"type": "refusal", "refusal": refusal}),
+        };
+        items.push(message_item(&item_id("msg"), "completed", vec![part]));
+    }
+    for call in message["tool_calls"].as_array().into_iter().flatten() {
+        items.push(json!({
+            "type": "function_call",
+            "id": item_id("fc"),
+            "call_id": call["id"],
+            "name": call["function"]["name"],
+            "arguments": call["function"]["arguments"].as_str().unwrap_or("{}"),
+            "status": "completed",
+        }));
+    }
+    items
+}
+
+/// An `output_text` content part.
+fn output_text(text: &str) -> Value {
+    json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+}
+
+/// An assistant `message` output item.
+fn message_item(id: &str, status: &str, content: Vec<Value>) -> Value {
+    json!({"type": "message", "id": id, "status": status, "role": "assistant", "content": content})
+}
+
+/// Completes a response object: its output, its status from the finish reason (`length` and
+/// `content_filter` make it `incomplete`, with the reason), and its usage.
+fn finish(
+    response: &mut Value,
+    output: Vec<Value>,
+    finish_reason: Option<&str>,
+    usage: Option<&Value>,
+) {
+    let incomplete = match finish_reason {
+        Some("length") => Some("max_output_tokens"),
+        Some("content_filter") => Some("content_filter"),
+        _ => None,
+    };
+    response["output"] = Value::Array(output);
+    match incomplete {
+        Some(reason) => {
+            response["status"] = json!("incomplete");
+            response["incomplete_details"] = json!({"reason": reason});
+        }
+        None => {
+            response["status"] = json!("completed");
+            response["completed_at"] = json!(shape::unix_now());
+        }
+    }
+    response["usage"] = usage
+        .filter(|u| u.is_object())
+        .map_or(Value::Null, responses_usage);
+}
+
+/// OpenAI chat usage → the Responses usage.
+pub fn responses_usage(usage: &Value) -> Value {
+    let n = |k: &str| usage[k].as_u64().unwrap_or(0);
+    let (input, output) = (n("prompt_tokens"), n("completion_tokens"));
+    json!({
+        "input_tokens": input,
+        "input_tokens_details": {
+            "cached_tokens": usage["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0)
+        },
+        "output_tokens": output,
+        "output_tokens_details": {
+            "reasoning_tokens": usage["completion_tokens_details"]["reasoning_tokens"].as_u64().unwrap_or(0)
+        },
+        "total_tokens": usage["total_tokens"].as_u64().unwrap_or(input + output),
+    })
+}
+
+/// A failed response's `error.code` for a gateway status (the codes the schema allows).
+fn error_code(status: u16) -> &'static str {
+    match status {
+        429 => "rate_limit_exceeded",
+        400 | 413 | 422 => "invalid_prompt",
+        _ => "server_error",
+    }
+}
+
+impl Ingress for Responses {
+    fn reply(&self, completion: Vec<u8>) -> Result<Vec<u8>, ApiError> {
+        let completion: Value = serde_json::from_slice(&completion)
+            .map_err(|_| bad_response("the answer is not JSON"))?;
+        let response = self.response(&completion);
+        let body = response.to_string().into_bytes();
+        *self.finished.lock().unwrap_or_else(PoisonError::into_inner) = Some(response);
+        Ok(body)
+    }
+
+    fn error(&self, error: &ApiError) -> (u16, Vec<u8>) {
+        (error.status, error.to_body())
+    }
+
+    fn stream(&self, _wants_usage: bool) -> Box<dyn Egress> {
+        Box::new(stream::Events::new(
+            self.template.clone(),
+            self.finished.clone(),
+        ))
+    }
+
+    fn recorded(&self, completion: Value) -> Value {
+        self.response(&completion)
+    }
+}
+
+#[cfg(test)]
+mod tests;
