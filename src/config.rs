@@ -69,6 +69,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("ENABLE_RELOAD", "false", "true re-reads CONFIG_FILE when it changes (SIGHUP always does); an invalid file is refused and the old table kept"),
     ("DATA_DIR", "data", "directory of the embedded store (llmcallgateway.db): gateway keys, spend, rate-limit state, stored responses"),
     ("REDIS_URL", "", "redis://[:password@]host:port[/db]: keep the store in Redis instead, shared by every instance behind a load balancer"),
+    ("RESPONSES_RETENTION_DAYS", "30", "stored Responses (store: true) are deleted after this many days; 0 keeps them until deleted"),
 ];
 
 /// The validated configuration.
@@ -108,6 +109,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The shared store instead of the embedded one (`REDIS_URL`).
     pub redis_url: Option<String>,
+    /// How long a stored response is kept, in days; 0 keeps it until deleted.
+    pub responses_retention_days: u32,
 }
 
 /// How much of each request and response body the interactions log keeps.
@@ -233,6 +236,12 @@ impl Config {
                 }
                 url => url,
             },
+            responses_retention_days: parse(
+                &get,
+                "RESPONSES_RETENTION_DAYS",
+                30,
+                "a number of days",
+            )?,
         })
     }
 
@@ -340,6 +349,7 @@ impl Config {
             ),
             format!("LOG_RETENTION_DAYS={}", self.log_retention_days),
             format!("DATA_DIR={}", self.data_dir.display()),
+            format!("RESPONSES_RETENTION_DAYS={}", self.responses_retention_days),
             format!(
                 "REDIS_URL={}",
                 self.redis_url.as_deref().map_or(String::new(), masked_url)

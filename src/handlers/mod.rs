@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod models;
 pub mod native;
 pub mod params;
+pub mod responses;
 
 use serde_json::{Map, Value};
 
