@@ -39,6 +39,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("AWS_BEARER_TOKEN_BEDROCK", "", "a Bedrock API key, sent as Authorization: Bearer instead of signing (wins over the access keys)"),
     ("BEDROCK_API_BASE", "https://bedrock-runtime.<region>.amazonaws.com", "root URL of Bedrock Runtime (the gateway appends /model/<model-id>/converse and the like)"),
     ("AZURE_API_VERSION", "2024-10-21", "the api-version query parameter sent to Azure OpenAI"),
+    ("OPENAI_RESPONSES_API", "auto", "whether the openai upstream serves /v1/responses itself (relayed as it came): true, false, or auto (only at api.openai.com); otherwise Responses requests are translated to chat"),
     ("MODELS_CACHE_SECS", "300", "how long /v1/models keeps each provider's model list before asking it again"),
     ("DROP_UNSUPPORTED_PARAMS", "false", "true drops request parameters a provider cannot honour (the interactions log lists them) instead of answering 400"),
     ("WORKERS", "1024", "most worker threads: requests in flight; each holds one request, for a whole LLM call or stream (idle keep-alive connections hold none)"),

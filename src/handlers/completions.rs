@@ -39,7 +39,10 @@ fn run(
     let model = model_name(&body)?;
     x.record().model_requested = Some(model.clone());
     completions::validate(&body)?;
-    params::check(&body)?;
+    // `logprobs` is a count here, a flag in chat; the ingress reads it.
+    let mut shared = body.clone();
+    shared.remove("logprobs");
+    params::check(&shared)?;
     let stream = optional_bool(&body, "stream")?;
     x.record().stream = stream;
     *ingress = Completions::new(model.clone(), &body);
@@ -58,8 +61,8 @@ fn run(
                 stream,
                 wants_usage,
                 ingress,
+                None,
             )
-            .map(drop)
         } else {
             chat::attempt(x, res, target, translated, stream, ingress)
         }

@@ -3,8 +3,9 @@
 //! client's body goes as it came (the dialect sets the model, see
 //! [`Dialect::native_call`](crate::providers::Dialect::native_call)), and the answer comes
 //! back as received: JSON as it is, a stream event by event with its `event:` names. The
-//! relay only reads what the record needs: the usage (in the chat shape the record keeps),
-//! the completed Responses object (for the response store), and whether the stream ended.
+//! relay only reads what the record needs (the usage, in the chat shape the record keeps, and
+//! whether the stream ended) and hands the final Responses object to the caller's hook (the
+//! response store) before the client gets it.
 
 use std::time::Duration;
 
@@ -21,13 +22,12 @@ use crate::providers::{self, Api, Target};
 use crate::router::Failure;
 use crate::upstream::{EventReader, SseEvent, StreamError};
 
-/// What a native relay hands back: the final Responses object, when there was one.
-pub type Finished = Option<Value>;
+/// What is done with the final Responses object before the client gets it.
+pub type Hook<'h> = Option<&'h dyn Fn(&Value)>;
 
 /// Sends the client's request to a target that serves `api` itself and relays its answer.
 /// `wants_usage`: a completions client that asked for the usage chunk (the gateway asks for
-/// it on every stream and hides it from the others). Returns the final Responses object of
-/// a successful call.
+/// it on every stream and hides it from the others). `hook` gets the final Responses object.
 #[allow(clippy::too_many_arguments)]
 pub fn relay(
     x: &Exchange<'_>,
@@ -38,7 +38,8 @@ pub fn relay(
     stream: bool,
     wants_usage: bool,
     ingress: &dyn Ingress,
-) -> Result<Finished, Failure> {
+    hook: Hook<'_>,
+) -> Result<(), Failure> {
     x.note_target(target);
     let dialect = target.dialect();
     let call = dialect.native_call(target, api, body, stream)?;
@@ -60,13 +61,16 @@ pub fn relay(
         headers.extend(x.set_usage(chat_usage(api, &parsed["usage"])));
         let (name, ms) = x.overhead(upstream_time);
         headers.push((name.into(), ms));
+        if let (Api::Responses, Some(hook)) = (api, hook) {
+            hook(&parsed);
+        }
         let _ = x.send_json(res, status, received.body, headers);
-        return Ok((api == Api::Responses).then_some(parsed));
+        return Ok(());
     }
     let (name, ms) = x.overhead(answer.latency);
     headers.push((name.into(), ms));
     let Ok(sse) = x.start_sse(res, headers) else {
-        return Ok(None);
+        return Ok(());
     };
     let idle = target.idle_timeout(x.gw.config.stream_idle_timeout);
     let mut events = Events {
@@ -76,8 +80,10 @@ pub fn relay(
         finished: None,
         texts: Vec::new(),
         chunks: 0,
+        hook,
     };
-    Ok(events.run(x, sse, answer.into_events(), ingress, idle))
+    events.run(x, sse, answer.into_events(), ingress, idle);
+    Ok(())
 }
 
 /// The usage of a native answer in the chat shape the record keeps (a Responses usage's
@@ -104,7 +110,7 @@ fn chat_usage(api: Api, usage: &Value) -> Option<Value> {
 }
 
 /// One relayed stream.
-struct Events {
+struct Events<'h> {
     api: Api,
     wants_usage: bool,
     usage: Option<Value>,
@@ -113,11 +119,11 @@ struct Events {
     /// Completions: each choice's text so far (for the record).
     texts: Vec<String>,
     chunks: u64,
+    hook: Hook<'h>,
 }
 
-impl Events {
-    /// Relays until the stream is complete, fails, or the client leaves; returns the final
-    /// Responses object of a completed response.
+impl Events<'_> {
+    /// Relays until the stream is complete, fails, or the client leaves.
     fn run(
         &mut self,
         x: &Exchange<'_>,
@@ -125,7 +131,7 @@ impl Events {
         mut events: EventReader,
         ingress: &dyn Ingress,
         idle: Duration,
-    ) -> Finished {
+    ) {
         let mut out = Vec::with_capacity(4096);
         let mut first_sent = None;
         let mut client_gone = false;
@@ -190,11 +196,6 @@ impl Events {
                 x.record_error(&ApiError::bad_gateway("response_failed", message));
             }
         }
-        if self.api == Api::Responses {
-            self.finished.take()
-        } else {
-            None
-        }
     }
 
     /// Whether the stream reached its terminal event.
@@ -221,6 +222,9 @@ impl Events {
                     "response.completed" | "response.incomplete" | "response.failed"
                 ) {
                     self.usage = parsed["response"].get("usage").cloned();
+                    if let Some(hook) = self.hook {
+                        hook(&parsed["response"]);
+                    }
                     self.finished = Some(parsed["response"].clone());
                 }
             }

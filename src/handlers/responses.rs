@@ -15,6 +15,7 @@
 //! request's input items and the conversation before them, so that `previous_response_id`
 //! continues it on any provider.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -24,7 +25,7 @@ use crate::exchange::Exchange;
 use crate::handlers::chat::{self, send_error};
 use crate::handlers::{json_object, model_name, native, optional_bool, params, query_param};
 use crate::http::Responder;
-use crate::ingress::responses::{request, Responses};
+use crate::ingress::responses::{item_id, request, Keeper, Responses};
 use crate::logging::Redactor;
 use crate::providers::Api;
 use crate::router;
@@ -119,7 +120,11 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>, ingress: &mut Responses) -> Re
         .as_ref()
         .map(Stored::conversation)
         .unwrap_or_default();
-    *ingress = Responses::new(&model, &body);
+    let input = request::stored_items(&request::input_items(&body));
+    let keeper_for =
+        |native: bool| store.then(|| keeper(x, input.clone(), context.clone(), native));
+    let id = item_id("resp");
+    *ingress = Responses::new(id, &model, &body, keeper_for(false));
     let plan = router::plan(&x.gw.routing(), &model)?;
     // The Responses API keeps its own conversations; one the gateway translated is ours only.
     let relays = |t: &crate::providers::Target| {
@@ -134,12 +139,11 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>, ingress: &mut Responses) -> Re
         internal.body
     };
     let ingress = &*ingress;
-    let mut relayed = None;
-    let mut was_native = false;
+    let native_keeper = keeper_for(true);
     x.walk(&plan, translated, |target, translated| {
         if relays(target) {
-            was_native = true;
-            relayed = native::relay(
+            let hook = native_keeper.as_deref().map(|k| k as &dyn Fn(&Value));
+            native::relay(
                 x,
                 res,
                 target,
@@ -148,46 +152,40 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>, ingress: &mut Responses) -> Re
                 stream,
                 false,
                 ingress,
-            )?;
-            Ok(())
+                hook,
+            )
         } else {
-            was_native = false;
             chat::attempt(x, res, target, translated, stream, ingress)
         }
-    })?;
-    let finished = if was_native {
-        relayed
-    } else {
-        ingress.take_finished()
-    };
-    if let (true, Some(response)) = (store, finished) {
-        let stored = Stored {
-            input: request::stored_items(&request::input_items(&body)),
-            context,
-            native: was_native,
-            response,
-        };
-        keep(x, &stored);
-    }
-    Ok(())
+    })
 }
 
-/// Puts a response in the store, redacted like the logs; a failure is logged (the client has
-/// its answer already).
-fn keep(x: &Exchange<'_>, stored: &Stored) {
-    let Some(id) = stored.response["id"].as_str() else {
-        return;
-    };
-    let text = stored.to_value().to_string();
-    let redacted = Redactor::for_config(&x.gw.config).text(&text).into_owned();
+/// What keeps a response in the store (redacted like the logs, for
+/// `RESPONSES_RETENTION_DAYS`) with the request's input items and the conversation before
+/// them. It runs before the client gets the response; a failure is logged, and the client
+/// still gets its answer.
+fn keeper(x: &Exchange<'_>, input: Vec<Value>, context: Vec<Value>, native: bool) -> Keeper {
+    let store = x.gw.store.clone();
+    let redactor = Redactor::for_config(&x.gw.config);
     let days = x.gw.config.responses_retention_days;
     let ttl = (days > 0).then(|| Duration::from_secs(u64::from(days) * 86_400));
-    if let Err(e) = x.gw.store.put(SPACE, id, redacted.as_bytes(), ttl) {
-        log::warn!(
-            "request {}: response {id} was not stored: {e}",
-            x.request_id
-        );
-    }
+    let request_id = x.request_id.clone();
+    Arc::new(move |response: &Value| {
+        let Some(id) = response["id"].as_str() else {
+            return;
+        };
+        let stored = Stored {
+            response: response.clone(),
+            input: input.clone(),
+            context: context.clone(),
+            native,
+        };
+        let text = stored.to_value().to_string();
+        let redacted = redactor.text(&text);
+        if let Err(e) = store.put(SPACE, id, redacted.as_bytes(), ttl) {
+            log::warn!("request {request_id}: response {id} was not stored: {e}");
+        }
+    })
 }
 
 /// `GET /v1/responses/{id}` and `GET /v1/responses/{id}/input_items`.

@@ -7,13 +7,13 @@
 //! `store`, `previous_response_id`, metadata) as OpenAI's does; its usage is
 //! `input_tokens`/`output_tokens` with cached and reasoning tokens.
 //!
-//! The response a call ends with (answer or stream) is kept in [`Responses::finished`] for the
-//! handler to store.
+//! The response a call ends with (answer or stream) is handed to the handler's [`Keeper`]
+//! before the client gets it, so a client that has its answer finds it stored.
 
 pub mod request;
 mod stream;
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
@@ -26,20 +26,27 @@ pub fn item_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// What keeps the response a call ended with (the handler's store).
+pub type Keeper = Arc<dyn Fn(&Value) + Send + Sync>;
+
 /// The Responses ingress for one request.
 pub struct Responses {
     /// The response's id, known before any call (the stream's first event carries it).
     pub id: String,
     /// The response object as the request makes it, before any output.
     template: Value,
-    /// The response the call ended with, for the store.
-    finished: Arc<Mutex<Option<Value>>>,
+    /// Keeps the response the call ended with (none: `store: false`).
+    keeper: Option<Keeper>,
 }
 
 impl Responses {
-    /// The ingress of a validated request for `model`.
-    pub fn new(model: &str, body: &Map<String, Value>) -> Responses {
-        let id = item_id("resp");
+    /// The ingress of a validated request for `model`, with the id its response will have.
+    pub fn new(
+        id: String,
+        model: &str,
+        body: &Map<String, Value>,
+        keeper: Option<Keeper>,
+    ) -> Responses {
         let field = |k: &str, default: Value| {
             body.get(k)
                 .filter(|v| !v.is_null())
@@ -78,7 +85,7 @@ impl Responses {
         Responses {
             id,
             template,
-            finished: Arc::default(),
+            keeper,
         }
     }
 
@@ -87,16 +94,8 @@ impl Responses {
         Responses {
             id: String::new(),
             template: Value::Null,
-            finished: Arc::default(),
+            keeper: None,
         }
-    }
-
-    /// The response the call ended with (a completed, incomplete or failed one), once.
-    pub fn take_finished(&self) -> Option<Value> {
-        self.finished
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
     }
 
     /// A `chat.completion` → the response object.
@@ -219,9 +218,10 @@ impl Ingress for Responses {
         let completion: Value = serde_json::from_slice(&completion)
             .map_err(|_| bad_response("the answer is not JSON"))?;
         let response = self.response(&completion);
-        let body = response.to_string().into_bytes();
-        *self.finished.lock().unwrap_or_else(PoisonError::into_inner) = Some(response);
-        Ok(body)
+        if let Some(keep) = &self.keeper {
+            keep(&response);
+        }
+        Ok(response.to_string().into_bytes())
     }
 
     fn error(&self, error: &ApiError) -> (u16, Vec<u8>) {
@@ -231,7 +231,7 @@ impl Ingress for Responses {
     fn stream(&self, _wants_usage: bool) -> Box<dyn Egress> {
         Box::new(stream::Events::new(
             self.template.clone(),
-            self.finished.clone(),
+            self.keeper.clone(),
         ))
     }
 

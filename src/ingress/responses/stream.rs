@@ -13,12 +13,10 @@
 //! a failure is `response.failed` with the error. Memory per stream: the output items and the
 //! open item's text.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
-use super::{error_code, finish, item_id, message_item, output_text};
+use super::{error_code, finish, item_id, message_item, output_text, Keeper};
 use crate::assembler::Seen;
 use crate::error::ApiError;
 use crate::ingress::Egress;
@@ -42,7 +40,7 @@ struct Call {
 
 pub struct Events {
     response: Value,
-    finished: Arc<Mutex<Option<Value>>>,
+    keeper: Option<Keeper>,
     sequence: u64,
     started: bool,
     /// The output items, by output index (in-progress ones until they are done).
@@ -54,10 +52,10 @@ pub struct Events {
 }
 
 impl Events {
-    pub fn new(response: Value, finished: Arc<Mutex<Option<Value>>>) -> Events {
+    pub fn new(response: Value, keeper: Option<Keeper>) -> Events {
         Events {
             response,
-            finished,
+            keeper,
             sequence: 0,
             started: false,
             output: Vec::new(),
@@ -254,6 +252,13 @@ impl Events {
         );
     }
 
+    /// Hands the final response to the keeper, before its event reaches the client.
+    fn keep(&self, response: &Value) {
+        if let Some(keep) = &self.keeper {
+            keep(response);
+        }
+    }
+
     /// Ends the stream with `response.failed`.
     fn failed(&mut self, code: &str, message: &str, out: &mut Vec<u8>) {
         self.start(out);
@@ -261,8 +266,8 @@ impl Events {
         response["status"] = json!("failed");
         response["output"] = Value::Array(std::mem::take(&mut self.output));
         response["error"] = json!({"code": code, "message": message});
+        self.keep(&response);
         self.event(out, "response.failed", json!({"response": response}));
-        *self.finished.lock().unwrap_or_else(PoisonError::into_inner) = Some(response);
     }
 }
 
@@ -334,8 +339,8 @@ impl Egress for Events {
         } else {
             "response.completed"
         };
+        self.keep(&response);
         self.event(out, kind, json!({"response": response}));
-        *self.finished.lock().unwrap_or_else(PoisonError::into_inner) = Some(response);
     }
 
     fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {

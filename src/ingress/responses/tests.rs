@@ -1,11 +1,25 @@
 use serde_json::{json, Value};
 
+use std::sync::{Arc, Mutex};
+
 use super::request::{internal, stored_items, validate};
 use super::*;
 use crate::assembler::Assembler;
 
 fn body(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
+}
+
+/// An ingress whose keeper puts the final response in the returned cell.
+fn ingress() -> (Responses, Arc<Mutex<Option<Value>>>) {
+    let kept = Arc::new(Mutex::new(None));
+    let cell = kept.clone();
+    let keeper: Keeper = Arc::new(move |r: &Value| *cell.lock().unwrap() = Some(r.clone()));
+    let request = body(json!({"model": "m", "input": "x"}));
+    (
+        Responses::new(item_id("resp"), "m", &request, Some(keeper)),
+        kept,
+    )
 }
 
 #[test]
@@ -69,7 +83,7 @@ fn history_comes_before_the_new_input_and_items_get_ids() {
 
 #[test]
 fn a_cut_answer_is_an_incomplete_response_with_responses_usage() {
-    let ingress = Responses::new("m", &body(json!({"model": "m", "input": "x"})));
+    let (ingress, kept) = ingress();
     let chat = json!({"choices": [{"index": 0, "finish_reason": "length",
         "message": {"role": "assistant", "content": "abc", "reasoning_content": "hmm"}}],
         "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5,
@@ -81,12 +95,12 @@ fn a_cut_answer_is_an_incomplete_response_with_responses_usage() {
     assert_eq!(reply["output"][0]["type"], "reasoning");
     assert_eq!(reply["output"][1]["content"][0]["text"], "abc");
     assert_eq!(reply["usage"]["input_tokens_details"]["cached_tokens"], 1);
-    assert_eq!(ingress.take_finished().unwrap()["id"], reply["id"]);
+    assert_eq!(kept.lock().unwrap().clone().unwrap()["id"], reply["id"]);
 }
 
 #[test]
 fn chunks_become_numbered_events_in_the_documented_order() {
-    let ingress = Responses::new("m", &body(json!({"model": "m", "input": "x"})));
+    let (ingress, kept) = ingress();
     let mut egress = ingress.stream(false);
     let mut assembler = Assembler::new(1024);
     let mut out = Vec::new();
@@ -138,5 +152,5 @@ fn chunks_become_numbered_events_in_the_documented_order() {
     assert_eq!(done["output"][0]["content"][0]["text"], "Hello");
     assert_eq!(done["output"][1]["arguments"], "{\"a\":1}");
     assert_eq!(done["usage"]["output_tokens"], 2);
-    assert_eq!(ingress.take_finished().unwrap()["status"], "completed");
+    assert_eq!(kept.lock().unwrap().clone().unwrap()["status"], "completed");
 }
