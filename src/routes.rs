@@ -65,6 +65,12 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("POST", "/v1/completions", Endpoint::Completions),
     ("POST", "/v1/responses", Endpoint::Responses),
     ("GET", "/v1/responses/{response_id}", Endpoint::Response),
+    // Reached through the route above (a `{…}` segment takes the rest of the path).
+    (
+        "GET",
+        "/v1/responses/{response_id}/input_items",
+        Endpoint::Response,
+    ),
     (
         "DELETE",
         "/v1/responses/{response_id}",

@@ -55,10 +55,21 @@ fn openapi_json_describes_exactly_the_routes_the_router_answers() {
         unrouted.is_empty(),
         "described but not routed: {unrouted:?}"
     );
-    // And each described GET path is really answered (a model id stands in for `{model}`).
+    // And each described GET path is really answered (a model id stands in for `{model}`, a
+    // stored response's for `{response_id}`).
+    let stored = crate::support::client::post_json(
+        gw.addr,
+        "/v1/responses",
+        &serde_json::json!({"model": "mock/echo", "input": "kept"}),
+    )
+    .json();
+    let response_id = stored["id"].as_str().expect("a stored response");
     for (method, path) in &documented {
         if method == "GET" {
-            let reply = get(gw.addr, &path.replace("{model}", "mock/echo"));
+            let path = path
+                .replace("{model}", "mock/echo")
+                .replace("{response_id}", response_id);
+            let reply = get(gw.addr, &path);
             assert_eq!(reply.status, 200, "GET {path}: {}", reply.text());
         }
     }
