@@ -101,7 +101,8 @@ fn chat_usage(api: Api, usage: &Value) -> Option<Value> {
         "completion_tokens": n("output_tokens"),
         "total_tokens": n("total_tokens"),
         "prompt_tokens_details": {
-            "cached_tokens": usage["input_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0)
+            "cached_tokens": usage["input_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0),
+            "cache_write_tokens": usage["input_tokens_details"]["cache_write_tokens"].as_u64().unwrap_or(0),
         },
         "completion_tokens_details": {
             "reasoning_tokens": usage["output_tokens_details"]["reasoning_tokens"].as_u64().unwrap_or(0)

@@ -57,7 +57,7 @@ impl Responses {
             .get("reasoning")
             .map(|r| r["effort"].clone())
             .unwrap_or(Value::Null);
-        let template = json!({
+        let mut template = json!({
             "id": id,
             "object": "response",
             "created_at": shape::unix_now(),
@@ -75,13 +75,15 @@ impl Responses {
             "temperature": field("temperature", json!(1.0)),
             "text": field("text", json!({"format": {"type": "text"}})),
             "tool_choice": field("tool_choice", json!("auto")),
-            "tools": field("tools", json!([])),
+            "tools": echoed_tools(body.get("tools")),
             "top_p": field("top_p", json!(1.0)),
             "truncation": field("truncation", json!("disabled")),
-            "usage": null,
-            "user": field("user", Value::Null),
             "metadata": field("metadata", json!({})),
         });
+        // `user` and `usage` are strings and objects in the schema, never null: absent until set.
+        if let Some(user) = body.get("user").filter(|u| u.is_string()) {
+            template["user"] = user.clone();
+        }
         Responses {
             id,
             template,
@@ -111,6 +113,25 @@ impl Responses {
         );
         response
     }
+}
+
+/// The request's tools as a response shows them: function tools with their `strict` and
+/// `parameters` (null when not given), others as sent.
+fn echoed_tools(tools: Option<&Value>) -> Value {
+    let tools = tools.and_then(Value::as_array).into_iter().flatten();
+    tools
+        .map(|tool| {
+            let mut tool = tool.clone();
+            if tool["type"] == "function" {
+                for key in ["strict", "parameters", "description"] {
+                    if tool.get(key).is_none() {
+                        tool[key] = Value::Null;
+                    }
+                }
+            }
+            tool
+        })
+        .collect()
 }
 
 /// The output items of an assistant message: its reasoning, its text (or refusal), then its
@@ -182,19 +203,21 @@ fn finish(
             response["completed_at"] = json!(shape::unix_now());
         }
     }
-    response["usage"] = usage
-        .filter(|u| u.is_object())
-        .map_or(Value::Null, responses_usage);
+    if let Some(usage) = usage.filter(|u| u.is_object()) {
+        response["usage"] = responses_usage(usage);
+    }
 }
 
 /// OpenAI chat usage → the Responses usage.
 pub fn responses_usage(usage: &Value) -> Value {
     let n = |k: &str| usage[k].as_u64().unwrap_or(0);
     let (input, output) = (n("prompt_tokens"), n("completion_tokens"));
+    let detail = |k: &str| usage["prompt_tokens_details"][k].as_u64().unwrap_or(0);
     json!({
         "input_tokens": input,
         "input_tokens_details": {
-            "cached_tokens": usage["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0)
+            "cached_tokens": detail("cached_tokens"),
+            "cache_write_tokens": detail("cache_write_tokens"),
         },
         "output_tokens": output,
         "output_tokens_details": {

@@ -211,3 +211,99 @@ fn store_false_keeps_nothing() {
     let id = body["id"].as_str().unwrap();
     assert_error(&get(gw.addr, &format!("/v1/responses/{id}")), 404);
 }
+
+/// Runs `tests/sdk/openai_schema.py` on `(schema, value)` pairs: each must pass OpenAI's
+/// schema as `/openapi.json` carries it. Needs the project's Python (as the SDK tests do).
+fn assert_openai_schemas(pairs: &[(&str, Value)]) {
+    let Some(python) = crate::sdk::python_or_skip() else {
+        return;
+    };
+    let mut child = std::process::Command::new(python)
+        .arg("tests/sdk/openai_schema.py")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    let mut input = String::new();
+    for (schema, value) in pairs {
+        input.push_str(&format!("{schema}\t{value}\n"));
+    }
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{report}");
+}
+
+/// An Anthropic SSE fixture played event by event.
+fn anthropic_stream(name: &str) -> Script {
+    Script::sse(
+        fixture(&format!("anthropic/{name}"))
+            .split("\n\n")
+            .filter(|b| !b.trim().is_empty())
+            .map(|b| Step::Raw(format!("{b}\n\n")))
+            .collect(),
+    )
+}
+
+#[test]
+fn translated_answers_and_every_event_pass_the_openai_schemas() {
+    let upstream = MockUpstream::start(|r| {
+        let body = r.json();
+        let text = body["messages"][0]["content"].to_string();
+        match (
+            body["stream"] == true,
+            text.contains("tool"),
+            text.contains("fail"),
+        ) {
+            (true, _, true) => anthropic_stream("stream_error.sse"),
+            (true, true, _) => anthropic_stream("stream_tool_call.sse"),
+            (true, false, _) => anthropic_stream("stream_text.sse"),
+            (false, true, _) => Script::fixture(200, "anthropic/response_tool_call.json"),
+            (false, false, _) => Script::fixture(200, "anthropic/response_plain_chat.json"),
+        }
+    });
+    let base = upstream.base_url();
+    let gw = Gateway::start(&[
+        ("ANTHROPIC_API_BASE", base.strip_suffix("/v1").unwrap()),
+        ("ANTHROPIC_API_KEY", "sk-ant-test-fake-key"),
+    ]);
+    let model = "anthropic/claude-sonnet-4-5";
+    let tools = json!([{"type": "function", "name": "get_weather",
+                        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let mut pairs = Vec::new();
+    for input in ["say hi", "use the tool"] {
+        let request = json!({"model": model, "input": input, "tools": tools});
+        let reply = post_json(gw.addr, "/v1/responses", &request);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        pairs.push(("Response", reply.json()));
+        let completion = json!({"model": model, "prompt": input});
+        let reply = post_json(gw.addr, "/v1/completions", &completion);
+        pairs.push(("CreateCompletionResponse", reply.json()));
+    }
+    let mut seen = Vec::new();
+    for input in ["say hi", "use the tool", "fail now"] {
+        let request = json!({"model": model, "input": input, "tools": tools, "stream": true});
+        for event in events(&post_json(gw.addr, "/v1/responses", &request)) {
+            seen.push(event["type"].as_str().unwrap().to_string());
+            pairs.push(("ResponseStreamEvent", event));
+        }
+        let completion = json!({"model": model, "prompt": input, "stream": true});
+        let reply = post_json(gw.addr, "/v1/completions", &completion);
+        for chunk in reply.events().iter().filter(|e| *e != "[DONE]") {
+            let chunk: Value = serde_json::from_str(chunk).unwrap();
+            if chunk.get("error").is_none() {
+                pairs.push(("CreateCompletionChunk", chunk));
+            }
+        }
+    }
+    for kind in [
+        "response.reasoning_summary_text.delta",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.failed",
+    ] {
+        assert!(seen.iter().any(|s| s == kind), "no {kind} in {seen:?}");
+    }
+    assert_openai_schemas(&pairs);
+}
