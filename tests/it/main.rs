@@ -38,5 +38,6 @@ mod routing;
 mod routing_faults;
 mod sdk;
 mod sdk_anthropic;
+mod sdk_node;
 mod sdk_relay;
 mod store;
