@@ -40,4 +40,5 @@ mod sdk;
 mod sdk_anthropic;
 mod sdk_node;
 mod sdk_relay;
+mod sdk_responses;
 mod store;
