@@ -57,6 +57,21 @@ def strip_extensions(node):
     return node
 
 
+def recursion_as_ref(node, name):
+    """Draft 2019-09's `$recursiveAnchor`/`$recursiveRef: "#"` (OpenAI's `CompoundFilter`),
+    which OpenAPI 3.1's dialect rejects, as a plain `$ref` to the schema itself."""
+    if isinstance(node, dict):
+        if node.get("$recursiveRef") == "#":
+            rest = {k: v for k, v in node.items() if k != "$recursiveRef"}
+            return {**recursion_as_ref(rest, name), "$ref": f"#/components/schemas/{name}"}
+        return {
+            k: recursion_as_ref(v, name) for k, v in node.items() if k != "$recursiveAnchor"
+        }
+    if isinstance(node, list):
+        return [recursion_as_ref(v, name) for v in node]
+    return node
+
+
 def refs(node):
     if isinstance(node, dict):
         for k, v in node.items():
@@ -96,7 +111,7 @@ def openai_schemas(path):
     while todo:
         name = todo.pop()
         if name not in out:
-            out[name] = strip_extensions(schemas[name])
+            out[name] = recursion_as_ref(strip_extensions(schemas[name]), name)
             todo.extend(refs(out[name]))
     return dict(sorted(out.items()))
 
