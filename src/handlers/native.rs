@@ -20,6 +20,7 @@ use crate::http::{Responder, Stream};
 use crate::ingress::Ingress;
 use crate::providers::{self, Api, Target};
 use crate::router::Failure;
+use crate::tokens;
 use crate::upstream::{EventReader, SseEvent, StreamError};
 
 /// What is done with the final Responses object before the client gets it.
@@ -42,6 +43,7 @@ pub fn relay(
 ) -> Result<(), Failure> {
     x.note_target(target);
     let dialect = target.dialect();
+    let prompt = prompt_estimate(&body);
     let call = dialect.native_call(target, api, body, stream)?;
     let (answer, started) = chat::send(x, target, call, stream)?;
     let status = answer.status();
@@ -58,7 +60,15 @@ pub fn relay(
         }
         let parsed: Value = serde_json::from_slice(&received.body)
             .map_err(|_| providers::bad_response("the answer is not JSON"))?;
-        headers.extend(x.set_usage(chat_usage(api, &parsed["usage"])));
+        match chat_usage(api, &parsed["usage"]) {
+            Some(usage) => headers.extend(x.set_usage(Some(usage))),
+            None => {
+                let text = answer_text(&parsed);
+                let usage = tokens::usage(prompt, tokens::count(&text));
+                headers.push(("x-gateway-usage".into(), "estimated".into()));
+                headers.extend(x.set_estimated_usage(usage));
+            }
+        }
         let (name, ms) = x.overhead(upstream_time);
         headers.push((name.into(), ms));
         if let (Api::Responses, Some(hook)) = (api, hook) {
@@ -81,6 +91,8 @@ pub fn relay(
         texts: Vec::new(),
         chunks: 0,
         hook,
+        last_sequence: None,
+        prompt,
     };
     events.run(x, sse, answer.into_events(), ingress, idle);
     Ok(())
@@ -110,6 +122,31 @@ fn chat_usage(api: Api, usage: &Value) -> Option<Value> {
     }))
 }
 
+/// The estimated input tokens of a completions or Responses request: its prompt or its
+/// instructions and input, as text.
+fn prompt_estimate(body: &Map<String, Value>) -> u64 {
+    ["prompt", "instructions", "input"]
+        .iter()
+        .filter_map(|k| body.get(*k))
+        .map(|v| match v {
+            Value::String(s) => tokens::count(s),
+            other => tokens::count(&other.to_string()),
+        })
+        .sum()
+}
+
+/// The text of a completions or Responses answer: its choices' texts or its output texts.
+fn answer_text(answer: &Value) -> String {
+    let choices = answer["choices"].as_array().into_iter().flatten();
+    let mut text: String = choices.filter_map(|c| c["text"].as_str()).collect();
+    for item in answer["output"].as_array().into_iter().flatten() {
+        for part in item["content"].as_array().into_iter().flatten() {
+            text.push_str(part["text"].as_str().unwrap_or_default());
+        }
+    }
+    text
+}
+
 /// One relayed stream.
 struct Events<'h> {
     api: Api,
@@ -117,10 +154,15 @@ struct Events<'h> {
     usage: Option<Value>,
     /// The Responses object of the terminal event.
     finished: Option<Value>,
-    /// Completions: each choice's text so far (for the record).
+    /// Completions: each choice's text so far; Responses: the output text (for the record and
+    /// an estimate).
     texts: Vec<String>,
     chunks: u64,
     hook: Hook<'h>,
+    /// Responses: the last `sequence_number` relayed.
+    last_sequence: Option<u64>,
+    /// The request's estimated input tokens, for a stream that reports no usage.
+    prompt: u64,
 }
 
 impl Events<'_> {
@@ -169,9 +211,17 @@ impl Events<'_> {
             }
         };
         if let Some(e) = &failure {
-            ingress.stream(false).fail(e, &mut out);
+            self.fail(e, ingress, &mut out);
         }
-        x.set_usage(self.usage.as_ref().and_then(|u| chat_usage(self.api, u)));
+        match self.usage.as_ref().and_then(|u| chat_usage(self.api, u)) {
+            Some(usage) => x.set_usage(Some(usage)),
+            // The provider reported none (or left early): the estimate of what was relayed.
+            None if self.chunks > 0 => {
+                let completion = self.texts.iter().map(|t| tokens::count(t)).sum();
+                x.set_estimated_usage(tokens::usage(self.prompt, completion))
+            }
+            None => x.set_usage(None),
+        };
         {
             let mut record = x.record();
             record.time_to_first_token = first_sent;
@@ -199,6 +249,25 @@ impl Events<'_> {
         }
     }
 
+    /// The event that ends a stream cut short: for Responses, OpenAI's `error` event numbered
+    /// after the provider's last; for completions, the error object in the ingress's shape.
+    fn fail(&self, e: &ApiError, ingress: &dyn Ingress, out: &mut Vec<u8>) {
+        if self.api != Api::Responses {
+            ingress.stream(false).fail(e, out);
+            return;
+        }
+        let sequence_number = self.last_sequence.map_or(0, |n| n + 1);
+        let event = json!({
+            "type": "error",
+            "code": e.code,
+            "message": e.message,
+            "param": e.param,
+            "sequence_number": sequence_number,
+        });
+        out.extend_from_slice(b"event: error\n");
+        sse_data(out, &event.to_string());
+    }
+
     /// Whether the stream reached its terminal event.
     fn complete(&self) -> bool {
         self.finished.is_some()
@@ -217,7 +286,16 @@ impl Events<'_> {
         let mut relayed = true;
         match self.api {
             Api::Responses => {
+                if let Some(n) = parsed["sequence_number"].as_u64() {
+                    self.last_sequence = Some(n);
+                }
                 let kind = parsed["type"].as_str().unwrap_or_default();
+                if kind == "response.output_text.delta" {
+                    if self.texts.is_empty() {
+                        self.texts.push(String::new());
+                    }
+                    self.texts[0].push_str(parsed["delta"].as_str().unwrap_or_default());
+                }
                 if matches!(
                     kind,
                     "response.completed" | "response.incomplete" | "response.failed"

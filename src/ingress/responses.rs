@@ -31,9 +31,8 @@ pub type Keeper = Arc<dyn Fn(&Value) + Send + Sync>;
 
 /// The Responses ingress for one request.
 pub struct Responses {
-    /// The response's id, known before any call (the stream's first event carries it).
-    pub id: String,
-    /// The response object as the request makes it, before any output.
+    /// The response object as the request makes it, before any output (its id is known
+    /// before any call: the stream's first event carries it).
     template: Value,
     /// Keeps the response the call ended with (none: `store: false`).
     keeper: Option<Keeper>,
@@ -84,17 +83,12 @@ impl Responses {
         if let Some(user) = body.get("user").filter(|u| u.is_string()) {
             template["user"] = user.clone();
         }
-        Responses {
-            id,
-            template,
-            keeper,
-        }
+        Responses { template, keeper }
     }
 
     /// An empty ingress, for a request refused before it was read.
     pub fn unread() -> Responses {
         Responses {
-            id: String::new(),
             template: Value::Null,
             keeper: None,
         }

@@ -307,3 +307,32 @@ fn translated_answers_and_every_event_pass_the_openai_schemas() {
     }
     assert_openai_schemas(&pairs);
 }
+
+#[test]
+fn a_relayed_responses_stream_cut_short_ends_with_an_error_event_numbered_after_the_last() {
+    let upstream = MockUpstream::always(Script::sse(
+        fixture("openai/responses_stream.sse")
+            .split("\n\n")
+            .filter(|b| !b.trim().is_empty())
+            .take(5)
+            .map(|b| Step::Raw(format!("{b}\n\n")))
+            .collect(),
+    ));
+    let gw = Gateway::in_front_of(&upstream, &[("OPENAI_RESPONSES_API", "true")]);
+    let request = json!({"model": "openai/gpt-4o", "input": "hi", "stream": true});
+    let reply = post_json(gw.addr, "/v1/responses", &request);
+    assert!(reply.text().contains("event: error\n"), "{}", reply.text());
+    let events = events(&reply);
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "error");
+    assert_eq!(last["sequence_number"], 5);
+    assert_eq!(last["code"], "upstream_stream_truncated");
+    let dir = gw.stop_keeping_logs();
+    let lines = interaction_lines(&dir);
+    let line = &lines[0];
+    assert_eq!(line["error"]["code"], "upstream_stream_truncated", "{line}");
+    // The provider reported no usage before it stopped: the record has the estimate.
+    assert_eq!(line["usage_source"], "estimated", "{line}");
+    assert_eq!(line["usage"]["completion_tokens"], 1, "{line}");
+    let _ = std::fs::remove_dir_all(dir);
+}
