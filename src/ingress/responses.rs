@@ -241,8 +241,23 @@ impl Ingress for Responses {
         Ok(response.to_string().into_bytes())
     }
 
+    /// OpenAI's error shape, a parameter named as the client sent it (`reasoning.effort`, not
+    /// the internal request's `reasoning_effort`).
     fn error(&self, error: &ApiError) -> (u16, Vec<u8>) {
-        (error.status, error.to_body())
+        let client_name = match error.param.as_deref() {
+            Some("reasoning_effort") => Some("reasoning.effort"),
+            Some("max_completion_tokens") => Some("max_output_tokens"),
+            Some("response_format") => Some("text.format"),
+            _ => None,
+        };
+        match client_name {
+            Some(name) => {
+                let mut renamed = error.clone();
+                renamed.param = Some(name.to_string());
+                (error.status, renamed.to_body())
+            }
+            None => (error.status, error.to_body()),
+        }
     }
 
     fn stream(&self, _wants_usage: bool) -> Box<dyn Egress> {

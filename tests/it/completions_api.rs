@@ -1,7 +1,7 @@
 //! `POST /v1/completions` over real sockets: translated to chat for the mock models and
 //! Anthropic (back to `text_completion`s and chunks), relayed as it came to an
-//! OpenAI-compatible upstream that serves it, and refused where a chat model cannot honour a
-//! parameter.
+//! OpenAI-compatible upstream that serves it and to Azure (with `/v1/responses`, at Azure's own
+//! paths), and refused where a chat model cannot honour a parameter.
 
 use serde_json::{json, Value};
 
@@ -97,5 +97,42 @@ fn what_a_chat_model_cannot_do_is_a_400_naming_the_parameter() {
     ] {
         let error = assert_error(&post_json(gw.addr, "/v1/completions", &request), 400);
         assert_eq!(error["param"], param, "{request}");
+    }
+}
+
+#[test]
+fn azure_serves_both_apis_at_its_own_paths_with_its_key_header() {
+    let upstream = MockUpstream::start(|r| {
+        if r.path.contains("/responses") {
+            Script::fixture(200, "openai/responses_create.json")
+        } else {
+            Script::fixture(200, "openai/completion.json")
+        }
+    });
+    let base = upstream.base_url();
+    let gw = Gateway::start(&[
+        ("AZURE_API_BASE", base.strip_suffix("/v1").unwrap()),
+        ("AZURE_API_KEY", "azure-test-fake-key"),
+    ]);
+    let completion = json!({"model": "azure/my-instruct", "prompt": "x"});
+    assert_eq!(
+        post_json(gw.addr, "/v1/completions", &completion).status,
+        200
+    );
+    let response = json!({"model": "azure/my-gpt-4o", "input": "x"});
+    assert_eq!(post_json(gw.addr, "/v1/responses", &response).status, 200);
+    let requests = upstream.requests();
+    assert!(
+        requests[0]
+            .path
+            .starts_with("/openai/deployments/my-instruct/completions?api-version="),
+        "{}",
+        requests[0].path
+    );
+    assert_eq!(requests[1].path, "/openai/v1/responses");
+    assert_eq!(requests[1].json()["model"], "my-gpt-4o");
+    for request in &requests {
+        assert_eq!(request.header("api-key"), Some("azure-test-fake-key"));
+        assert_eq!(request.header("authorization"), None);
     }
 }

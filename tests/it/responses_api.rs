@@ -195,6 +195,10 @@ fn what_a_translated_model_cannot_do_is_a_400_naming_it_and_unknown_ids_are_404(
         let error = assert_error(&post_json(gw.addr, "/v1/responses", &request), 400);
         assert_eq!(error["param"], param, "{request}");
     }
+    // The internal request's names are not the client's.
+    let request = json!({"model": "mock/echo", "input": "x", "max_output_tokens": -1});
+    let error = assert_error(&post_json(gw.addr, "/v1/responses", &request), 400);
+    assert_eq!(error["param"], "max_output_tokens");
     let missing = json!({"model": "mock/echo", "input": "x", "previous_response_id": "resp_nope"});
     let error = assert_error(&post_json(gw.addr, "/v1/responses", &missing), 404);
     assert_eq!(error["param"], "previous_response_id");

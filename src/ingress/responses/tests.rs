@@ -154,3 +154,17 @@ fn chunks_become_numbered_events_in_the_documented_order() {
     assert_eq!(done["usage"]["output_tokens"], 2);
     assert_eq!(kept.lock().unwrap().clone().unwrap()["status"], "completed");
 }
+
+#[test]
+fn errors_name_parameters_as_the_client_sent_them() {
+    let (ingress, _) = ingress();
+    let e = ApiError::invalid(
+        Some("reasoning_effort"),
+        "Anthropic has no reasoning_effort.",
+    );
+    let (status, body) = ingress.error(&e);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["param"], "reasoning.effort");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+}
