@@ -13,7 +13,8 @@
 //! `responses`; embedded under `DATA_DIR`, or Redis with `REDIS_URL` so any instance continues
 //! any conversation) for `RESPONSES_RETENTION_DAYS`, redacted like the logs: the response, the
 //! request's input items and the conversation before them, so that `previous_response_id`
-//! continues it on any provider.
+//! continues it on any provider. A `previous_response_id` the gateway never stored is left to
+//! the Responses API itself when every candidate serves it, else a 404.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,8 +113,9 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>, ingress: &mut Responses) -> Re
     let stream = optional_bool(&body, "stream")?;
     x.record().stream = stream;
     let store = body.get("store").and_then(Value::as_bool).unwrap_or(true);
-    let previous = match body.get("previous_response_id").and_then(Value::as_str) {
-        Some(id) => Some(load(x, id)?.ok_or_else(|| not_found(id, Some("previous_response_id")))?),
+    let previous_id = body.get("previous_response_id").and_then(Value::as_str);
+    let previous = match previous_id {
+        Some(id) => load(x, id)?,
         None => None,
     };
     let context = previous
@@ -130,7 +132,12 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>, ingress: &mut Responses) -> Re
     let relays = |t: &crate::providers::Target| {
         t.serves(Api::Responses) && previous.as_ref().is_none_or(|p| p.native)
     };
-    let translated = if plan.candidates.iter().all(relays) {
+    let all_relay = plan.candidates.iter().all(relays);
+    // A response the gateway never stored may be the Responses API's own: only it can go on.
+    if let (Some(id), None, false) = (previous_id, &previous, all_relay) {
+        return Err(not_found(id, Some("previous_response_id")));
+    }
+    let translated = if all_relay {
         Map::new()
     } else {
         let internal = request::internal(&body, &context, x.gw.config.drop_unsupported_params)?;

@@ -118,13 +118,21 @@ fn an_openai_upstream_that_serves_responses_gets_the_body_and_is_relayed_as_it_c
         id.as_str()
     );
 
+    // A response the gateway never saw is OpenAI's business.
+    let theirs = json!({"model": "openai/gpt-4o", "input": "hi", "previous_response_id": "resp_made_elsewhere"});
+    assert_eq!(post_json(gw.addr, "/v1/responses", &theirs).status, 200);
+    assert_eq!(
+        upstream.requests()[1].json()["previous_response_id"],
+        "resp_made_elsewhere"
+    );
+
     let stream = json!({"model": "openai/gpt-4o", "input": "hi", "stream": true});
     let reply = post_json(gw.addr, "/v1/responses", &stream);
     assert!(reply.text().contains("event: response.output_text.delta\n"));
     assert_eq!(kinds(&events(&reply)).last(), Some(&"response.completed"));
     let dir = gw.stop_keeping_logs();
     let lines = interaction_lines(&dir);
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
     let created = |stream: bool| {
         lines
             .iter()
