@@ -29,6 +29,12 @@ OPENAI_SCHEMAS = [
     "Model",
     "ListModelsResponse",
     "ErrorResponse",
+    "CreateCompletionRequest",
+    "CreateCompletionResponse",
+    "CreateResponse",
+    "Response",
+    "ResponseStreamEvent",
+    "ResponseItemList",
 ]
 
 
@@ -48,6 +54,21 @@ def strip_extensions(node):
         }
     if isinstance(node, list):
         return [strip_extensions(v) for v in node]
+    return node
+
+
+def recursion_as_ref(node, name):
+    """Draft 2019-09's `$recursiveAnchor`/`$recursiveRef: "#"` (OpenAI's `CompoundFilter`),
+    which OpenAPI 3.1's dialect rejects, as a plain `$ref` to the schema itself."""
+    if isinstance(node, dict):
+        if node.get("$recursiveRef") == "#":
+            rest = {k: v for k, v in node.items() if k != "$recursiveRef"}
+            return {**recursion_as_ref(rest, name), "$ref": f"#/components/schemas/{name}"}
+        return {
+            k: recursion_as_ref(v, name) for k, v in node.items() if k != "$recursiveAnchor"
+        }
+    if isinstance(node, list):
+        return [recursion_as_ref(v, name) for v in node]
     return node
 
 
@@ -90,7 +111,7 @@ def openai_schemas(path):
     while todo:
         name = todo.pop()
         if name not in out:
-            out[name] = strip_extensions(schemas[name])
+            out[name] = recursion_as_ref(strip_extensions(schemas[name]), name)
             todo.extend(refs(out[name]))
     return dict(sorted(out.items()))
 
@@ -156,7 +177,8 @@ ERRORS = {
     429: "Rate limited by the provider (relayed, with its retry headers).",
     500: "An internal error in the gateway, or the provider's (relayed).",
     502: "The provider could not be reached or answered with something unusable.",
-    503: "The gateway is at its connection limit, or the provider is overloaded.",
+    503: "The gateway is at its connection limit, the provider is overloaded, or the response "
+    "store is unavailable.",
     504: "The provider did not answer in time.",
 }
 
@@ -199,6 +221,14 @@ def anthropic_errors(*statuses):
         for s in statuses
     }
 
+RESPONSE_ID = {
+    "in": "path",
+    "name": "response_id",
+    "required": True,
+    "description": "The id of a response created with `store` (the default).",
+    "schema": {"type": "string", "example": "resp_0123456789abcdef0123456789abcdef"},
+}
+
 PATHS = {
     "/v1/chat/completions": {
         "post": {
@@ -228,6 +258,111 @@ PATHS = {
             },
         }
     },
+    "/v1/completions": {
+        "post": {
+            "operationId": "createCompletion",
+            "tags": ["OpenAI API"],
+            "summary": "Create a completion (legacy)",
+            "description": "OpenAI's legacy completions, for clients that default to it "
+            "(LlamaIndex's `OpenAILike`, the AI SDK's `.completion()`). Providers that serve "
+            "`/completions` (OpenAI, Azure, most OpenAI-compatible servers) get the body as it "
+            "came; chat-only providers (Anthropic, Gemini, Cohere, Bedrock, the mock models) get "
+            "the prompt as one user message, and the answer comes back as `text_completion`s. "
+            "For those, `suffix`, `logprobs`, `best_of` above 1, several prompts and token-id "
+            "prompts are a 400 naming the parameter. With `stream: true`: `text_completion` "
+            "chunks, then `data: [DONE]`.",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref("CreateCompletionRequest")}},
+            },
+            "responses": {
+                "200": {
+                    "description": "The completion (JSON), or a stream of chunks (SSE).",
+                    "headers": API_HEADERS,
+                    "content": {
+                        "application/json": {"schema": ref("CreateCompletionResponse")},
+                        "text/event-stream": {"schema": ref("CreateCompletionResponse")},
+                    },
+                },
+                **errors(400, 401, 404, 405, 413, 429, 500, 502, 503, 504),
+            },
+        }
+    },
+    "/v1/responses": {
+        "post": {
+            "operationId": "createResponse",
+            "tags": ["OpenAI API"],
+            "summary": "Create a response (Responses API)",
+            "description": "OpenAI's Responses API for every model. OpenAI (at api.openai.com, "
+            "or with `OPENAI_RESPONSES_API=true`) and Azure get the body as it came; any other "
+            "provider gets it translated to chat (function tools, `text.format`, "
+            "`reasoning.effort`, images and files) and its answer back as a `response` object; "
+            "built-in tools are a 400 naming them there. With `stream: true` the answer is the "
+            "documented named events, each with its `sequence_number`, ended by "
+            "`response.completed` (or `response.incomplete`/`response.failed`) carrying the "
+            "usage. With `store` (default true) the response is kept for "
+            "`RESPONSES_RETENTION_DAYS` (in Redis with `REDIS_URL`), so `previous_response_id` "
+            "continues it on any instance.",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref("CreateResponse")}},
+            },
+            "responses": {
+                "200": {
+                    "description": "The response (JSON), or a stream of events (SSE).",
+                    "headers": API_HEADERS,
+                    "content": {
+                        "application/json": {"schema": ref("Response")},
+                        "text/event-stream": {"schema": ref("ResponseStreamEvent")},
+                    },
+                },
+                **errors(400, 401, 404, 405, 413, 429, 500, 502, 503, 504),
+            },
+        }
+    },
+    "/v1/responses/{response_id}": {
+        **get(
+            "getResponse",
+            "OpenAI API",
+            "Retrieve a stored response",
+            {"200": ok_json("The response.", ref("Response")), **errors(404, 503)},
+            parameters=[RESPONSE_ID],
+        ),
+        "delete": {
+            "operationId": "deleteResponse",
+            "tags": ["OpenAI API"],
+            "summary": "Delete a stored response",
+            "parameters": [RESPONSE_ID],
+            "responses": {
+                "200": ok_json(
+                    "It was deleted.",
+                    {
+                        "type": "object",
+                        "required": ["id", "object", "deleted"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "object": {"type": "string", "enum": ["response"]},
+                            "deleted": {"type": "boolean"},
+                        },
+                    },
+                ),
+                **errors(404, 503),
+            },
+        },
+    },
+    "/v1/responses/{response_id}/input_items": get(
+        "listInputItems",
+        "OpenAI API",
+        "List a stored response's input items",
+        {"200": ok_json("The items, newest first unless `order=asc`.", ref("ResponseItemList")),
+         **errors(400, 404, 503)},
+        parameters=[
+            RESPONSE_ID,
+            {"in": "query", "name": "order", "schema": {"type": "string", "enum": ["asc", "desc"]}},
+            {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+            {"in": "query", "name": "after", "schema": {"type": "string"}},
+        ],
+    ),
     "/v1/messages": {
         "post": {
             "operationId": "createMessage",

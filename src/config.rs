@@ -39,6 +39,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("AWS_BEARER_TOKEN_BEDROCK", "", "a Bedrock API key, sent as Authorization: Bearer instead of signing (wins over the access keys)"),
     ("BEDROCK_API_BASE", "https://bedrock-runtime.<region>.amazonaws.com", "root URL of Bedrock Runtime (the gateway appends /model/<model-id>/converse and the like)"),
     ("AZURE_API_VERSION", "2024-10-21", "the api-version query parameter sent to Azure OpenAI"),
+    ("OPENAI_RESPONSES_API", "auto", "whether the openai upstream serves /v1/responses itself (relayed as it came): true, false, or auto (only at api.openai.com); otherwise Responses requests are translated to chat"),
     ("MODELS_CACHE_SECS", "300", "how long /v1/models keeps each provider's model list before asking it again"),
     ("DROP_UNSUPPORTED_PARAMS", "false", "true drops request parameters a provider cannot honour (the interactions log lists them) instead of answering 400"),
     ("WORKERS", "1024", "most worker threads: requests in flight; each holds one request, for a whole LLM call or stream (idle keep-alive connections hold none)"),
@@ -70,6 +71,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("ENABLE_RELOAD", "false", "true re-reads CONFIG_FILE when it changes (SIGHUP always does); an invalid file is refused and the old table kept"),
     ("DATA_DIR", "data", "directory of the embedded store (llmcallgateway.db): gateway keys, spend, rate-limit state, stored responses"),
     ("REDIS_URL", "", "redis://[:password@]host:port[/db]: keep the store in Redis instead, shared by every instance behind a load balancer"),
+    ("RESPONSES_RETENTION_DAYS", "30", "stored Responses (store: true) are deleted after this many days; 0 keeps them until deleted"),
 ];
 
 /// The validated configuration.
@@ -114,6 +116,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The shared store instead of the embedded one (`REDIS_URL`).
     pub redis_url: Option<String>,
+    /// How long a stored response is kept, in days; 0 keeps it until deleted.
+    pub responses_retention_days: u32,
 }
 
 /// How much of each request and response body the interactions log keeps.
@@ -242,6 +246,12 @@ impl Config {
                 }
                 url => url,
             },
+            responses_retention_days: parse(
+                &get,
+                "RESPONSES_RETENTION_DAYS",
+                30,
+                "a number of days",
+            )?,
         })
     }
 
@@ -362,6 +372,7 @@ impl Config {
             ),
             format!("LOG_RETENTION_DAYS={}", self.log_retention_days),
             format!("DATA_DIR={}", self.data_dir.display()),
+            format!("RESPONSES_RETENTION_DAYS={}", self.responses_retention_days),
             format!(
                 "REDIS_URL={}",
                 self.redis_url.as_deref().map_or(String::new(), masked_url)

@@ -15,6 +15,10 @@ use crate::http::{Handler, Refusal, Request, Responder, Response};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     ChatCompletions,
+    Completions,
+    Responses,
+    Response,
+    DeleteResponse,
     Messages,
     CountTokens,
     Embeddings,
@@ -45,6 +49,10 @@ impl Endpoint {
         !matches!(
             self,
             Endpoint::ChatCompletions
+                | Endpoint::Completions
+                | Endpoint::Responses
+                | Endpoint::Response
+                | Endpoint::DeleteResponse
                 | Endpoint::Messages
                 | Endpoint::CountTokens
                 | Endpoint::Embeddings
@@ -58,6 +66,20 @@ impl Endpoint {
 /// (a model id may hold a `/`). `GET` routes answer `HEAD` too.
 pub const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("POST", "/v1/chat/completions", Endpoint::ChatCompletions),
+    ("POST", "/v1/completions", Endpoint::Completions),
+    ("POST", "/v1/responses", Endpoint::Responses),
+    ("GET", "/v1/responses/{response_id}", Endpoint::Response),
+    // Reached through the route above (a `{…}` segment takes the rest of the path).
+    (
+        "GET",
+        "/v1/responses/{response_id}/input_items",
+        Endpoint::Response,
+    ),
+    (
+        "DELETE",
+        "/v1/responses/{response_id}",
+        Endpoint::DeleteResponse,
+    ),
     ("POST", "/v1/messages", Endpoint::Messages),
     ("POST", "/v1/messages/count_tokens", Endpoint::CountTokens),
     ("POST", "/v1/embeddings", Endpoint::Embeddings),
@@ -97,17 +119,23 @@ fn normalize(path: &str) -> &str {
 }
 
 /// The route a path takes: its endpoint, the value of its `{…}` segment if it has one, and the
-/// method it allows.
-fn route(path: &str) -> Option<(Endpoint, &str, &'static str)> {
+/// method it allows. Where a path has a route for several methods, the one for `method`.
+fn route<'p>(method: &str, path: &'p str) -> Option<(Endpoint, &'p str, &'static str)> {
     let path = normalize(path);
-    ROUTES.iter().find_map(|&(method, pattern, endpoint)| {
+    let mut matches = ROUTES.iter().filter_map(|&(allowed, pattern, endpoint)| {
         let pattern = normalize(pattern);
         let param = match pattern.split_once('{') {
             None => (path == pattern).then_some("")?,
             Some((prefix, _)) => path.strip_prefix(prefix).filter(|p| !p.is_empty())?,
         };
-        Some((endpoint, param, method))
-    })
+        Some((endpoint, param, allowed))
+    });
+    let first = matches.next()?;
+    let takes = |allowed: &str| allowed == method || (allowed == "GET" && method == "HEAD");
+    if takes(first.2) {
+        return Some(first);
+    }
+    Some(matches.find(|m| takes(m.2)).unwrap_or(first))
 }
 
 impl Handler for Gateway {
@@ -116,7 +144,7 @@ impl Handler for Gateway {
         if req.method == "OPTIONS" {
             return preflight(&x, res);
         }
-        let Some((endpoint, param, method)) = route(req.path()) else {
+        let Some((endpoint, param, method)) = route(&req.method, req.path()) else {
             let e = ApiError::new(
                 404,
                 "invalid_request_error",
@@ -146,6 +174,10 @@ impl Handler for Gateway {
         }
         let outcome = catch_unwind(AssertUnwindSafe(|| match endpoint {
             Endpoint::ChatCompletions => handlers::chat::completions(&x, res),
+            Endpoint::Completions => handlers::completions::create(&x, res),
+            Endpoint::Responses => handlers::responses::create(&x, res),
+            Endpoint::Response => handlers::responses::retrieve(&x, res, param),
+            Endpoint::DeleteResponse => handlers::responses::delete(&x, res, param),
             Endpoint::Messages => handlers::messages::create(&x, res),
             Endpoint::CountTokens => handlers::messages::count_tokens(&x, res),
             Endpoint::Embeddings => handlers::embeddings::create(&x, res),
@@ -190,7 +222,7 @@ fn preflight(x: &Exchange<'_>, res: &mut Responder<'_>) {
     let mut response = Response::new(204, "text/plain", Vec::new());
     response
         .headers
-        .push(("allow".into(), "GET, POST, OPTIONS".into()));
+        .push(("allow".into(), "GET, POST, DELETE, OPTIONS".into()));
     if x.req
         .header("origin")
         .is_some_and(|o| x.gw.allowed_origin(o).is_some())
@@ -202,7 +234,7 @@ fn preflight(x: &Exchange<'_>, res: &mut Responder<'_>) {
         response.headers.extend([
             (
                 "access-control-allow-methods".into(),
-                "GET, POST, OPTIONS".into(),
+                "GET, POST, DELETE, OPTIONS".into(),
             ),
             ("access-control-allow-headers".into(), requested.to_string()),
             ("access-control-max-age".into(), "86400".into()),
@@ -216,7 +248,7 @@ mod tests {
     use super::*;
 
     fn endpoint(path: &str) -> Option<(Endpoint, &str)> {
-        route(path).map(|(e, param, _)| (e, param))
+        route("GET", path).map(|(e, param, _)| (e, param))
     }
 
     #[test]
@@ -249,8 +281,10 @@ mod tests {
     #[test]
     fn every_route_in_the_table_is_reached_by_its_own_path() {
         for &(method, path, expected) in ROUTES {
-            let path = path.replace("{model}", "mock/echo");
-            let (found, _, allowed) = route(&path).unwrap_or_else(|| panic!("{path}"));
+            let path = path
+                .replace("{model}", "mock/echo")
+                .replace("{response_id}", "resp_1");
+            let (found, _, allowed) = route(method, &path).unwrap_or_else(|| panic!("{path}"));
             assert_eq!((found, allowed), (expected, method), "{path}");
         }
     }

@@ -1,6 +1,7 @@
 //! The route handlers, one file per endpoint family, and the request validation they share.
 
 pub mod chat;
+pub mod completions;
 pub mod docs;
 pub mod embeddings;
 pub mod health;
@@ -9,7 +10,9 @@ pub mod interactions;
 pub mod messages;
 pub mod metrics;
 pub mod models;
+pub mod native;
 pub mod params;
+pub mod responses;
 
 use serde_json::{Map, Value};
 

@@ -10,7 +10,9 @@
 //! translates its request to the internal one and implements these two traits.
 
 pub mod anthropic;
+pub mod completions;
 pub mod openai;
+pub mod responses;
 
 use serde_json::Value;
 

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::calls::bearer;
 use super::errors::openai_error;
 use super::openai::STANDARD as OPENAI;
-use super::{ChatStream, Dialect, Emit, Prepared, Reply, RequestContext, Target};
+use super::{Api, ChatStream, Dialect, Emit, Prepared, Reply, RequestContext, Target};
 use crate::error::ApiError;
 use crate::upstream::{url_component, Call, Received, SseEvent};
 
@@ -102,6 +102,38 @@ impl Dialect for Azure {
 
     fn parse_error(&self, status: u16, body: &[u8]) -> ApiError {
         openai_error(status, body)
+    }
+
+    /// Azure serves completions (instruct deployments) and the Responses API (its v1 API).
+    fn serves(&self, api: Api) -> bool {
+        matches!(api, Api::Completions | Api::Responses)
+    }
+
+    /// Completions at the deployment; Responses at `{base}/openai/v1/responses`, Azure's
+    /// versionless v1 API, where `model` names the deployment.
+    fn native_call(
+        &self,
+        target: &Target,
+        api: Api,
+        mut body: Map<String, Value>,
+        stream: bool,
+    ) -> Result<Call, ApiError> {
+        body.insert("model".into(), Value::String(target.model.clone()));
+        match api {
+            Api::Completions => Ok(Azure::call(target, "/completions", &body, stream)),
+            Api::Responses => {
+                let mut headers = bearer(None, stream);
+                if let Some(key) = target.api_key() {
+                    headers.push(("api-key", key.to_string()));
+                }
+                Ok(Call::post(
+                    format!("{}/openai/v1/responses", target.base_url()),
+                    headers,
+                    serde_json::to_vec(&body).unwrap_or_default(),
+                ))
+            }
+            Api::AnthropicMessages => Err(super::not_served(target)),
+        }
     }
 }
 

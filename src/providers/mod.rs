@@ -167,6 +167,11 @@ impl Target {
     pub fn api_key(&self) -> Option<&str> {
         self.settings.api_key.as_deref()
     }
+
+    /// Whether this deployment serves `api` itself (see [`Dialect::serves_with`]).
+    pub fn serves(&self, api: Api) -> bool {
+        self.dialect().serves_with(&self.settings, api)
+    }
 }
 
 impl fmt::Debug for Target {
@@ -212,6 +217,11 @@ pub enum Emit {
 pub enum Api {
     /// Anthropic's Messages API (`POST /v1/messages`).
     AnthropicMessages,
+    /// OpenAI's legacy completions (`POST /v1/completions`), served by OpenAI and most
+    /// OpenAI-compatible servers.
+    Completions,
+    /// OpenAI's Responses API (`POST /v1/responses`): OpenAI and Azure, as configured.
+    Responses,
 }
 
 /// A model the provider lists: its id, creation time (seconds; 0 when unknown) and owner.
@@ -310,6 +320,25 @@ pub trait Dialect: Send + Sync {
         false
     }
 
+    /// Whether the provider, as configured, serves `api` itself: [`Dialect::serves`], unless
+    /// the dialect reads a setting for it.
+    fn serves_with(&self, _settings: &Settings, api: Api) -> bool {
+        self.serves(api)
+    }
+
+    /// The call that carries a client's OpenAI-shaped request in `api` (one this provider
+    /// serves) as it came: only the model set, and on streams usage asked for where the
+    /// provider accepts it.
+    fn native_call(
+        &self,
+        target: &Target,
+        _api: Api,
+        _body: Map<String, Value>,
+        _stream: bool,
+    ) -> Result<Call, ApiError> {
+        Err(not_served(target))
+    }
+
     /// Sends a call and returns the answer's head: over HTTP, except for the built-in models.
     fn send(&self, agent: &ureq::Agent, call: &Call) -> Result<Answer, ApiError> {
         upstream::post(agent, call)
@@ -325,6 +354,16 @@ pub trait ChatStream: Send {
     /// The provider's body ended without a terminal event: the chunks still owed and
     /// `Emit::Done` when the answer is nevertheless complete, else the error that it was cut.
     fn finish(&mut self) -> Result<Vec<Emit>, ApiError>;
+}
+
+/// The error for a native call to a provider that does not serve the API (a routing bug).
+pub fn not_served(target: &Target) -> ApiError {
+    ApiError::new(
+        500,
+        "server_error",
+        None,
+        format!("{} does not serve this API itself.", target.provider.label),
+    )
 }
 
 /// The error for a stream whose provider stopped before the answer was complete.

@@ -8,7 +8,9 @@ use serde_json::{json, Map, Value};
 
 use super::calls::{self, bearer, relayed};
 use super::errors::openai_error;
-use super::{ChatStream, Dialect, Emit, Listed, Prepared, Reply, RequestContext, Settings, Target};
+use super::{
+    Api, ChatStream, Dialect, Emit, Listed, Prepared, Reply, RequestContext, Settings, Target,
+};
 use crate::error::ApiError;
 use crate::upstream::{Call, Received, SseEvent};
 
@@ -18,10 +20,16 @@ pub struct OpenAi {
     /// known (the relay hides the usage-only chunk from clients that did not ask for it).
     stream_usage: bool,
     quirks: &'static [Quirk],
+    /// Serves the legacy `POST /completions` (most OpenAI-compatible servers do).
+    completions: bool,
 }
 
 /// OpenAI's own dialect: usage on streams, no quirks.
 pub const STANDARD: OpenAi = OpenAi::new(true, &[]);
+
+/// The variable that says whether the `openai` upstream serves the Responses API itself
+/// (`true`/`false`; unset or `auto`: when its base is `api.openai.com`).
+pub const RESPONSES_API_VAR: &str = "OPENAI_RESPONSES_API";
 
 /// A request parameter a vendor treats differently.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +46,16 @@ impl OpenAi {
         OpenAi {
             stream_usage,
             quirks,
+            completions: true,
+        }
+    }
+
+    /// The dialect of a vendor that serves chat only, no `/completions`: completions requests
+    /// are translated to chat for it.
+    pub const fn chat_only(self) -> OpenAi {
+        OpenAi {
+            completions: false,
+            ..self
         }
     }
 
@@ -106,6 +124,57 @@ impl OpenAi {
 }
 
 impl Dialect for OpenAi {
+    fn serves(&self, api: Api) -> bool {
+        api == Api::Completions && self.completions
+    }
+
+    /// The Responses API: as [`RESPONSES_API_VAR`] says, else only at `api.openai.com`.
+    fn serves_with(&self, settings: &Settings, api: Api) -> bool {
+        if api != Api::Responses {
+            return self.serves(api);
+        }
+        match settings.extra(RESPONSES_API_VAR) {
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            _ => settings
+                .base_url
+                .as_deref()
+                .is_some_and(|b| b.starts_with("https://api.openai.com/")),
+        }
+    }
+
+    /// `POST {base}/completions` or `{base}/responses`: the client's body with the provider's
+    /// model name (a completions stream asks for usage where the vendor accepts it).
+    fn native_call(
+        &self,
+        target: &Target,
+        api: Api,
+        mut body: Map<String, Value>,
+        stream: bool,
+    ) -> Result<Call, ApiError> {
+        body.insert("model".into(), Value::String(target.model.clone()));
+        let path = match api {
+            Api::Completions => {
+                if stream && self.stream_usage {
+                    let options = body.entry("stream_options").or_insert_with(|| json!({}));
+                    if !options.is_object() {
+                        *options = json!({});
+                    }
+                    options["include_usage"] = Value::Bool(true);
+                }
+                "/completions"
+            }
+            Api::Responses => "/responses",
+            Api::AnthropicMessages => return Err(super::not_served(target)),
+        };
+        Ok(calls::post(
+            target,
+            path,
+            bearer(target.api_key(), stream),
+            &body,
+        ))
+    }
+
     /// `POST {base}/chat/completions`.
     fn chat_request(
         &self,

@@ -24,7 +24,7 @@
 //! it is not sent, a stream's usage is whatever the vendor reports on its own — unknown (null)
 //! when it reports none, never 0.
 
-use super::openai::{OpenAi, Quirk, STANDARD};
+use super::openai::{self, OpenAi, Quirk, STANDARD};
 use super::{anthropic, azure, bedrock, cohere, gemini, mock, Extra, Key, Provider};
 
 /// The name of the default OpenAI-compatible upstream (`LITELLM_BASE_URL`), which serves every
@@ -51,6 +51,10 @@ macro_rules! vendor {
 
 const USAGE: &OpenAi = &STANDARD;
 const NO_USAGE: &OpenAi = &OpenAi::new(false, &[]);
+/// Vendors without `/completions` (their documentation lists chat only; DeepSeek's is a beta
+/// at another base): completions requests are translated to chat for them.
+const CHAT_ONLY_USAGE: &OpenAi = &STANDARD.chat_only();
+const CHAT_ONLY_NO_USAGE: &OpenAi = &OpenAi::new(false, &[]).chat_only();
 
 /// Every provider the gateway knows.
 pub const PROVIDERS: &[Provider] = &[
@@ -73,7 +77,12 @@ pub const PROVIDERS: &[Provider] = &[
         key: Key::Optional,
         base_vars: &["LITELLM_BASE_URL", "OPENAI_BASE_URL"],
         default_base: Some("https://api.openai.com/v1"),
-        extra_vars: &[],
+        extra_vars: &[Extra {
+            var: openai::RESPONSES_API_VAR,
+            aliases: &[],
+            default: None,
+            secret: false,
+        }],
         dialect: USAGE,
     },
     Provider {
@@ -143,7 +152,7 @@ pub const PROVIDERS: &[Provider] = &[
         "GROQ",
         Some("https://api.groq.com/openai/v1"),
         Key::Required,
-        USAGE,
+        CHAT_ONLY_USAGE,
         "Groq"
     ),
     vendor!(
@@ -151,7 +160,7 @@ pub const PROVIDERS: &[Provider] = &[
         "DEEPSEEK",
         Some("https://api.deepseek.com/v1"),
         Key::Required,
-        USAGE,
+        CHAT_ONLY_USAGE,
         "DeepSeek"
     ),
     vendor!(
@@ -159,7 +168,7 @@ pub const PROVIDERS: &[Provider] = &[
         "MISTRAL",
         Some("https://api.mistral.ai/v1"),
         Key::Required,
-        &OpenAi::new(false, &[Quirk::MaxTokensOnly, Quirk::NoN]),
+        &OpenAi::new(false, &[Quirk::MaxTokensOnly, Quirk::NoN]).chat_only(),
         "Mistral"
     ),
     vendor!(
@@ -191,7 +200,7 @@ pub const PROVIDERS: &[Provider] = &[
         "PERPLEXITY",
         Some("https://api.perplexity.ai"),
         Key::Required,
-        NO_USAGE,
+        CHAT_ONLY_NO_USAGE,
         "Perplexity"
     ),
     vendor!(
@@ -223,7 +232,7 @@ pub const PROVIDERS: &[Provider] = &[
         "DASHSCOPE",
         Some("https://dashscope-intl.aliyuncs.com/compatible-mode/v1"),
         Key::Required,
-        USAGE,
+        CHAT_ONLY_USAGE,
         "Alibaba DashScope (Qwen), international"
     ),
     vendor!(
@@ -231,7 +240,7 @@ pub const PROVIDERS: &[Provider] = &[
         "MOONSHOT",
         Some("https://api.moonshot.ai/v1"),
         Key::Required,
-        NO_USAGE,
+        CHAT_ONLY_NO_USAGE,
         "Moonshot (Kimi)"
     ),
     vendor!(
@@ -239,7 +248,7 @@ pub const PROVIDERS: &[Provider] = &[
         "ZHIPU",
         Some("https://open.bigmodel.cn/api/paas/v4"),
         Key::Required,
-        &OpenAi::new(false, &[Quirk::MaxTokensOnly]),
+        &OpenAi::new(false, &[Quirk::MaxTokensOnly]).chat_only(),
         "Zhipu (GLM)"
     ),
     vendor!(
@@ -255,7 +264,7 @@ pub const PROVIDERS: &[Provider] = &[
         "VOLCENGINE",
         Some("https://ark.cn-beijing.volces.com/api/v3"),
         Key::Required,
-        USAGE,
+        CHAT_ONLY_USAGE,
         "Volcengine Ark (Doubao)"
     ),
     vendor!(
@@ -263,7 +272,7 @@ pub const PROVIDERS: &[Provider] = &[
         "MINIMAX",
         Some("https://api.minimax.io/v1"),
         Key::Required,
-        NO_USAGE,
+        CHAT_ONLY_NO_USAGE,
         "MiniMax"
     ),
     vendor!(

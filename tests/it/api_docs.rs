@@ -56,7 +56,7 @@ fn openapi_json_describes_exactly_the_routes_the_router_answers() {
         "described but not routed: {unrouted:?}"
     );
     // And each described GET path is really answered (a model id stands in for `{model}`, a
-    // recorded request's id for `{id}`).
+    // recorded request's id for `{id}`, a stored response's for `{response_id}`).
     let probe =
         serde_json::json!({"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]});
     let recorded = crate::support::client::post_json(gw.addr, "/v1/chat/completions", &probe);
@@ -66,9 +66,19 @@ fn openapi_json_describes_exactly_the_routes_the_router_answers() {
         std::time::Duration::from_secs(5),
         held
     ));
+    let stored = crate::support::client::post_json(
+        gw.addr,
+        "/v1/responses",
+        &serde_json::json!({"model": "mock/echo", "input": "kept"}),
+    )
+    .json();
+    let response_id = stored["id"].as_str().expect("a stored response");
     for (method, path) in &documented {
         if method == "GET" {
-            let path = path.replace("{model}", "mock/echo").replace("{id}", &id);
+            let path = path
+                .replace("{model}", "mock/echo")
+                .replace("{id}", &id)
+                .replace("{response_id}", response_id);
             let reply = get(gw.addr, &path);
             assert_eq!(reply.status, 200, "GET {path}: {}", reply.text());
         }

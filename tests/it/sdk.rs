@@ -66,6 +66,7 @@ fn openai_python_sdk_drives_the_gateway() {
     let files = [
         "tests/sdk/test_openai_sdk.py",
         "tests/sdk/test_prometheus.py",
+        "tests/sdk/test_responses_sdk.py",
     ];
     pytest(python, gateway.addr, &files);
 }

@@ -14,6 +14,8 @@ import schemathesis
 
 MOCK_MODELS = {
     "/v1/chat/completions": ["mock/echo", "mock/lorem"],
+    "/v1/completions": ["mock/echo", "mock/lorem"],
+    "/v1/responses": ["mock/echo", "mock/lorem"],
     "/v1/embeddings": ["mock/embed"],
     "/v1/messages": ["mock/echo", "mock/lorem"],
     "/v1/messages/count_tokens": ["mock/echo"],
