@@ -67,6 +67,8 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("CONFIG_FILE", "", "a LiteLLM proxy config.yaml (model_list aliases, router_settings, litellm_settings); also --config PATH"),
     ("MAX_RETRIES", "2", "retries of a provider failure before the first byte, when no config file sets num_retries"),
     ("ENABLE_RELOAD", "false", "true re-reads CONFIG_FILE when it changes (SIGHUP always does); an invalid file is refused and the old table kept"),
+    ("DATA_DIR", "data", "directory of the embedded store (llmcallgateway.db): gateway keys, spend, rate-limit state, stored responses"),
+    ("REDIS_URL", "", "redis://[:password@]host:port[/db]: keep the store in Redis instead, shared by every instance behind a load balancer"),
 ];
 
 /// The validated configuration.
@@ -102,6 +104,10 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     pub max_retries: usize,
     pub enable_reload: bool,
+    /// Where the embedded store lives (`DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// The shared store instead of the embedded one (`REDIS_URL`).
+    pub redis_url: Option<String>,
 }
 
 /// How much of each request and response body the interactions log keeps.
@@ -217,6 +223,16 @@ impl Config {
             config_file: get("CONFIG_FILE").map(PathBuf::from),
             max_retries: parse(&get, "MAX_RETRIES", 2, "a whole number of retries")?,
             enable_reload: parse_bool(&get, "ENABLE_RELOAD")?,
+            data_dir: PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "data".into())),
+            redis_url: match get("REDIS_URL") {
+                Some(url) if !url.starts_with("redis://") && !url.starts_with("rediss://") => {
+                    return Err(invalid(
+                        "REDIS_URL",
+                        format!("{} is not a redis:// URL", masked_url(&url)),
+                    ))
+                }
+                url => url,
+            },
         })
     }
 
@@ -245,6 +261,7 @@ impl Config {
                 secrets.extend(settings.extra(extra.var).map(str::to_string));
             }
         }
+        secrets.extend(self.redis_url.as_deref().and_then(url_password));
         secrets
     }
 
@@ -322,6 +339,11 @@ impl Config {
                 self.log_rotate_bytes as f64 / 1_048_576.0
             ),
             format!("LOG_RETENTION_DAYS={}", self.log_retention_days),
+            format!("DATA_DIR={}", self.data_dir.display()),
+            format!(
+                "REDIS_URL={}",
+                self.redis_url.as_deref().map_or(String::new(), masked_url)
+            ),
             format!(
                 "LOG_MAX_TOTAL_MB={}",
                 self.log_max_total_bytes as f64 / 1_048_576.0
@@ -377,6 +399,28 @@ fn read_settings(
 
 /// Shows that a secret is set without showing it: `sk-…abcd` keeps only its last 4 characters
 /// when it is long enough for that to reveal nothing useful.
+/// A `REDIS_URL` with its password (if any) masked, for `--check` and error texts.
+pub fn masked_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => format!("{scheme}://***@{host}"),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// The password a `REDIS_URL` holds, for the log redactor.
+pub fn url_password(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let userinfo = rest.rsplit_once('@')?.0;
+    let secret = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
+    (!secret.is_empty()).then(|| secret.to_string())
+}
+
 pub fn mask(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
     if chars.len() >= 16 {
@@ -610,6 +654,21 @@ mod tests {
             load(&[("MISTRAL_API_BASE", "nope")]).unwrap_err().variable,
             "MISTRAL_API_BASE"
         );
+    }
+
+    #[test]
+    fn redis_urls_are_masked_and_their_password_known_to_the_redactor() {
+        assert_eq!(
+            masked_url("redis://user:s3cret@cache:6379/0"),
+            "redis://user:***@cache:6379/0"
+        );
+        assert_eq!(masked_url("redis://:s3cret@cache"), "redis://:***@cache");
+        assert_eq!(masked_url("redis://cache:6379"), "redis://cache:6379");
+        assert_eq!(
+            url_password("redis://user:s3cret@cache:6379").as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(url_password("redis://cache:6379"), None);
     }
 
     #[test]

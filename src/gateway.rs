@@ -12,12 +12,15 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::recorder::Recorder;
 use crate::router::{FileError, Routing};
+use crate::store::Store;
 use crate::upstream::Agents;
 
 pub struct Gateway {
     pub config: Config,
     pub agents: Agents,
     pub recorder: Recorder,
+    /// Keys, limits, spend and stored responses: embedded, or Redis when `REDIS_URL` is set.
+    pub store: Store,
     pub started: Instant,
     /// API calls being handled now.
     pub in_flight: AtomicUsize,
@@ -40,7 +43,10 @@ impl Gateway {
         for warning in warnings {
             log::warn!("{warning}");
         }
+        let store = Store::open(&config.data_dir, config.redis_url.as_deref())
+            .map_err(std::io::Error::other)?;
         Ok(Gateway {
+            store,
             routing: RwLock::new(Arc::new(routing)),
             agents: Agents::new(config.upstream_connect_timeout, config.upstream_timeout),
             recorder: Recorder::start(&config)?,

@@ -30,6 +30,7 @@ pub mod providers;
 pub mod recorder;
 pub mod router;
 pub mod routes;
+pub mod store;
 pub mod tokens;
 pub mod trends;
 pub mod upstream;

@@ -37,3 +37,4 @@ mod routing_faults;
 mod sdk;
 mod sdk_anthropic;
 mod sdk_relay;
+mod store;

@@ -2,24 +2,30 @@
 //! process-wide logger is only set up by the binary).
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::client::wait_until;
+use super::gateway::temp_dir;
 
 /// The gateway binary as a child process, so the system and error logs (the process-wide
 /// logger) are written too; stopped with SIGTERM when dropped.
 pub struct Binary {
     child: Child,
     pub addr: std::net::SocketAddr,
+    data_dir: PathBuf,
 }
 
 impl Binary {
     pub fn start(vars: &[(&str, &str)]) -> Binary {
+        let data_dir = temp_dir("binary-data");
         let mut child = Command::new(env!("CARGO_BIN_EXE_llmcallgateway"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PORT", "0")
+            // The store goes to a temporary directory, not the repository, unless the test says.
+            .env("DATA_DIR", &data_dir)
             .envs(vars.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -35,7 +41,11 @@ impl Binary {
             .expect(&line)
             .parse()
             .unwrap();
-        Binary { child, addr }
+        Binary {
+            child,
+            addr,
+            data_dir,
+        }
     }
 
     /// Sends a signal by name (`HUP`, …).
@@ -63,5 +73,6 @@ impl Drop for Binary {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }

@@ -1,6 +1,6 @@
 //! Starting a gateway for a test: `Config::from_lookup` over a map of variables (port 0,
-//! small timeouts by default, the test's own values on top), and a guard that shuts it down
-//! gracefully when the test ends.
+//! small timeouts by default, a log and a data directory of its own, the test's own values on
+//! top), and a guard that shuts it down gracefully when the test ends.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,6 +33,9 @@ pub struct Gateway {
     pub addr: SocketAddr,
     pub log_dir: PathBuf,
     owns_log_dir: bool,
+    /// The store's directory (`DATA_DIR`): the test's own, or a temporary one removed at the end.
+    pub data_dir: PathBuf,
+    owns_data_dir: bool,
 }
 
 /// A fresh, empty directory under the system's temporary directory.
@@ -59,6 +62,12 @@ impl Gateway {
             None => temp_dir("logs"),
         };
         map.insert("LOG_DIR".into(), log_dir.display().to_string());
+        let owns_data_dir = !map.contains_key("DATA_DIR");
+        let data_dir = match map.get("DATA_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => temp_dir("data"),
+        };
+        map.insert("DATA_DIR".into(), data_dir.display().to_string());
         let config = Config::from_lookup(|name| map.get(name).cloned()).expect("test config");
         let running = llmcallgateway::start(config).expect("start gateway");
         Gateway {
@@ -66,6 +75,8 @@ impl Gateway {
             running: Some(running),
             log_dir,
             owns_log_dir,
+            data_dir,
+            owns_data_dir,
         }
     }
 
@@ -102,6 +113,9 @@ impl Drop for Gateway {
         }
         if self.owns_log_dir {
             let _ = std::fs::remove_dir_all(&self.log_dir);
+        }
+        if self.owns_data_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
         }
     }
 }

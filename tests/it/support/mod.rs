@@ -3,4 +3,5 @@ pub mod client;
 pub mod gateway;
 pub mod logs;
 pub mod raw;
+pub mod redis;
 pub mod upstream;
