@@ -4,10 +4,12 @@ pub mod chat;
 pub mod docs;
 pub mod embeddings;
 pub mod health;
+pub mod keys;
 pub mod messages;
 pub mod metrics;
 pub mod models;
 pub mod params;
+pub mod spend;
 
 use serde_json::{Map, Value};
 

@@ -20,6 +20,8 @@ pub struct File {
     pub settings: Settings,
     /// One line per key read but not implemented, for the start-up log.
     pub warnings: Vec<String>,
+    /// `general_settings.master_key`: the admin key when `ADMIN_API_KEY` is not set.
+    pub master_key: Option<Secret>,
 }
 
 /// One `model_list` entry.
@@ -413,8 +415,18 @@ impl Reader<'_> {
                 }
                 s if TOP_IGNORED.contains(&s) => match value {
                     Value::Object(keys) if !keys.is_empty() => {
-                        for key in keys.keys() {
-                            self.warn(&join(section, key));
+                        for (key, v) in keys {
+                            let path = join(section, key);
+                            if path == "general_settings.master_key" {
+                                let key = self.string(&path, v)?;
+                                self.file.master_key =
+                                    Some(match key.strip_prefix("os.environ/") {
+                                        Some(name) => Secret::Env(name.to_string()),
+                                        None => Secret::Literal(key),
+                                    });
+                            } else {
+                                self.warn(&path);
+                            }
                         }
                     }
                     _ => self.warn(section),

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod access;
 mod anthropic_ingress;
 mod api_docs;
 mod api_fuzz;

@@ -1,0 +1,942 @@
+//! Access control: who may call, what, how often, for how much. [`Access`] holds the gateway
+//! keys (from `GATEWAY_API_KEYS`, and from the store for keys made through the admin API) in
+//! memory by hash, decides each request's admission at dispatch (401, 429 for rpm/tpm, 429
+//! `insufficient_quota` for a spent budget, 503 when the shared store is down and the key has
+//! limits), and settles each admitted call from its interaction record when the exchange ends:
+//! its real tokens replace the estimate in the tpm window, its cost is charged to the key's
+//! budgets and to the day's totals.
+//!
+//! Two backends, one behaviour. Embedded (the default): windows in memory, spend in memory
+//! and saved to the store at most each second by a background thread, so a crash loses at
+//! most the spend of the last second (the calls settled since the last save) and the rpm/tpm
+//! windows (at most one minute of rate-limit history). Redis (`REDIS_URL`): windows, spend
+//! and reservations live in Redis, each admission and each settlement one atomic script
+//! (`shared.rs`), so every instance sees the same numbers; keys are cached for
+//! [`KEY_CACHE`] and looked up in Redis on a miss.
+//!
+//! Budgets across concurrent calls: an instance admits a budgeted key's call while its spend
+//! plus what calls in flight reserve (each the most one call of that key has cost, seen on
+//! this instance) stays within the budget; beyond that, only when the instance has no other
+//! call of that key in flight. So a budget is overspent by at most one call per instance.
+
+pub mod keys;
+mod shared;
+pub mod spend;
+pub mod windows;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::events::Interaction;
+use crate::http::Request;
+use crate::store::Store;
+use keys::{KeyHash, KeyRecord};
+use spend::{Charge, DayTotals, Ledger, Period, WindowId};
+use windows::{Refusal, Usage, Window};
+
+/// How long an instance sharing Redis trusts its copy of the keys (a key blocked or deleted
+/// elsewhere is refused here within this time).
+pub const KEY_CACHE: Duration = Duration::from_secs(5);
+/// How often the embedded backend saves spend.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// Store spaces (document API).
+const KEYS: &str = "keys";
+const SPEND_WINDOWS: &str = "spend_windows";
+const SPEND_DAYS: &str = "spend_days";
+
+/// Who a request is, once authenticated.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    /// The admin key (`ADMIN_API_KEY` or the config file's `master_key`): every route, no
+    /// limit, named `admin`.
+    Admin,
+    Key(Arc<KeyRecord>),
+}
+
+impl Caller {
+    pub fn name(&self) -> &str {
+        match self {
+            Caller::Admin => "admin",
+            Caller::Key(k) => k.name(),
+        }
+    }
+
+    pub fn team(&self) -> Option<&str> {
+        match self {
+            Caller::Admin => None,
+            Caller::Key(k) => k.team_id.as_deref(),
+        }
+    }
+
+    /// Whether the caller may call `model` (the admin may call any).
+    pub fn allows(&self, model: &str) -> bool {
+        match self {
+            Caller::Admin => true,
+            Caller::Key(k) => k.allows(model),
+        }
+    }
+
+    pub fn refuses_unpriced(&self) -> bool {
+        matches!(self, Caller::Key(k) if k.refuse_unpriced)
+    }
+}
+
+/// An admitted call: what to settle when it ends.
+#[derive(Debug)]
+pub struct Admission {
+    pub caller: Caller,
+    /// The second it was admitted (its tokens' bucket) and its token estimate.
+    second: i64,
+    estimate: u64,
+    /// Budget reserved on this instance while in flight.
+    reserved: f64,
+    /// An API call (rate-limited and charged); else only authenticated.
+    counted: bool,
+    /// The `x-ratelimit-*` headers for every answer.
+    pub headers: Vec<(String, String)>,
+}
+
+/// What a route needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guard {
+    /// No key (`/health`).
+    Open,
+    /// A gateway key (or the admin key); `counted`: rate limits and budgets apply.
+    Client { counted: bool },
+    /// The admin key.
+    Admin,
+}
+
+/// One instance's calls in flight for a budgeted key, and the most one call cost.
+#[derive(Default)]
+struct InFlight {
+    calls: u32,
+    reserved: f64,
+    max_cost: f64,
+    /// A call of the key has ended here: `max_cost` is known.
+    settled: bool,
+}
+
+/// How rate limits and spend are kept.
+enum Backend {
+    Embedded {
+        windows: Mutex<HashMap<KeyHash, Window>>,
+        ledger: Arc<Mutex<Ledger>>,
+    },
+    Redis(shared::Shared),
+}
+
+pub struct Access {
+    admin: Option<KeyHash>,
+    /// Keys from the environment: always present, never stored.
+    fixed: Vec<Arc<KeyRecord>>,
+    keys: RwLock<HashMap<KeyHash, Arc<KeyRecord>>>,
+    /// When the Redis backend last read every key.
+    refreshed: Mutex<Instant>,
+    store: Store,
+    backend: Backend,
+    in_flight: Mutex<HashMap<KeyHash, InFlight>>,
+    /// Redis down: admit keys with limits anyway (`REDIS_FAIL_OPEN`).
+    fail_open: bool,
+    clock: fn() -> i64,
+    saver: Mutex<Option<(crossbeam_channel::Sender<()>, JoinHandle<()>)>>,
+    /// Stops the saver and the saves.
+    stopped: AtomicBool,
+}
+
+fn unix_now() -> i64 {
+    crate::events::unix_now() as i64
+}
+
+impl Access {
+    /// The keys of the environment and the store, and the backend the store implies. The
+    /// embedded backend loads its spend and starts its saver.
+    pub fn new(config: &Config, store: Store) -> Result<Arc<Access>, String> {
+        Access::with_clock(config, store, unix_now)
+    }
+
+    /// As [`Access::new`], with the clock tests move.
+    pub fn with_clock(
+        config: &Config,
+        store: Store,
+        clock: fn() -> i64,
+    ) -> Result<Arc<Access>, String> {
+        let now = clock();
+        let fixed: Vec<Arc<KeyRecord>> = match &config.gateway_api_keys {
+            Some(list) => keys::parse_env_list(list, now)
+                .map_err(|e| format!("GATEWAY_API_KEYS: {e}"))?
+                .into_iter()
+                .map(|(_, record)| Arc::new(record))
+                .collect(),
+            None => Vec::new(),
+        };
+        let backend = match store.redis() {
+            Some(_) => Backend::Redis(shared::Shared::new(store.clone())),
+            None => {
+                let windows = store
+                    .list(SPEND_WINDOWS)
+                    .map_err(|e| format!("reading spend: {e}"))?
+                    .into_iter()
+                    .filter_map(|(_, v)| serde_json::from_slice::<(WindowId, f64)>(&v).ok())
+                    .collect();
+                let days = store
+                    .list(SPEND_DAYS)
+                    .map_err(|e| format!("reading spend: {e}"))?
+                    .into_iter()
+                    .filter_map(|(_, v)| serde_json::from_slice::<DayTotals>(&v).ok())
+                    .collect();
+                Backend::Embedded {
+                    windows: Mutex::default(),
+                    ledger: Arc::new(Mutex::new(Ledger::load(windows, days))),
+                }
+            }
+        };
+        let access = Arc::new(Access {
+            admin: admin_key(config)?.as_deref().map(KeyHash::of),
+            fixed,
+            keys: RwLock::default(),
+            refreshed: Mutex::new(Instant::now()),
+            store,
+            backend,
+            in_flight: Mutex::default(),
+            fail_open: config.redis_fail_open,
+            clock,
+            saver: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+        });
+        if let Err(e) = access.reload_keys() {
+            // Only Redis can be unreachable; the environment's keys still work and the
+            // stored ones are read again on the next request.
+            log::warn!("gateway keys: {e}");
+        }
+        if let Backend::Embedded { ledger, .. } = &access.backend {
+            let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+            let (ledger, store) = (ledger.clone(), access.store.clone());
+            let thread = std::thread::Builder::new()
+                .name("spend-saver".into())
+                .spawn(move || loop {
+                    let stop = !matches!(
+                        rx.recv_timeout(SAVE_EVERY),
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                    );
+                    save(&ledger, &store);
+                    if stop {
+                        break;
+                    }
+                })
+                .map_err(|e| format!("cannot start the spend saver: {e}"))?;
+            *access.saver.lock().unwrap_or_else(|e| e.into_inner()) = Some((tx, thread));
+        }
+        Ok(access)
+    }
+
+    /// Saves the spend not saved yet and stops saving (at shutdown).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        let saver = self.saver.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((tx, thread)) = saver {
+            let _ = tx.send(());
+            let _ = thread.join();
+        }
+    }
+
+    /// Whether any key is configured: if not, the gateway is open as it was.
+    pub fn enabled(&self) -> bool {
+        self.admin.is_some() || !self.read_keys().is_empty()
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    fn read_keys(&self) -> std::sync::RwLockReadGuard<'_, HashMap<KeyHash, Arc<KeyRecord>>> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads every stored key again (and the environment's).
+    fn reload_keys(&self) -> Result<(), String> {
+        *self.refreshed.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        let mut all: HashMap<KeyHash, Arc<KeyRecord>> = HashMap::new();
+        let stored = self.store.list(KEYS);
+        for record in &self.fixed {
+            if let Some(hash) = record.hash() {
+                all.insert(hash, record.clone());
+            }
+        }
+        let stored = stored.map_err(|e| format!("reading keys: {e}"))?;
+        for (_, bytes) in stored {
+            if let Ok(record) = serde_json::from_slice::<KeyRecord>(&bytes) {
+                if let Some(hash) = record.hash() {
+                    all.insert(hash, Arc::new(record));
+                }
+            }
+        }
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = all;
+        Ok(())
+    }
+
+    /// The key with this hash: from memory, or (sharing Redis) from the store when the copy
+    /// is old or lacks it.
+    fn find(&self, hash: &KeyHash) -> Result<Option<Arc<KeyRecord>>, ApiError> {
+        let shared = matches!(self.backend, Backend::Redis(_));
+        if shared {
+            let stale = self
+                .refreshed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .elapsed()
+                > KEY_CACHE;
+            if stale {
+                if let Err(e) = self.reload_keys() {
+                    log::warn!("gateway keys: {e}");
+                }
+            }
+        }
+        if let Some(found) = self.read_keys().get(hash) {
+            return Ok(Some(found.clone()));
+        }
+        if !shared {
+            return Ok(None);
+        }
+        match self.store.get(KEYS, &hash.hex()) {
+            Ok(Some(bytes)) => {
+                let record = serde_json::from_slice::<KeyRecord>(&bytes)
+                    .ok()
+                    .map(Arc::new);
+                if let Some(record) = &record {
+                    self.keys
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(*hash, record.clone());
+                }
+                Ok(record)
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(store_down(&e.to_string())),
+        }
+    }
+
+    /// Authenticates a request for a route: `None` when no key is needed (none configured,
+    /// or an open route); else the caller, or the 401 to answer.
+    pub fn authenticate(&self, req: &Request, guard: Guard) -> Result<Option<Caller>, ApiError> {
+        if guard == Guard::Open || !self.enabled() {
+            return Ok(None);
+        }
+        let Some(secret) = keys::presented(req) else {
+            return Err(unauthorized(
+                "You didn't provide an API key. Send your gateway key in an Authorization header \
+                 (Authorization: Bearer sk-gw-...), or as x-api-key.",
+            ));
+        };
+        let hash = KeyHash::of(&secret);
+        if self.admin.is_some_and(|admin| admin == hash) {
+            return Ok(Some(Caller::Admin));
+        }
+        if guard == Guard::Admin {
+            return Err(unauthorized(
+                "This route takes the admin key (ADMIN_API_KEY), not a gateway key.",
+            ));
+        }
+        let Some(record) = self.find(&hash)? else {
+            return Err(unauthorized(format!(
+                "Incorrect API key provided: {}. Check the gateway key you were given.",
+                keys::display_name(&secret)
+            )));
+        };
+        if record.blocked {
+            return Err(unauthorized(format!(
+                "The key {} is blocked.",
+                record.name()
+            )));
+        }
+        if record.expires_at.is_some_and(|t| t <= (self.clock)()) {
+            return Err(unauthorized(format!(
+                "The key {} has expired.",
+                record.name()
+            )));
+        }
+        Ok(Some(Caller::Key(record)))
+    }
+
+    /// Admits an authenticated call: rate limits and budgets for a counted route. `estimate`
+    /// is its prompt's tokens as guessed from the body.
+    pub fn admit(
+        &self,
+        caller: Caller,
+        counted: bool,
+        estimate: u64,
+    ) -> Result<Admission, ApiError> {
+        let mut admission = Admission {
+            caller,
+            second: (self.clock)(),
+            estimate,
+            reserved: 0.0,
+            counted,
+            headers: Vec::new(),
+        };
+        let Caller::Key(key) = admission.caller.clone() else {
+            return Ok(admission);
+        };
+        if !counted || !key.is_limited() {
+            return Ok(admission);
+        }
+        let hash = key.hash().unwrap_or(KeyHash([0; 32]));
+        let now = admission.second;
+        let reserve = self.reservation(&hash, &key);
+        let usage = match &self.backend {
+            Backend::Embedded { windows, ledger } => {
+                for budget in &key.budgets {
+                    let spent = ledger.lock().unwrap_or_else(|e| e.into_inner()).spent(
+                        &key.token,
+                        budget.period,
+                        now,
+                    );
+                    check_budget(&key, budget, spent, reserve)?;
+                }
+                let mut windows = windows.lock().unwrap_or_else(|e| e.into_inner());
+                let window = windows.entry(hash).or_default();
+                window.admit(now, key.rpm_limit, key.tpm_limit, estimate)
+            }
+            Backend::Redis(shared) => match shared.admit(&key, now, estimate, reserve) {
+                Ok(result) => result?,
+                Err(e) if self.fail_open => {
+                    log::warn!("key {}: admitted without limits: {e}", key.name());
+                    admission.counted = false;
+                    return Ok(admission);
+                }
+                Err(e) => return Err(store_down(&e)),
+            },
+        };
+        let usage = usage.map_err(|refusal| rate_limited(&key, refusal))?;
+        admission.headers = limit_headers(&key, usage);
+        if !key.budgets.is_empty() {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = in_flight.entry(hash).or_default();
+            entry.calls += 1;
+            entry.reserved += reserve.this;
+            admission.reserved = reserve.this;
+        }
+        Ok(admission)
+    }
+
+    /// What a new call of a budgeted key reserves on this instance, and what calls in flight
+    /// here reserve already.
+    fn reservation(&self, hash: &KeyHash, key: &KeyRecord) -> Reserve {
+        if key.budgets.is_empty() {
+            return Reserve {
+                alone: true,
+                ..Reserve::default()
+            };
+        }
+        let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        in_flight.get(hash).map_or(
+            Reserve {
+                alone: true,
+                ..Reserve::default()
+            },
+            |f| Reserve {
+                this: f.max_cost,
+                in_flight: f.reserved,
+                alone: f.calls == 0,
+                known: f.settled,
+            },
+        )
+    }
+
+    /// Settles an admitted call from its record: tokens into the tpm window, cost into the
+    /// budgets and the day's totals.
+    pub fn settle(&self, admission: Admission, record: &Interaction) {
+        let Caller::Key(key) = &admission.caller else {
+            return;
+        };
+        if !admission.counted {
+            return;
+        }
+        let now = (self.clock)();
+        let hash = key.hash().unwrap_or(KeyHash([0; 32]));
+        let tokens = record
+            .usage
+            .as_ref()
+            .and_then(crate::pricing::Tokens::from_usage);
+        let (prompt, completion) = tokens.map_or((0, 0), |t| (t.prompt, t.completion));
+        let cost = record.cost.filter(|c| c.is_finite() && *c >= 0.0);
+        if !key.budgets.is_empty() {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = in_flight.get_mut(&hash) {
+                entry.calls = entry.calls.saturating_sub(1);
+                entry.reserved = (entry.reserved - admission.reserved).max(0.0);
+                entry.max_cost = entry.max_cost.max(cost.unwrap_or(0.0));
+                entry.settled = true;
+                if entry.calls == 0 {
+                    entry.reserved = 0.0;
+                }
+            }
+        }
+        let charge = (tokens.is_some() || cost.is_some()).then(|| Charge {
+            token: key.token.clone(),
+            key_name: key.name().to_string(),
+            team: key.team_id.clone(),
+            user: key.user_id.clone(),
+            model: record
+                .model_requested
+                .clone()
+                .or_else(|| record.model.clone())
+                .unwrap_or_default(),
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            cost,
+        });
+        let periods: Vec<Period> = key.budgets.iter().map(|b| b.period).collect();
+        match &self.backend {
+            Backend::Embedded { windows, ledger } => {
+                if key.tpm_limit.is_some() {
+                    let mut windows = windows.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(window) = windows.get_mut(&hash) {
+                        window.settle(
+                            now,
+                            admission.second,
+                            admission.estimate,
+                            prompt + completion,
+                        );
+                    }
+                }
+                if let Some(charge) = charge {
+                    let mut ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
+                    ledger.charge(&charge, &periods, now);
+                }
+            }
+            Backend::Redis(shared) => {
+                let settled = shared.settle(
+                    key,
+                    now,
+                    admission.second,
+                    admission.estimate,
+                    prompt + completion,
+                    admission.reserved,
+                    charge.as_ref(),
+                    &periods,
+                );
+                if let Err(e) = settled {
+                    log::error!("key {}: spend not recorded: {e}", key.name());
+                }
+            }
+        }
+    }
+
+    /// What a key spent in the current window of `period`.
+    pub fn spent(&self, key: &KeyRecord, period: Period) -> Result<f64, String> {
+        let now = (self.clock)();
+        match &self.backend {
+            Backend::Embedded { ledger, .. } => Ok(ledger
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .spent(&key.token, period, now)),
+            Backend::Redis(shared) => shared.spent(&key.token, period, now),
+        }
+    }
+
+    /// Every day's totals between two days (`YYYY-MM-DD`, inclusive).
+    pub fn days(&self, from: &str, to: &str) -> Result<Vec<DayTotals>, String> {
+        let all = match &self.backend {
+            Backend::Embedded { ledger, .. } => {
+                ledger.lock().unwrap_or_else(|e| e.into_inner()).days()
+            }
+            Backend::Redis(shared) => shared.days(from, to, (self.clock)())?,
+        };
+        Ok(all
+            .into_iter()
+            .filter(|d| d.day.as_str() >= from && d.day.as_str() <= to)
+            .collect())
+    }
+
+    /// Every key: the environment's and the stored ones.
+    pub fn list(&self) -> Result<Vec<Arc<KeyRecord>>, String> {
+        if matches!(self.backend, Backend::Redis(_)) {
+            self.reload_keys()?;
+        }
+        let mut all: Vec<_> = self.read_keys().values().cloned().collect();
+        all.sort_by(|a, b| (a.created_at, &a.token).cmp(&(b.created_at, &b.token)));
+        Ok(all)
+    }
+
+    /// The key a reference (the key, or its hash) names.
+    pub fn get(&self, reference: &str) -> Result<Option<Arc<KeyRecord>>, ApiError> {
+        self.find(&KeyHash::of_reference(reference))
+    }
+
+    /// Stores a key made or changed through the admin API.
+    pub fn put(&self, record: KeyRecord) -> Result<Arc<KeyRecord>, String> {
+        let bytes = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+        self.store
+            .put(KEYS, &record.token, &bytes, None)
+            .map_err(|e| format!("storing the key: {e}"))?;
+        let record = Arc::new(record);
+        if let Some(hash) = record.hash() {
+            self.keys
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(hash, record.clone());
+        }
+        Ok(record)
+    }
+
+    /// Deletes a stored key; false when there was none.
+    pub fn delete(&self, hash: &KeyHash) -> Result<bool, String> {
+        let deleted = self
+            .store
+            .delete(KEYS, &hash.hex())
+            .map_err(|e| format!("deleting the key: {e}"))?;
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(hash);
+        Ok(deleted)
+    }
+
+    /// Sets a key's spend in its current windows (`/key/update` with `spend`).
+    pub fn set_spend(&self, key: &KeyRecord, spend: f64) -> Result<(), String> {
+        let now = (self.clock)();
+        let mut periods = vec![Period::Total];
+        periods.extend(key.budgets.iter().map(|b| b.period));
+        match &self.backend {
+            Backend::Embedded { ledger, .. } => {
+                ledger
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .set(&key.token, &periods, spend, now);
+                Ok(())
+            }
+            Backend::Redis(shared) => shared.set_spend(&key.token, &periods, spend, now),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// Whether a key from the environment is behind this hash (it cannot be changed through
+    /// the API).
+    pub fn is_fixed(&self, hash: &KeyHash) -> bool {
+        self.fixed.iter().any(|k| k.hash().as_ref() == Some(hash))
+    }
+
+    /// Every key's spend in its first budget's window and in total, for `/metrics`.
+    pub fn spend_by_key(&self) -> Vec<(String, Option<String>, f64)> {
+        let keys: Vec<_> = self.read_keys().values().cloned().collect();
+        keys.iter()
+            .filter_map(|k| {
+                let total = self.spent(k, Period::Total).ok()?;
+                Some((k.name().to_string(), k.team_id.clone(), total))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Access {
+    fn drop(&mut self) {
+        if !self.stopped.load(Ordering::Relaxed) {
+            self.stop();
+        }
+    }
+}
+
+/// Listening beyond this machine with a provider's key and no gateway key would let anyone
+/// who reaches the port spend the provider credit: refused, unless `ALLOW_UNAUTHENTICATED`.
+pub fn refuse_unauthenticated(config: &Config, access: &Access) -> Result<(), String> {
+    let provider_key = crate::providers::registry::PROVIDERS.iter().any(|p| {
+        let settings = config.provider(p.name);
+        settings.api_key.is_some()
+            || p.extra_vars
+                .iter()
+                .any(|e| e.secret && settings.extra(e.var).is_some())
+    });
+    if config.host.is_loopback() || config.allow_unauthenticated || !provider_key {
+        return Ok(());
+    }
+    if access.enabled() {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to listen on {} with a provider key and no gateway key: anyone who reaches \
+         the port would spend the provider credit. Set GATEWAY_API_KEYS (or ADMIN_API_KEY and \
+         make keys with POST /key/generate), or HOST=127.0.0.1, or ALLOW_UNAUTHENTICATED=true \
+         if something in front already authenticates.",
+        config.host
+    ))
+}
+
+/// The admin key: `ADMIN_API_KEY`, else the config file's `general_settings.master_key`
+/// (`os.environ/NAME`, or written in the file).
+fn admin_key(config: &Config) -> Result<Option<String>, String> {
+    if let Some(key) = &config.admin_api_key {
+        return Ok(Some(key.clone()));
+    }
+    let Some(path) = &config.config_file else {
+        return Ok(None);
+    };
+    let file = crate::router::file::read(path).map_err(|e| e.to_string())?;
+    Ok(match file.master_key {
+        Some(crate::router::file::Secret::Env(name)) => Some(
+            std::env::var(&name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| {
+                    format!("general_settings.master_key names os.environ/{name}, which is not set")
+                })?,
+        ),
+        Some(crate::router::file::Secret::Literal(key)) => Some(key),
+        None => None,
+    })
+}
+
+/// Saves what changed in the ledger.
+fn save(ledger: &Mutex<Ledger>, store: &Store) {
+    let (windows, days) = ledger
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take_dirty();
+    for (id, spent) in windows {
+        let name = format!("{}|{}|{}", id.key, id.period, id.window);
+        let bytes = serde_json::to_vec(&(id, spent)).unwrap_or_default();
+        if let Err(e) = store.put(SPEND_WINDOWS, &name, &bytes, None) {
+            log::error!("saving spend: {e}");
+        }
+    }
+    for totals in days {
+        let bytes = serde_json::to_vec(&totals).unwrap_or_default();
+        if let Err(e) = store.put(SPEND_DAYS, &totals.id(), &bytes, None) {
+            log::error!("saving spend: {e}");
+        }
+    }
+}
+
+/// A new call's budget reservation on this instance.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reserve {
+    /// What it reserves: the most one call of the key has cost here.
+    pub this: f64,
+    /// What calls in flight here reserve already.
+    pub in_flight: f64,
+    /// No other call of the key is in flight here.
+    pub alone: bool,
+    /// A call of the key has ended here, so `this` is a cost seen, not a guess.
+    pub known: bool,
+}
+
+impl Reserve {
+    /// Whether a call may start with `spent` of `max` gone and `reserved` held by calls in
+    /// flight: when it is the only call of its key in flight here, or when the spend plus
+    /// the reservations, its own included, stays within the budget (at most one call per
+    /// instance can overspend).
+    pub fn fits(&self, spent: f64, reserved: f64, max: f64) -> bool {
+        spent < max && (self.alone || (self.known && spent + reserved + self.this <= max))
+    }
+}
+
+fn check_budget(
+    key: &KeyRecord,
+    budget: &spend::Budget,
+    spent: f64,
+    reserve: Reserve,
+) -> Result<(), ApiError> {
+    if reserve.fits(spent, reserve.in_flight, budget.max_budget) {
+        return Ok(());
+    }
+    Err(over_budget(key, budget, spent))
+}
+
+/// The refusal for a key's budget number `index` that the shared store found spent.
+pub(crate) fn check_or_refuse(key: &KeyRecord, index: usize, spent: f64) -> ApiError {
+    match key.budgets.get(index) {
+        Some(budget) => over_budget(key, budget, spent),
+        None => store_down("the admission script named no budget"),
+    }
+}
+
+pub fn over_budget(key: &KeyRecord, budget: &spend::Budget, spent: f64) -> ApiError {
+    let period = budget
+        .period
+        .label()
+        .map_or(String::new(), |l| format!(" per {l}"));
+    ApiError::new(
+        429,
+        "insufficient_quota",
+        Some("insufficient_quota"),
+        format!(
+            "The key {} has spent its budget: {spent:.6} of {:.6} USD{period}.",
+            key.name(),
+            budget.max_budget
+        ),
+    )
+}
+
+/// 401 `invalid_api_key`.
+pub fn unauthorized(message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        401,
+        "invalid_request_error",
+        Some("invalid_api_key"),
+        message,
+    )
+}
+
+/// 403: the key may not call this model.
+pub fn model_not_allowed(caller: &Caller, model: &str) -> ApiError {
+    let mut e = ApiError::new(
+        403,
+        "invalid_request_error",
+        Some("model_not_allowed"),
+        format!(
+            "The key {} is not allowed to call the model `{model}`.",
+            caller.name()
+        ),
+    );
+    e.param = Some("model".into());
+    e
+}
+
+/// 403: the key refuses models without a known price, and this one has none.
+pub fn model_not_priced(caller: &Caller, model: &str) -> ApiError {
+    let mut e = ApiError::new(
+        403,
+        "invalid_request_error",
+        Some("model_not_priced"),
+        format!(
+            "The key {} may only call models with a known price, and `{model}` has none \
+             (PRICES_FILE or the config file's model_info can give it one).",
+            caller.name()
+        ),
+    );
+    e.param = Some("model".into());
+    e
+}
+
+/// 503: the shared store cannot be reached and the key has limits.
+fn store_down(why: &str) -> ApiError {
+    let mut e = ApiError::new(
+        503,
+        "server_error",
+        Some("store_unavailable"),
+        format!(
+            "The gateway cannot check this key's limits: its shared store is unreachable ({why}). \
+             Retry shortly."
+        ),
+    );
+    e.headers.push(("retry-after".into(), "1".into()));
+    e
+}
+
+/// 429 `rate_limit_exceeded` with `retry-after`.
+fn rate_limited(key: &KeyRecord, refusal: Refusal) -> ApiError {
+    let (what, limit, retry_after) = match refusal {
+        Refusal::Requests { retry_after } => ("requests", key.rpm_limit, retry_after),
+        Refusal::Tokens { retry_after } => ("tokens", key.tpm_limit, retry_after),
+    };
+    let mut e = ApiError::new(
+        429,
+        what,
+        Some("rate_limit_exceeded"),
+        format!(
+            "Rate limit reached for key {} on {what} per min (RPM/TPM): limit {}. \
+             Please try again in {retry_after}s.",
+            key.name(),
+            limit.unwrap_or(0)
+        ),
+    );
+    e.headers
+        .push(("retry-after".into(), retry_after.to_string()));
+    e.headers.extend(limit_headers(
+        key,
+        Usage {
+            requests: key.rpm_limit.unwrap_or(0),
+            tokens: key.tpm_limit.unwrap_or(0),
+            requests_reset: retry_after,
+            tokens_reset: retry_after,
+        },
+    ));
+    e
+}
+
+/// OpenAI's `x-ratelimit-*` headers for a key's limits after this request.
+pub fn limit_headers(key: &KeyRecord, usage: Usage) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    let mut add = |what: &str, limit: Option<u64>, used: u64, reset: u64| {
+        if let Some(limit) = limit {
+            headers.push((format!("x-ratelimit-limit-{what}"), limit.to_string()));
+            headers.push((
+                format!("x-ratelimit-remaining-{what}"),
+                limit.saturating_sub(used).to_string(),
+            ));
+            headers.push((format!("x-ratelimit-reset-{what}"), format!("{reset}s")));
+        }
+    };
+    add(
+        "requests",
+        key.rpm_limit,
+        usage.requests,
+        usage.requests_reset,
+    );
+    add("tokens", key.tpm_limit, usage.tokens, usage.tokens_reset);
+    headers
+}
+
+/// A key's information as LiteLLM's `/key/info` and `/key/list` show it (never the key).
+pub fn describe(access: &Access, key: &KeyRecord) -> Value {
+    let now = access.now();
+    let first = key.budgets.first();
+    let spend = first.map_or_else(
+        || access.spent(key, Period::Total),
+        |b| access.spent(key, b.period),
+    );
+    let iso = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+    };
+    let budgets: Vec<Value> = key
+        .budgets
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "max_budget": b.max_budget,
+                "budget_duration": b.period.label(),
+                "spend": access.spent(key, b.period).ok(),
+                "budget_reset_at": b.period.resets_at(now).and_then(iso),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "token": key.token,
+        "key_name": key.key_name,
+        "key_alias": key.key_alias,
+        "team_id": key.team_id,
+        "user_id": key.user_id,
+        "models": key.models,
+        "spend": spend.ok(),
+        "total_spend": access.spent(key, Period::Total).ok(),
+        "max_budget": first.map(|b| b.max_budget),
+        "budget_duration": first.and_then(|b| b.period.label()),
+        "budget_reset_at": first.and_then(|b| b.period.resets_at(now)).and_then(iso),
+        "budgets": budgets,
+        "rpm_limit": key.rpm_limit,
+        "tpm_limit": key.tpm_limit,
+        "expires": key.expires_at.and_then(iso),
+        "blocked": key.blocked,
+        "refuse_unpriced_models": key.refuse_unpriced,
+        "metadata": key.metadata,
+        "created_at": iso(key.created_at),
+        "updated_at": iso(key.updated_at),
+        "source": key.source,
+    })
+}

@@ -1,0 +1,535 @@
+//! Gateway keys on the embedded store, over real sockets: every refusal the access issue
+//! lists (401 `invalid_api_key`, 403 naming the model, 429 `rate_limit_exceeded` with
+//! `retry-after` and `x-ratelimit-*`, 429 `insufficient_quota`), LiteLLM's `/key/*` API round
+//! trip, the admin routes, spend kept across a restart, the spend report, the record naming
+//! the key and never holding it, and the refusal to listen beyond loopback unprotected.
+
+use serde_json::{json, Value};
+
+use std::time::Duration;
+
+use crate::support::client::{assert_error, send, wait_until, Reply};
+use crate::support::gateway::{temp_dir, Gateway};
+use crate::support::logs::interaction_lines;
+
+pub const ADMIN: &str = "sk-gw-test-fake-admin-0000000000000000";
+
+/// A call with the admin key.
+pub fn admin(gw: &Gateway, method: &str, path: &str, body: &Value) -> Reply {
+    let auth = format!("Bearer {ADMIN}");
+    let text = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    send(
+        gw.addr,
+        method,
+        path,
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        text.as_bytes(),
+    )
+}
+
+/// A new key from `/key/generate` with these settings.
+pub fn generate(gw: &Gateway, settings: Value) -> String {
+    let reply = admin(gw, "POST", "/key/generate", &settings);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["key"].as_str().unwrap().to_string()
+}
+
+/// A chat call to `model` with `key` as a bearer token.
+pub fn chat(addr: std::net::SocketAddr, key: &str, model: &str) -> Reply {
+    let auth = format!("Bearer {key}");
+    let body = json!({"model": model, "messages": [{"role": "user", "content": "hello there"}]});
+    send(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        body.to_string().as_bytes(),
+    )
+}
+
+/// A price table making `mock/echo` cost one cent per token, so budgets are spent.
+pub fn priced_mock() -> std::path::PathBuf {
+    let dir = temp_dir("prices");
+    let path = dir.join("prices.json");
+    let prices = json!({"mock/echo": {"input": 10000.0, "output": 10000.0}});
+    std::fs::write(&path, prices.to_string()).unwrap();
+    path
+}
+
+fn start() -> Gateway {
+    Gateway::start(&[("ADMIN_API_KEY", ADMIN)])
+}
+
+#[test]
+fn a_missing_or_unknown_key_gets_401_invalid_api_key_and_each_sdk_header_is_read() {
+    let gw = Gateway::start(&[(
+        "GATEWAY_API_KEYS",
+        "ci=sk-gw-test-fake-env-key-000000000000",
+    )]);
+    let body = json!({"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]});
+    let body = body.to_string();
+    let call = |headers: &[(&str, &str)]| {
+        send(
+            gw.addr,
+            "POST",
+            "/v1/chat/completions",
+            headers,
+            body.as_bytes(),
+        )
+    };
+    let e = assert_error(&call(&[]), 401);
+    assert_eq!(e["code"], "invalid_api_key");
+    let e = assert_error(
+        &call(&[("authorization", "Bearer sk-gw-test-fake-unknown-00000000")]),
+        401,
+    );
+    assert_eq!(e["code"], "invalid_api_key");
+    assert!(!e["message"].as_str().unwrap().contains("unknown-00000000"));
+    for header in ["x-api-key", "api-key"] {
+        let reply = call(&[(header, "sk-gw-test-fake-env-key-000000000000")]);
+        assert_eq!(reply.status, 200, "{header}: {}", reply.text());
+    }
+    let reply = call(&[(
+        "authorization",
+        "Bearer sk-gw-test-fake-env-key-000000000000",
+    )]);
+    assert_eq!(reply.status, 200);
+    // Every /v1 route is behind the key, with or without the prefix; /health is not.
+    assert_eq!(send(gw.addr, "GET", "/v1/models", &[], b"").status, 401);
+    assert_eq!(send(gw.addr, "GET", "/models", &[], b"").status, 401);
+    let messages = send(gw.addr, "POST", "/v1/messages", &[], body.as_bytes());
+    assert_eq!(messages.status, 401);
+    assert_eq!(messages.json()["error"]["type"], "authentication_error");
+    assert_eq!(send(gw.addr, "GET", "/health", &[], b"").status, 200);
+}
+
+#[test]
+fn a_blocked_or_expired_key_gets_401() {
+    let gw = start();
+    let key = generate(&gw, json!({"key_alias": "soon", "duration": "1s"}));
+    assert_eq!(chat(gw.addr, &key, "mock/echo").status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let e = assert_error(&chat(gw.addr, &key, "mock/echo"), 401);
+    assert!(e["message"].as_str().unwrap().contains("expired"), "{e:?}");
+
+    let key = generate(&gw, json!({"key_alias": "stopped"}));
+    let reply = admin(&gw, "POST", "/key/block", &json!({"key": key}));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let e = assert_error(&chat(gw.addr, &key, "mock/echo"), 401);
+    assert!(e["message"].as_str().unwrap().contains("blocked"), "{e:?}");
+    assert_eq!(
+        admin(&gw, "POST", "/key/unblock", &json!({"key": key})).status,
+        200
+    );
+    assert_eq!(chat(gw.addr, &key, "mock/echo").status, 200);
+}
+
+#[test]
+fn a_model_outside_the_keys_list_gets_403_naming_it_on_every_route() {
+    let gw = start();
+    let key = generate(&gw, json!({"models": ["mock/ec*"]}));
+    assert_eq!(chat(gw.addr, &key, "mock/echo").status, 200);
+    let e = assert_error(&chat(gw.addr, &key, "mock/lorem"), 403);
+    assert!(
+        e["message"].as_str().unwrap().contains("`mock/lorem`"),
+        "{e:?}"
+    );
+    assert_eq!(e["code"], "model_not_allowed");
+    let auth = format!("Bearer {key}");
+    let embed = json!({"model": "mock/embed", "input": "x"}).to_string();
+    let reply = send(
+        gw.addr,
+        "POST",
+        "/v1/embeddings",
+        &[("authorization", &auth)],
+        embed.as_bytes(),
+    );
+    assert_error(&reply, 403);
+    let messages = json!({"model": "mock/lorem", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]});
+    let reply = send(
+        gw.addr,
+        "POST",
+        "/v1/messages",
+        &[("x-api-key", &key)],
+        messages.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert_eq!(reply.json()["type"], "error", "Anthropic's error shape");
+}
+
+#[test]
+fn over_the_rpm_limit_a_key_gets_429_with_retry_after_and_ratelimit_headers() {
+    let gw = start();
+    let key = generate(&gw, json!({"rpm_limit": 3, "key_alias": "three-a-minute"}));
+    for n in 0..3 {
+        let reply = chat(gw.addr, &key, "mock/echo");
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("x-ratelimit-limit-requests"), Some("3"));
+        let left = (2 - n).to_string();
+        assert_eq!(
+            reply.header("x-ratelimit-remaining-requests"),
+            Some(left.as_str())
+        );
+        assert!(reply
+            .header("x-ratelimit-reset-requests")
+            .unwrap()
+            .ends_with('s'));
+    }
+    let reply = chat(gw.addr, &key, "mock/echo");
+    let e = assert_error(&reply, 429);
+    assert_eq!(e["code"], "rate_limit_exceeded");
+    assert_eq!(e["type"], "requests");
+    let retry: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(reply.header("x-ratelimit-remaining-requests"), Some("0"));
+    // The record of the refusal names the key.
+    let logs = gw.stop_keeping_logs();
+    let lines = interaction_lines(&logs);
+    let refused = lines.iter().find(|l| l["http_status"] == 429).unwrap();
+    assert_eq!(refused["key_name"], "three-a-minute");
+    let _ = std::fs::remove_dir_all(logs);
+}
+
+#[test]
+fn the_tpm_window_is_charged_with_the_real_usage() {
+    let gw = start();
+    let key = generate(&gw, json!({"tpm_limit": 40}));
+    let auth = format!("Bearer {key}");
+    // mock/lorem writes as many words as the prompt asks: 30 completion tokens.
+    let body = json!({"model": "mock/lorem", "messages": [{"role": "user", "content": "30"}]});
+    let call = || {
+        send(
+            gw.addr,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            body.to_string().as_bytes(),
+        )
+    };
+    let first = call();
+    assert_eq!(first.status, 200, "{}", first.text());
+    // The estimate was small; the usage (about 31 tokens) is what the window now holds.
+    let second = call();
+    let e = assert_error(&second, 429);
+    assert_eq!(e["type"], "tokens");
+    assert!(second.header("retry-after").is_some());
+}
+
+#[test]
+fn a_spent_budget_gets_429_insufficient_quota_and_key_info_reports_the_spend() {
+    let prices = priced_mock();
+    let gw = Gateway::start(&[
+        ("ADMIN_API_KEY", ADMIN),
+        ("PRICES_FILE", prices.to_str().unwrap()),
+    ]);
+    let key = generate(
+        &gw,
+        json!({"max_budget": 0.05, "budget_duration": "1d", "team_id": "research"}),
+    );
+    let mut served = 0;
+    let refused = loop {
+        let reply = chat(gw.addr, &key, "mock/echo");
+        if reply.status != 200 {
+            break reply;
+        }
+        served += 1;
+        assert!(served < 20, "the budget stops the key");
+    };
+    let e = assert_error(&refused, 429);
+    assert_eq!(e["type"], "insufficient_quota");
+    assert_eq!(e["code"], "insufficient_quota");
+    let info = admin(&gw, "GET", &format!("/key/info?key={key}"), &Value::Null).json();
+    let spend = info["info"]["spend"].as_f64().unwrap();
+    assert!(spend >= 0.05, "{info}");
+    assert_eq!(info["info"]["budget_duration"], "1d");
+    assert!(info["info"]["budget_reset_at"]
+        .as_str()
+        .unwrap()
+        .ends_with("T00:00:00Z"));
+    // A key reads its own info (its spend), not another's.
+    let own = send(
+        gw.addr,
+        "GET",
+        "/key/info",
+        &[("authorization", &format!("Bearer {key}"))],
+        b"",
+    );
+    assert_eq!(own.status, 200);
+    assert_eq!(own.json()["info"]["spend"], info["info"]["spend"]);
+    let _ = std::fs::remove_dir_all(prices.parent().unwrap());
+}
+
+#[test]
+fn the_litellm_key_api_round_trips() {
+    let gw = start();
+    let reply = admin(
+        &gw,
+        "POST",
+        "/key/generate",
+        &json!({"key_alias": "ci-bot", "models": ["mock/*"], "rpm_limit": 100, "tpm_limit": 5000,
+                "max_budget": 10, "budget_duration": "1mo", "team_id": "platform", "user_id": "ann",
+                "metadata": {"ticket": "OPS-1"}, "duration": "30d"}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let made = reply.json();
+    let key = made["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("sk-gw-") && key.len() == 49, "{key}");
+    let token = made["token"].as_str().unwrap().to_string();
+    assert_eq!(token.len(), 64);
+    assert_eq!(made["key_alias"], "ci-bot");
+    assert_eq!(made["budget_duration"], "1mo");
+    assert!(made["expires"].is_string());
+
+    // Shown once: info and list give the hash, never the key.
+    let info = admin(&gw, "GET", &format!("/key/info?key={token}"), &Value::Null);
+    assert_eq!(info.status, 200);
+    assert!(!info.text().contains(&key));
+    assert_eq!(info.json()["info"]["metadata"]["ticket"], "OPS-1");
+    assert_eq!(info.json()["info"]["team_id"], "platform");
+    let list = admin(&gw, "GET", "/key/list", &Value::Null).json();
+    assert_eq!(list["keys"], json!([token]));
+    assert_eq!(list["total_count"], 1);
+    let full = admin(
+        &gw,
+        "GET",
+        "/key/list?return_full_object=true&team_id=platform",
+        &Value::Null,
+    );
+    assert_eq!(full.json()["keys"][0]["key_alias"], "ci-bot");
+    assert!(!full.text().contains(&key));
+
+    // Update: the fields given change, the rest stays.
+    let updated = admin(
+        &gw,
+        "POST",
+        "/key/update",
+        &json!({"key": key, "rpm_limit": 1, "models": ["mock/echo"]}),
+    );
+    assert_eq!(updated.status, 200, "{}", updated.text());
+    let updated = updated.json();
+    assert_eq!(updated["rpm_limit"], 1);
+    assert_eq!(updated["tpm_limit"], 5000);
+    assert_eq!(updated["key_alias"], "ci-bot");
+    assert_eq!(chat(gw.addr, &key, "mock/echo").status, 200);
+    assert_eq!(chat(gw.addr, &key, "mock/echo").status, 429);
+
+    // Fields LiteLLM has and the gateway lacks are refused, not ignored; typos too.
+    let e = assert_error(
+        &admin(
+            &gw,
+            "POST",
+            "/key/generate",
+            &json!({"max_parallel_requests": 2}),
+        ),
+        400,
+    );
+    assert_eq!(e["param"], "max_parallel_requests");
+    assert_error(
+        &admin(&gw, "POST", "/key/generate", &json!({"rpm_limt": 2})),
+        400,
+    );
+    assert_error(
+        &admin(
+            &gw,
+            "POST",
+            "/key/generate",
+            &json!({"key_alias": "ci-bot"}),
+        ),
+        400,
+    );
+    assert_error(
+        &admin(
+            &gw,
+            "POST",
+            "/key/generate",
+            &json!({"budget_duration": "1y", "max_budget": 1}),
+        ),
+        400,
+    );
+
+    // Delete by alias; then the key is unknown.
+    let deleted = admin(
+        &gw,
+        "POST",
+        "/key/delete",
+        &json!({"key_aliases": ["ci-bot"]}),
+    );
+    assert_eq!(deleted.json()["deleted_keys"], json!([token]));
+    assert_error(&chat(gw.addr, &key, "mock/echo"), 401);
+    assert_error(
+        &admin(&gw, "POST", "/key/delete", &json!({"keys": [key]})),
+        404,
+    );
+    assert_error(&admin(&gw, "GET", "/key/info?key=nope", &Value::Null), 404);
+}
+
+#[test]
+fn admin_routes_take_the_admin_key_and_health_stays_open() {
+    let gw = start();
+    let key = generate(&gw, json!({}));
+    let bearer = format!("Bearer {key}");
+    for path in [
+        "/metrics",
+        "/metrics/prometheus",
+        "/dashboard",
+        "/docs",
+        "/openapi.json",
+        "/admin/spend",
+        "/key/list",
+    ] {
+        let none = send(gw.addr, "GET", path, &[], b"");
+        assert_eq!(none.status, 401, "{path}");
+        assert!(none
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Basic"));
+        let with_key = send(gw.addr, "GET", path, &[("authorization", &bearer)], b"");
+        assert_eq!(with_key.status, 401, "{path} with a gateway key");
+        assert_eq!(admin(&gw, "GET", path, &Value::Null).status, 200, "{path}");
+    }
+    // A browser sends the admin key as Basic auth's password.
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("admin:{ADMIN}")
+        )
+    );
+    let page = send(
+        gw.addr,
+        "GET",
+        "/dashboard",
+        &[("authorization", &basic)],
+        b"",
+    );
+    assert_eq!(page.status, 200);
+    assert_eq!(send(gw.addr, "GET", "/health", &[], b"").status, 200);
+    // The admin key calls any model, as LiteLLM's master key does.
+    assert_eq!(chat(gw.addr, ADMIN, "mock/echo").status, 200);
+}
+
+#[test]
+fn without_any_key_configured_the_gateway_stays_open() {
+    let gw = Gateway::start(&[]);
+    let reply = send(
+        gw.addr,
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        json!({"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(reply.status, 200);
+    assert!(reply.header("x-ratelimit-limit-requests").is_none());
+    assert_eq!(send(gw.addr, "GET", "/metrics", &[], b"").status, 200);
+    let logs = gw.stop_keeping_logs();
+    let line = &interaction_lines(&logs)[0];
+    assert!(line.as_object().unwrap().contains_key("key_name"));
+    assert!(line["key_name"].is_null() && line["team"].is_null());
+    let _ = std::fs::remove_dir_all(logs);
+}
+
+#[test]
+fn a_restart_keeps_keys_and_spend_and_the_report_groups_it() {
+    let prices = priced_mock();
+    let data = temp_dir("restart-data");
+    let vars = [
+        ("ADMIN_API_KEY", ADMIN),
+        ("PRICES_FILE", prices.to_str().unwrap()),
+        ("DATA_DIR", data.to_str().unwrap()),
+    ];
+    let gw = Gateway::start(&vars);
+    let key = generate(
+        &gw,
+        json!({"key_alias": "kept", "team_id": "blue", "max_budget": 100}),
+    );
+    for _ in 0..3 {
+        assert_eq!(chat(gw.addr, &key, "mock/echo").status, 200);
+    }
+    let before = admin(&gw, "GET", &format!("/key/info?key={key}"), &Value::Null).json();
+    let spent = before["info"]["spend"].as_f64().unwrap();
+    assert!(spent > 0.0);
+    assert!(gw.shutdown());
+
+    let gw = Gateway::start(&vars);
+    let after = admin(&gw, "GET", &format!("/key/info?key={key}"), &Value::Null).json();
+    assert_eq!(after["info"]["spend"].as_f64(), Some(spent));
+    assert_eq!(chat(gw.addr, &key, "mock/echo").status, 200);
+
+    // A call is settled once its answer is out: the report has it a moment later.
+    let by_team = || admin(&gw, "GET", "/admin/spend?group_by=team", &Value::Null).json();
+    let settled = wait_until(Duration::from_secs(5), || {
+        by_team()["data"][0]["requests"] == 4
+    });
+    assert!(settled, "{}", by_team());
+    assert_eq!(by_team()["data"][0]["team"], "blue");
+    let by_key = admin(&gw, "GET", "/admin/spend?group_by=key", &Value::Null).json();
+    assert_eq!(by_key["data"][0]["key"], "kept");
+    let by_model = admin(&gw, "GET", "/admin/spend?group_by=model", &Value::Null).json();
+    assert_eq!(by_model["data"][0]["model"], "mock/echo");
+    let by_day = admin(
+        &gw,
+        "GET",
+        "/admin/spend?group_by=day&from=2020-01-01",
+        &Value::Null,
+    );
+    assert_eq!(by_day.json()["data"].as_array().unwrap().len(), 1);
+    let none = admin(
+        &gw,
+        "GET",
+        "/admin/spend?from=2020-01-01&to=2020-01-02",
+        &Value::Null,
+    );
+    assert_eq!(none.json()["data"], json!([]));
+    assert_error(
+        &admin(&gw, "GET", "/admin/spend?group_by=colour", &Value::Null),
+        400,
+    );
+    assert_error(
+        &admin(&gw, "GET", "/admin/spend?from=yesterday", &Value::Null),
+        400,
+    );
+    drop(gw);
+    let _ = std::fs::remove_dir_all(data);
+    let _ = std::fs::remove_dir_all(prices.parent().unwrap());
+}
+
+#[test]
+fn listening_beyond_loopback_with_a_provider_key_and_no_gateway_key_is_refused() {
+    let vars = [
+        ("HOST", "0.0.0.0"),
+        ("PORT", "0"),
+        ("LITELLM_API_KEY", "sk-test-fake-provider-key-0000"),
+    ];
+    let data = temp_dir("refuse-data");
+    let logs = temp_dir("refuse-logs");
+    let mut all: Vec<(&str, &str)> = vars.to_vec();
+    all.push(("DATA_DIR", data.to_str().unwrap()));
+    all.push(("LOG_DIR", logs.to_str().unwrap()));
+    let config = llmcallgateway::Config::from_lookup(|name| {
+        all.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    let err = llmcallgateway::start(config).err().expect("refused");
+    let why = err.to_string();
+    assert!(
+        why.contains("GATEWAY_API_KEYS") && why.contains("ALLOW_UNAUTHENTICATED"),
+        "{why}"
+    );
+    assert!(!why.contains("sk-test-fake-provider-key"));
+    let _ = std::fs::remove_dir_all(data);
+    let _ = std::fs::remove_dir_all(logs);
+}
