@@ -57,7 +57,13 @@ fn openapi_json_describes_exactly_the_routes_the_router_answers() {
     );
     // And each described GET path is really answered (a model id stands in for `{model}`).
     for (method, path) in &documented {
-        if method == "GET" {
+        let required_query = doc["paths"][path.as_str()]["get"]["parameters"]
+            .as_array()
+            .is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p["in"] == "query" && p["required"] == true)
+            });
+        if method == "GET" && !required_query {
             let reply = get(gw.addr, &path.replace("{model}", "mock/echo"));
             assert_eq!(reply.status, 200, "GET {path}: {}", reply.text());
         }
