@@ -766,7 +766,7 @@ pub fn over_budget(key: &KeyRecord, budget: &spend::Budget, spent: f64) -> ApiEr
         .period
         .label()
         .map_or(String::new(), |l| format!(" per {l}"));
-    ApiError::new(
+    let mut e = ApiError::new(
         429,
         "insufficient_quota",
         Some("insufficient_quota"),
@@ -775,7 +775,10 @@ pub fn over_budget(key: &KeyRecord, budget: &spend::Budget, spent: f64) -> ApiEr
             key.name(),
             budget.max_budget
         ),
-    )
+    );
+    // The OpenAI SDKs retry a 429 unless told not to; waiting does not refill a budget.
+    e.headers.push(("x-should-retry".into(), "false".into()));
+    e
 }
 
 /// 401 `invalid_api_key`.
