@@ -390,65 +390,90 @@ impl Access {
         }
         let hash = key.hash().unwrap_or(KeyHash([0; 32]));
         let now = admission.second;
-        let reserve = self.reservation(&hash, &key);
+        // The slot is taken before the check, under one lock, so two calls of this instance
+        // never both see themselves alone.
+        let reserve = self.take_slot(&hash, &key);
         let usage = match &self.backend {
             Backend::Embedded { windows, ledger } => {
-                for budget in &key.budgets {
-                    let spent = ledger.lock().unwrap_or_else(|e| e.into_inner()).spent(
-                        &key.token,
-                        budget.period,
-                        now,
-                    );
-                    check_budget(&key, budget, spent, reserve)?;
+                let ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
+                let over = key.budgets.iter().find_map(|budget| {
+                    let spent = ledger.spent(&key.token, budget.period, now);
+                    check_budget(&key, budget, spent, reserve).err()
+                });
+                drop(ledger);
+                match over {
+                    Some(e) => Err(e),
+                    None => {
+                        let mut windows = windows.lock().unwrap_or_else(|e| e.into_inner());
+                        let window = windows.entry(hash).or_default();
+                        Ok(window.admit(now, key.rpm_limit, key.tpm_limit, estimate))
+                    }
                 }
-                let mut windows = windows.lock().unwrap_or_else(|e| e.into_inner());
-                let window = windows.entry(hash).or_default();
-                window.admit(now, key.rpm_limit, key.tpm_limit, estimate)
             }
             Backend::Redis(shared) => match shared.admit(&key, now, estimate, reserve) {
-                Ok(result) => result?,
+                Ok(result) => result,
                 Err(e) if self.fail_open => {
                     log::warn!("key {}: admitted without limits: {e}", key.name());
+                    self.release_slot(&hash, &key, reserve.this, None);
                     admission.counted = false;
                     return Ok(admission);
                 }
-                Err(e) => return Err(store_down(&e)),
+                Err(e) => Err(store_down(&e)),
             },
         };
-        let usage = usage.map_err(|refusal| rate_limited(&key, refusal))?;
-        admission.headers = limit_headers(&key, usage);
-        if !key.budgets.is_empty() {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            let entry = in_flight.entry(hash).or_default();
-            entry.calls += 1;
-            entry.reserved += reserve.this;
-            admission.reserved = reserve.this;
+        match usage.and_then(|u| u.map_err(|refusal| rate_limited(&key, refusal))) {
+            Ok(usage) => {
+                admission.headers = limit_headers(&key, usage);
+                admission.reserved = reserve.this;
+                Ok(admission)
+            }
+            Err(e) => {
+                self.release_slot(&hash, &key, reserve.this, None);
+                Err(e)
+            }
         }
-        Ok(admission)
     }
 
-    /// What a new call of a budgeted key reserves on this instance, and what calls in flight
-    /// here reserve already.
-    fn reservation(&self, hash: &KeyHash, key: &KeyRecord) -> Reserve {
+    /// Counts a new call of a budgeted key in flight on this instance, reserving the most one
+    /// call of the key has cost here; returns what it found before.
+    fn take_slot(&self, hash: &KeyHash, key: &KeyRecord) -> Reserve {
         if key.budgets.is_empty() {
             return Reserve {
                 alone: true,
                 ..Reserve::default()
             };
         }
-        let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        in_flight.get(hash).map_or(
-            Reserve {
-                alone: true,
-                ..Reserve::default()
-            },
-            |f| Reserve {
-                this: f.max_cost,
-                in_flight: f.reserved,
-                alone: f.calls == 0,
-                known: f.settled,
-            },
-        )
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let f = in_flight.entry(*hash).or_default();
+        let reserve = Reserve {
+            this: f.max_cost,
+            in_flight: f.reserved,
+            alone: f.calls == 0,
+            known: f.settled,
+        };
+        f.calls += 1;
+        f.reserved += f.max_cost;
+        reserve
+    }
+
+    /// A call of a budgeted key is over on this instance (refused, or settled with `cost`).
+    fn release_slot(&self, hash: &KeyHash, key: &KeyRecord, reserved: f64, cost: Option<f64>) {
+        if key.budgets.is_empty() {
+            return;
+        }
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = in_flight.get_mut(hash) {
+            f.calls = f.calls.saturating_sub(1);
+            f.reserved = if f.calls == 0 {
+                0.0
+            } else {
+                (f.reserved - reserved).max(0.0)
+            };
+            if let Some(cost) = cost {
+                f.max_cost = f.max_cost.max(cost);
+                f.settled = true;
+            }
+        }
     }
 
     /// Settles an admitted call from its record: tokens into the tpm window, cost into the
@@ -468,18 +493,6 @@ impl Access {
             .and_then(crate::pricing::Tokens::from_usage);
         let (prompt, completion) = tokens.map_or((0, 0), |t| (t.prompt, t.completion));
         let cost = record.cost.filter(|c| c.is_finite() && *c >= 0.0);
-        if !key.budgets.is_empty() {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(entry) = in_flight.get_mut(&hash) {
-                entry.calls = entry.calls.saturating_sub(1);
-                entry.reserved = (entry.reserved - admission.reserved).max(0.0);
-                entry.max_cost = entry.max_cost.max(cost.unwrap_or(0.0));
-                entry.settled = true;
-                if entry.calls == 0 {
-                    entry.reserved = 0.0;
-                }
-            }
-        }
         let charge = (tokens.is_some() || cost.is_some()).then(|| Charge {
             token: key.token.clone(),
             key_name: key.name().to_string(),
@@ -529,6 +542,8 @@ impl Access {
                 }
             }
         }
+        // Only now that its cost is in the spend may this instance count the call as over.
+        self.release_slot(&hash, key, admission.reserved, Some(cost.unwrap_or(0.0)));
     }
 
     /// What a key spent in the current window of `period`.

@@ -4,6 +4,7 @@
 mod support;
 
 mod access;
+mod access_redis;
 mod access_sdk;
 mod anthropic_ingress;
 mod api_docs;
