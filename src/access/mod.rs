@@ -958,3 +958,65 @@ pub fn describe(access: &Access, key: &KeyRecord) -> Value {
         "source": key.source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicI64;
+
+    use super::*;
+    use crate::access::keys::Source;
+    use crate::access::spend::Budget;
+
+    /// 2026-03-31T23:59:00Z: a minute before both a day and a month end.
+    const MARCH_31_23_59: i64 = 1_775_001_540;
+    static NOW: AtomicI64 = AtomicI64::new(MARCH_31_23_59);
+
+    fn clock() -> i64 {
+        NOW.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_spent_budget_admits_again_when_the_clock_crosses_the_day_and_month_boundary() {
+        let dir = std::env::temp_dir().join(format!("llmcg-access-clock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = Config::from_lookup(|_| None).unwrap();
+        let store = Store::open(&dir, None).unwrap();
+        let access = Access::with_clock(&config, store, clock).unwrap();
+        let mut record = KeyRecord::new("sk-gw-test-fake-clock-0000", Source::Api, clock());
+        record.budgets = vec![
+            Budget {
+                max_budget: 1.0,
+                period: Period::Seconds(86_400),
+            },
+            Budget {
+                max_budget: 2.0,
+                period: Period::Months(1),
+            },
+        ];
+        let key = access.put(record).unwrap();
+        let call = |access: &Access| access.admit(Caller::Key(key.clone()), true, 10);
+        let mut finished =
+            Interaction::new(String::new(), "POST", "/", "127.0.0.1:1".parse().unwrap());
+        finished.usage = Some(serde_json::json!({"prompt_tokens": 5, "completion_tokens": 5}));
+        finished.cost = Some(1.0);
+
+        access.settle(call(&access).unwrap(), &finished);
+        let refused = call(&access).unwrap_err();
+        assert_eq!(refused.kind, "insufficient_quota");
+        assert!(refused.message.contains("per 1d"), "{}", refused.message);
+
+        // April 1st, 00:00:00: a new day and a new month.
+        NOW.store(MARCH_31_23_59 + 60, Ordering::Relaxed);
+        access.settle(call(&access).unwrap(), &finished);
+        assert_eq!(access.spent(&key, Period::Months(1)).unwrap(), 1.0);
+        assert_eq!(access.spent(&key, Period::Total).unwrap(), 2.0);
+        // The day's budget stops it again until the next day.
+        assert!(call(&access).is_err());
+        NOW.store(MARCH_31_23_59 + 60 + 86_400, Ordering::Relaxed);
+        access.settle(call(&access).unwrap(), &finished);
+        assert_eq!(access.spent(&key, Period::Months(1)).unwrap(), 2.0);
+        assert!(call(&access).is_err(), "both budgets are spent now");
+        access.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

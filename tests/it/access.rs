@@ -533,3 +533,128 @@ fn listening_beyond_loopback_with_a_provider_key_and_no_gateway_key_is_refused()
     let _ = std::fs::remove_dir_all(data);
     let _ = std::fs::remove_dir_all(logs);
 }
+
+/// Every file under `dir` (recursively), read as bytes.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((path, bytes));
+        }
+    }
+    out
+}
+
+#[test]
+fn keys_never_reach_a_log_the_store_or_the_output() {
+    use std::process::{Command, Stdio};
+    let (logs, data, out) = (
+        temp_dir("secret-logs"),
+        temp_dir("secret-data"),
+        temp_dir("secret-out"),
+    );
+    let env_key = "sk-gw-test-fake-env-secret-7f3a9c1e5b";
+    let stdout = std::fs::File::create(out.join("stdout")).unwrap();
+    let stderr = std::fs::File::create(out.join("stderr")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llmcallgateway"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs([
+            ("PORT", "0"),
+            ("ADMIN_API_KEY", ADMIN),
+            ("GATEWAY_API_KEYS", &format!("ci={env_key}")),
+            ("LOG_DIR", logs.to_str().unwrap()),
+            ("DATA_DIR", data.to_str().unwrap()),
+            ("LOG_BODIES", "full"),
+            ("LOG_LEVEL", "trace"),
+            ("DEBUG", "true"),
+        ])
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let listening = wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(out.join("stdout")).is_ok_and(|s| s.contains("listening on"))
+    });
+    assert!(listening);
+    let text = std::fs::read_to_string(out.join("stdout")).unwrap();
+    let addr: std::net::SocketAddr = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("listening on http://"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bearer = format!("Bearer {ADMIN}");
+    let call_admin = |method: &str, path: &str, body: Value| {
+        send(
+            addr,
+            method,
+            path,
+            &[("authorization", &bearer)],
+            body.to_string().as_bytes(),
+        )
+    };
+    let made = call_admin(
+        "POST",
+        "/key/generate",
+        json!({"models": ["mock/echo"], "rpm_limit": 2}),
+    );
+    let api_key = made.json()["key"].as_str().unwrap().to_string();
+    // Every way a key travels: each header, the query, bodies, refusals of every kind.
+    for key in [env_key, api_key.as_str()] {
+        assert_eq!(chat(addr, key, "mock/echo").status, 200);
+        chat(addr, key, "mock/lorem");
+        chat(addr, key, "mock/echo");
+        let stream = json!({"model": "mock/echo", "stream": true,
+                            "messages": [{"role": "user", "content": key}]});
+        send(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            &[("x-api-key", key)],
+            stream.to_string().as_bytes(),
+        );
+        send(addr, "GET", "/v1/models", &[("api-key", key)], b"");
+        call_admin("GET", &format!("/key/info?key={key}"), Value::Null);
+    }
+    chat(addr, "sk-gw-test-fake-wrong-key-0123456789", "mock/echo");
+    call_admin(
+        "POST",
+        "/key/update",
+        json!({"key": api_key, "max_parallel_requests": 3}),
+    );
+    call_admin(
+        "POST",
+        "/key/update",
+        json!({"key": api_key, "rpm_limit": 5}),
+    );
+    call_admin("POST", "/key/delete", json!({"keys": [api_key]}));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let mut scanned = 0;
+    for dir in [&logs, &data, &out] {
+        for (path, bytes) in files_under(dir) {
+            scanned += 1;
+            let text = String::from_utf8_lossy(&bytes);
+            for secret in [env_key, api_key.as_str(), ADMIN] {
+                assert!(!text.contains(secret), "{} holds a key", path.display());
+            }
+        }
+    }
+    assert!(
+        scanned >= 5,
+        "logs, the store and the output were there to scan"
+    );
+    let lines = crate::support::logs::interaction_lines(&logs);
+    assert!(lines.iter().any(|l| l["key_name"] == "ci"));
+    for dir in [logs, data, out] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
