@@ -550,7 +550,7 @@ fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
 
 #[test]
 fn keys_never_reach_a_log_the_store_or_the_output() {
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let (logs, data, out) = (
         temp_dir("secret-logs"),
         temp_dir("secret-data"),
