@@ -23,9 +23,10 @@ const CHROMIUM_DEADLINE: Duration = Duration::from_secs(45);
 /// Virtual time the page gets: the first refresh renders at once, a second one at 5 s.
 const VIRTUAL_TIME_MS: u32 = 6000;
 
-/// Hosts Chromium itself calls (network time, component updates, sign-in, autofill), whatever
-/// page it shows. Only these exact hosts: a page's own request to, say, fonts.googleapis.com
-/// still counts.
+/// Hosts Chromium itself calls (network time, component updates, sign-in, autofill, push
+/// messaging, and since Chromium 148 `www.google.com/async/folae`, the omnibox's AI-mode
+/// eligibility, which no `--disable-features` name stops), whatever page it shows. Only these exact hosts: a page's
+/// own request to, say, fonts.googleapis.com still counts.
 const CHROMIUM_SERVICES: &[&str] = &[
     " http://clients2.google.com/",
     " clients2.google.com:",
@@ -35,6 +36,8 @@ const CHROMIUM_SERVICES: &[&str] = &[
     " content-autofill.googleapis.com:",
     " optimizationguide-pa.googleapis.com:",
     " safebrowsingohttpgateway.googleapis.com:",
+    " www.google.com:",
+    " android.clients.google.com:",
 ];
 
 /// One browser at a time: several at once on a small machine only slow each other down.
