@@ -49,7 +49,8 @@ impl Gateway {
         let store = Store::open(&config.data_dir, config.redis_url.as_deref())
             .map_err(std::io::Error::other)?;
         let access = Access::new(&config, store.clone()).map_err(std::io::Error::other)?;
-        crate::access::refuse_unauthenticated(&config, &access).map_err(std::io::Error::other)?;
+        crate::access::keys::refuse_unauthenticated(&config, &access)
+            .map_err(std::io::Error::other)?;
         Ok(Gateway {
             store,
             access,

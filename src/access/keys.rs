@@ -3,7 +3,8 @@
 //! browser), how a new one is made (`sk-gw-` + 256 random bits), and the record kept for each
 //! (LiteLLM's field names: `key_alias`, `models`, `max_budget`, `budget_duration`, `rpm_limit`,
 //! `tpm_limit`, `team_id`, `user_id`, `expires`, `metadata`, `blocked`). Hashes are compared
-//! with `subtle`'s constant-time equality only.
+//! with `subtle`'s constant-time equality only. Also where the admin key comes from, and the
+//! refusal to listen beyond loopback with a provider key and no key at all.
 
 use std::fmt;
 
@@ -14,6 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::spend::Budget;
+use crate::config::Config;
 use crate::http::Request;
 
 /// What every generated key starts with.
@@ -262,6 +264,55 @@ pub fn parse_env_list(list: &str, now: i64) -> Result<Vec<(String, KeyRecord)>, 
         keys.push((secret.to_string(), record));
     }
     Ok(keys)
+}
+
+/// Listening beyond this machine with a provider's key and no gateway key would let anyone
+/// who reaches the port spend the provider credit: refused, unless `ALLOW_UNAUTHENTICATED`.
+pub fn refuse_unauthenticated(config: &Config, access: &super::Access) -> Result<(), String> {
+    let provider_key = crate::providers::registry::PROVIDERS.iter().any(|p| {
+        let settings = config.provider(p.name);
+        settings.api_key.is_some()
+            || p.extra_vars
+                .iter()
+                .any(|e| e.secret && settings.extra(e.var).is_some())
+    });
+    if config.host.is_loopback() || config.allow_unauthenticated || !provider_key {
+        return Ok(());
+    }
+    if access.enabled() {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to listen on {} with a provider key and no gateway key: anyone who reaches \
+         the port would spend the provider credit. Set GATEWAY_API_KEYS (or ADMIN_API_KEY and \
+         make keys with POST /key/generate), or HOST=127.0.0.1, or ALLOW_UNAUTHENTICATED=true \
+         if something in front already authenticates.",
+        config.host
+    ))
+}
+
+/// The admin key: `ADMIN_API_KEY`, else the config file's `general_settings.master_key`
+/// (`os.environ/NAME`, or written in the file).
+pub(super) fn admin_key(config: &Config) -> Result<Option<String>, String> {
+    if let Some(key) = &config.admin_api_key {
+        return Ok(Some(key.clone()));
+    }
+    let Some(path) = &config.config_file else {
+        return Ok(None);
+    };
+    let file = crate::router::file::read(path).map_err(|e| e.to_string())?;
+    Ok(match file.master_key {
+        Some(crate::router::file::Secret::Env(name)) => Some(
+            std::env::var(&name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| {
+                    format!("general_settings.master_key names os.environ/{name}, which is not set")
+                })?,
+        ),
+        Some(crate::router::file::Secret::Literal(key)) => Some(key),
+        None => None,
+    })
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //! call of that key in flight. So a budget is overspent by at most one call per instance.
 
 pub mod keys;
+mod refusals;
 mod shared;
 pub mod spend;
 pub mod windows;
@@ -30,8 +31,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::events::Interaction;
@@ -39,7 +38,13 @@ use crate::http::Request;
 use crate::store::Store;
 use keys::{KeyHash, KeyRecord};
 use spend::{Charge, DayTotals, Ledger, Period, WindowId};
-use windows::{Refusal, Usage, Window};
+use windows::Window;
+
+pub(crate) use refusals::check_or_refuse;
+use refusals::{check_budget, rate_limited, store_down};
+pub use refusals::{
+    limit_headers, model_not_allowed, model_not_priced, over_budget, unauthorized, Reserve,
+};
 
 /// How long an instance sharing Redis trusts its copy of the keys (a key blocked or deleted
 /// elsewhere is refused here within this time).
@@ -200,7 +205,7 @@ impl Access {
             }
         };
         let access = Arc::new(Access {
-            admin: admin_key(config)?.as_deref().map(KeyHash::of),
+            admin: keys::admin_key(config)?.as_deref().map(KeyHash::of),
             fixed,
             keys: RwLock::default(),
             refreshed: Mutex::new(Instant::now()),
@@ -663,55 +668,6 @@ impl Drop for Access {
     }
 }
 
-/// Listening beyond this machine with a provider's key and no gateway key would let anyone
-/// who reaches the port spend the provider credit: refused, unless `ALLOW_UNAUTHENTICATED`.
-pub fn refuse_unauthenticated(config: &Config, access: &Access) -> Result<(), String> {
-    let provider_key = crate::providers::registry::PROVIDERS.iter().any(|p| {
-        let settings = config.provider(p.name);
-        settings.api_key.is_some()
-            || p.extra_vars
-                .iter()
-                .any(|e| e.secret && settings.extra(e.var).is_some())
-    });
-    if config.host.is_loopback() || config.allow_unauthenticated || !provider_key {
-        return Ok(());
-    }
-    if access.enabled() {
-        return Ok(());
-    }
-    Err(format!(
-        "refusing to listen on {} with a provider key and no gateway key: anyone who reaches \
-         the port would spend the provider credit. Set GATEWAY_API_KEYS (or ADMIN_API_KEY and \
-         make keys with POST /key/generate), or HOST=127.0.0.1, or ALLOW_UNAUTHENTICATED=true \
-         if something in front already authenticates.",
-        config.host
-    ))
-}
-
-/// The admin key: `ADMIN_API_KEY`, else the config file's `general_settings.master_key`
-/// (`os.environ/NAME`, or written in the file).
-fn admin_key(config: &Config) -> Result<Option<String>, String> {
-    if let Some(key) = &config.admin_api_key {
-        return Ok(Some(key.clone()));
-    }
-    let Some(path) = &config.config_file else {
-        return Ok(None);
-    };
-    let file = crate::router::file::read(path).map_err(|e| e.to_string())?;
-    Ok(match file.master_key {
-        Some(crate::router::file::Secret::Env(name)) => Some(
-            std::env::var(&name)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| {
-                    format!("general_settings.master_key names os.environ/{name}, which is not set")
-                })?,
-        ),
-        Some(crate::router::file::Secret::Literal(key)) => Some(key),
-        None => None,
-    })
-}
-
 /// Saves what changed in the ledger.
 fn save(ledger: &Mutex<Ledger>, store: &Store) {
     let (windows, days) = ledger
@@ -731,232 +687,6 @@ fn save(ledger: &Mutex<Ledger>, store: &Store) {
             log::error!("saving spend: {e}");
         }
     }
-}
-
-/// A new call's budget reservation on this instance.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Reserve {
-    /// What it reserves: the most one call of the key has cost here.
-    pub this: f64,
-    /// What calls in flight here reserve already.
-    pub in_flight: f64,
-    /// No other call of the key is in flight here.
-    pub alone: bool,
-    /// A call of the key has ended here, so `this` is a cost seen, not a guess.
-    pub known: bool,
-}
-
-impl Reserve {
-    /// Whether a call may start with `spent` of `max` gone and `reserved` held by calls in
-    /// flight: when it is the only call of its key in flight here, or when the spend plus
-    /// the reservations, its own included, stays within the budget (at most one call per
-    /// instance can overspend).
-    pub fn fits(&self, spent: f64, reserved: f64, max: f64) -> bool {
-        spent < max && (self.alone || (self.known && spent + reserved + self.this <= max))
-    }
-}
-
-fn check_budget(
-    key: &KeyRecord,
-    budget: &spend::Budget,
-    spent: f64,
-    reserve: Reserve,
-) -> Result<(), ApiError> {
-    if reserve.fits(spent, reserve.in_flight, budget.max_budget) {
-        return Ok(());
-    }
-    Err(over_budget(key, budget, spent))
-}
-
-/// The refusal for a key's budget number `index` that the shared store found spent.
-pub(crate) fn check_or_refuse(key: &KeyRecord, index: usize, spent: f64) -> ApiError {
-    match key.budgets.get(index) {
-        Some(budget) => over_budget(key, budget, spent),
-        None => store_down("the admission script named no budget"),
-    }
-}
-
-pub fn over_budget(key: &KeyRecord, budget: &spend::Budget, spent: f64) -> ApiError {
-    let period = budget
-        .period
-        .label()
-        .map_or(String::new(), |l| format!(" per {l}"));
-    let mut e = ApiError::new(
-        429,
-        "insufficient_quota",
-        Some("insufficient_quota"),
-        format!(
-            "The key {} has spent its budget: {spent:.6} of {:.6} USD{period}.",
-            key.name(),
-            budget.max_budget
-        ),
-    );
-    // The OpenAI SDKs retry a 429 unless told not to; waiting does not refill a budget.
-    e.headers.push(("x-should-retry".into(), "false".into()));
-    e
-}
-
-/// 401 `invalid_api_key`.
-pub fn unauthorized(message: impl Into<String>) -> ApiError {
-    ApiError::new(
-        401,
-        "invalid_request_error",
-        Some("invalid_api_key"),
-        message,
-    )
-}
-
-/// 403: the key may not call this model.
-pub fn model_not_allowed(caller: &Caller, model: &str) -> ApiError {
-    let mut e = ApiError::new(
-        403,
-        "invalid_request_error",
-        Some("model_not_allowed"),
-        format!(
-            "The key {} is not allowed to call the model `{model}`.",
-            caller.name()
-        ),
-    );
-    e.param = Some("model".into());
-    e
-}
-
-/// 403: the key refuses models without a known price, and this one has none.
-pub fn model_not_priced(caller: &Caller, model: &str) -> ApiError {
-    let mut e = ApiError::new(
-        403,
-        "invalid_request_error",
-        Some("model_not_priced"),
-        format!(
-            "The key {} may only call models with a known price, and `{model}` has none \
-             (PRICES_FILE or the config file's model_info can give it one).",
-            caller.name()
-        ),
-    );
-    e.param = Some("model".into());
-    e
-}
-
-/// 503: the shared store cannot be reached and the key has limits.
-fn store_down(why: &str) -> ApiError {
-    let mut e = ApiError::new(
-        503,
-        "server_error",
-        Some("store_unavailable"),
-        format!(
-            "The gateway cannot check this key's limits: its shared store is unreachable ({why}). \
-             Retry shortly."
-        ),
-    );
-    e.headers.push(("retry-after".into(), "1".into()));
-    e
-}
-
-/// 429 `rate_limit_exceeded` with `retry-after`.
-fn rate_limited(key: &KeyRecord, refusal: Refusal) -> ApiError {
-    let (what, limit, retry_after) = match refusal {
-        Refusal::Requests { retry_after } => ("requests", key.rpm_limit, retry_after),
-        Refusal::Tokens { retry_after } => ("tokens", key.tpm_limit, retry_after),
-    };
-    let mut e = ApiError::new(
-        429,
-        what,
-        Some("rate_limit_exceeded"),
-        format!(
-            "Rate limit reached for key {} on {what} per min (RPM/TPM): limit {}. \
-             Please try again in {retry_after}s.",
-            key.name(),
-            limit.unwrap_or(0)
-        ),
-    );
-    e.headers
-        .push(("retry-after".into(), retry_after.to_string()));
-    e.headers.extend(limit_headers(
-        key,
-        Usage {
-            requests: key.rpm_limit.unwrap_or(0),
-            tokens: key.tpm_limit.unwrap_or(0),
-            requests_reset: retry_after,
-            tokens_reset: retry_after,
-        },
-    ));
-    e
-}
-
-/// OpenAI's `x-ratelimit-*` headers for a key's limits after this request.
-pub fn limit_headers(key: &KeyRecord, usage: Usage) -> Vec<(String, String)> {
-    let mut headers = Vec::new();
-    let mut add = |what: &str, limit: Option<u64>, used: u64, reset: u64| {
-        if let Some(limit) = limit {
-            headers.push((format!("x-ratelimit-limit-{what}"), limit.to_string()));
-            headers.push((
-                format!("x-ratelimit-remaining-{what}"),
-                limit.saturating_sub(used).to_string(),
-            ));
-            headers.push((format!("x-ratelimit-reset-{what}"), format!("{reset}s")));
-        }
-    };
-    add(
-        "requests",
-        key.rpm_limit,
-        usage.requests,
-        usage.requests_reset,
-    );
-    add("tokens", key.tpm_limit, usage.tokens, usage.tokens_reset);
-    headers
-}
-
-/// A key's information as LiteLLM's `/key/info` and `/key/list` show it (never the key).
-pub fn describe(access: &Access, key: &KeyRecord) -> Value {
-    let now = access.now();
-    let first = key.budgets.first();
-    let spend = first.map_or_else(
-        || access.spent(key, Period::Total),
-        |b| access.spent(key, b.period),
-    );
-    let iso = |t: i64| {
-        time::OffsetDateTime::from_unix_timestamp(t)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-    };
-    let budgets: Vec<Value> = key
-        .budgets
-        .iter()
-        .map(|b| {
-            serde_json::json!({
-                "max_budget": b.max_budget,
-                "budget_duration": b.period.label(),
-                "spend": access.spent(key, b.period).ok(),
-                "budget_reset_at": b.period.resets_at(now).and_then(iso),
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "token": key.token,
-        "key_name": key.key_name,
-        "key_alias": key.key_alias,
-        "team_id": key.team_id,
-        "user_id": key.user_id,
-        "models": key.models,
-        "spend": spend.ok(),
-        "total_spend": access.spent(key, Period::Total).ok(),
-        "max_budget": first.map(|b| b.max_budget),
-        "budget_duration": first.and_then(|b| b.period.label()),
-        "budget_reset_at": first.and_then(|b| b.period.resets_at(now)).and_then(iso),
-        "budgets": budgets,
-        "rpm_limit": key.rpm_limit,
-        "tpm_limit": key.tpm_limit,
-        "expires": key.expires_at.and_then(iso),
-        "blocked": key.blocked,
-        "refuse_unpriced_models": key.refuse_unpriced,
-        "metadata": key.metadata,
-        "created_at": iso(key.created_at),
-        "updated_at": iso(key.updated_at),
-        "source": key.source,
-    })
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::access::keys::{self, KeyHash, KeyRecord, Source};
 use crate::access::spend::{Budget, Period};
-use crate::access::{self, Caller};
+use crate::access::{self, Access, Caller};
 use crate::error::ApiError;
 use crate::exchange::Exchange;
 use crate::handlers::{json_object, query_param};
@@ -116,7 +116,7 @@ fn run_generate(x: &Exchange<'_>) -> Result<Value, ApiError> {
         access.set_spend(&stored, spend).map_err(store_error)?;
     }
     log::info!("key {} generated", stored.name());
-    let mut info = access::describe(access, &stored);
+    let mut info = describe(access, &stored);
     info["key"] = json!(secret);
     info["token_id"] = info["token"].clone();
     Ok(info)
@@ -418,7 +418,7 @@ fn run_info(x: &Exchange<'_>) -> Result<Value, ApiError> {
             ))
         }
     };
-    Ok(json!({"key": key.token, "info": access::describe(&x.gw.access, &key)}))
+    Ok(json!({"key": key.token, "info": describe(&x.gw.access, &key)}))
 }
 
 /// `POST /key/update`: the fields given change, the others stay.
@@ -442,7 +442,7 @@ fn run_update(x: &Exchange<'_>) -> Result<Value, ApiError> {
         x.gw.access.set_spend(&stored, spend).map_err(store_error)?;
     }
     log::info!("key {} updated", stored.name());
-    Ok(access::describe(&x.gw.access, &stored))
+    Ok(describe(&x.gw.access, &stored))
 }
 
 /// `POST /key/block` and `/key/unblock`.
@@ -457,7 +457,7 @@ pub fn block(x: &Exchange<'_>, res: &mut Responder<'_>, blocked: bool) {
         record.blocked = blocked;
         record.updated_at = x.gw.access.now();
         let stored = x.gw.access.put(record).map_err(store_error)?;
-        Ok(access::describe(&x.gw.access, &stored))
+        Ok(describe(&x.gw.access, &stored))
     })();
     send(x, res, result);
 }
@@ -578,7 +578,7 @@ fn run_list(x: &Exchange<'_>) -> Result<Value, ApiError> {
         .take(size)
         .map(|k| {
             if full {
-                access::describe(&x.gw.access, k)
+                describe(&x.gw.access, k)
             } else {
                 json!(k.token)
             }
@@ -590,4 +590,57 @@ fn run_list(x: &Exchange<'_>) -> Result<Value, ApiError> {
         "current_page": page,
         "total_pages": total.div_ceil(size),
     }))
+}
+
+/// A key's information as LiteLLM's `/key/info` and `/key/list` show it (never the key).
+fn describe(access: &Access, key: &KeyRecord) -> Value {
+    let now = access.now();
+    let first = key.budgets.first();
+    let spend = first.map_or_else(
+        || access.spent(key, Period::Total),
+        |b| access.spent(key, b.period),
+    );
+    let iso = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+    };
+    let budgets: Vec<Value> = key
+        .budgets
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "max_budget": b.max_budget,
+                "budget_duration": b.period.label(),
+                "spend": access.spent(key, b.period).ok(),
+                "budget_reset_at": b.period.resets_at(now).and_then(iso),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "token": key.token,
+        "key_name": key.key_name,
+        "key_alias": key.key_alias,
+        "team_id": key.team_id,
+        "user_id": key.user_id,
+        "models": key.models,
+        "spend": spend.ok(),
+        "total_spend": access.spent(key, Period::Total).ok(),
+        "max_budget": first.map(|b| b.max_budget),
+        "budget_duration": first.and_then(|b| b.period.label()),
+        "budget_reset_at": first.and_then(|b| b.period.resets_at(now)).and_then(iso),
+        "budgets": budgets,
+        "rpm_limit": key.rpm_limit,
+        "tpm_limit": key.tpm_limit,
+        "expires": key.expires_at.and_then(iso),
+        "blocked": key.blocked,
+        "refuse_unpriced_models": key.refuse_unpriced,
+        "metadata": key.metadata,
+        "created_at": iso(key.created_at),
+        "updated_at": iso(key.updated_at),
+        "source": key.source,
+    })
 }
