@@ -165,6 +165,9 @@ impl<'a> Exchange<'a> {
             let names = [record.model_requested.as_deref(), record.model.as_deref()];
             names.into_iter().flatten().find_map(|m| prices.cost(m, t))
         });
+        if let (Some(admission), Some(cost)) = (self.admission.borrow().as_ref(), record.cost) {
+            self.gw.access.note_cost(admission, cost);
+        }
         record.usage = usage;
         record
             .cost

@@ -461,6 +461,24 @@ impl Access {
         reserve
     }
 
+    /// The cost of an admitted call, known once its usage is (before its answer is out): the
+    /// next call of its key on this instance reserves at least that much, rather than wait
+    /// for this call to be settled to learn what a call costs.
+    pub fn note_cost(&self, admission: &Admission, cost: f64) {
+        let Caller::Key(key) = &admission.caller else {
+            return;
+        };
+        if key.budgets.is_empty() || !admission.counted || !cost.is_finite() {
+            return;
+        }
+        let hash = key.hash().unwrap_or(KeyHash([0; 32]));
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = in_flight.get_mut(&hash) {
+            f.max_cost = f.max_cost.max(cost);
+            f.settled = true;
+        }
+    }
+
     /// A call of a budgeted key is over on this instance (refused, or settled with `cost`).
     fn release_slot(&self, hash: &KeyHash, key: &KeyRecord, reserved: f64, cost: Option<f64>) {
         if key.budgets.is_empty() {

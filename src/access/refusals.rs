@@ -61,11 +61,20 @@ pub fn over_budget(key: &KeyRecord, budget: &spend::Budget, spent: f64) -> ApiEr
         429,
         "insufficient_quota",
         Some("insufficient_quota"),
-        format!(
-            "The key {} has spent its budget: {spent:.6} of {:.6} USD{period}.",
-            key.name(),
-            budget.max_budget
-        ),
+        if spent >= budget.max_budget {
+            format!(
+                "The key {} has spent its budget: {spent:.6} of {:.6} USD{period}.",
+                key.name(),
+                budget.max_budget
+            )
+        } else {
+            format!(
+                "The key {} has spent {spent:.6} of {:.6} USD{period}, and its calls in flight \
+                 will spend the rest.",
+                key.name(),
+                budget.max_budget
+            )
+        },
     );
     // The OpenAI SDKs retry a 429 unless told not to; waiting does not refill a budget.
     e.headers.push(("x-should-retry".into(), "false".into()));

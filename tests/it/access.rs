@@ -218,6 +218,11 @@ fn the_tpm_window_is_charged_with_the_real_usage() {
     };
     let first = call();
     assert_eq!(first.status, 200, "{}", first.text());
+    // The call is settled once its answer is out: the spend report counts it then.
+    let settled = wait_until(Duration::from_secs(5), || {
+        admin(&gw, "GET", "/admin/spend", &Value::Null).json()["data"][0]["requests"] == 1
+    });
+    assert!(settled);
     // The estimate was small; the usage (about 31 tokens) is what the window now holds.
     let second = call();
     let e = assert_error(&second, 429);
@@ -248,9 +253,13 @@ fn a_spent_budget_gets_429_insufficient_quota_and_key_info_reports_the_spend() {
     let e = assert_error(&refused, 429);
     assert_eq!(e["type"], "insufficient_quota");
     assert_eq!(e["code"], "insufficient_quota");
-    let info = admin(&gw, "GET", &format!("/key/info?key={key}"), &Value::Null).json();
-    let spend = info["info"]["spend"].as_f64().unwrap();
-    assert!(spend >= 0.05, "{info}");
+    // The calls served are settled once their answers are out.
+    let info = || admin(&gw, "GET", &format!("/key/info?key={key}"), &Value::Null).json();
+    let spent = wait_until(Duration::from_secs(5), || {
+        info()["info"]["spend"].as_f64().unwrap() >= 0.05
+    });
+    assert!(spent, "{}", info());
+    let info = info();
     assert_eq!(info["info"]["budget_duration"], "1d");
     assert!(info["info"]["budget_reset_at"]
         .as_str()
@@ -454,12 +463,22 @@ fn a_restart_keeps_keys_and_spend_and_the_report_groups_it() {
         &gw,
         json!({"key_alias": "kept", "team_id": "blue", "max_budget": 100}),
     );
+    let mut cost = 0.0;
     for _ in 0..3 {
-        assert_eq!(chat(gw.addr, &key, "mock/echo").status, 200);
+        let reply = chat(gw.addr, &key, "mock/echo");
+        assert_eq!(reply.status, 200);
+        cost += reply
+            .header("x-gateway-cost-usd")
+            .unwrap()
+            .parse::<f64>()
+            .unwrap();
     }
-    let before = admin(&gw, "GET", &format!("/key/info?key={key}"), &Value::Null).json();
-    let spent = before["info"]["spend"].as_f64().unwrap();
-    assert!(spent > 0.0);
+    let info = || admin(&gw, "GET", &format!("/key/info?key={key}"), &Value::Null).json();
+    let spend = || info()["info"]["spend"].as_f64().unwrap();
+    // Each call is settled once its answer is out.
+    let settled = wait_until(Duration::from_secs(5), || (spend() - cost).abs() < 1e-9);
+    assert!(settled, "{} vs {cost}", spend());
+    let spent = spend();
     assert!(gw.shutdown());
 
     let gw = Gateway::start(&vars);
