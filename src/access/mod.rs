@@ -149,6 +149,8 @@ pub struct Access {
     store: Store,
     backend: Backend,
     in_flight: Mutex<HashMap<KeyHash, InFlight>>,
+    /// Calls settled here, by key name.
+    usage: Mutex<HashMap<String, KeyUsage>>,
     /// Redis down: admit keys with limits anyway (`REDIS_FAIL_OPEN`).
     fail_open: bool,
     clock: fn() -> i64,
@@ -212,6 +214,7 @@ impl Access {
             store,
             backend,
             in_flight: Mutex::default(),
+            usage: Mutex::default(),
             fail_open: config.redis_fail_open,
             clock,
             saver: Mutex::new(None),
@@ -530,6 +533,24 @@ impl Access {
             completion_tokens: completion,
             cost,
         });
+        {
+            let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = usage
+                .entry(key.name().to_string())
+                .or_insert_with(|| KeyUsage {
+                    key: key.name().to_string(),
+                    team: key.team_id.clone(),
+                    ..KeyUsage::default()
+                });
+            entry.requests += 1;
+            entry.prompt_tokens += prompt;
+            entry.completion_tokens += completion;
+            match cost {
+                Some(cost) => entry.spend += cost,
+                None if tokens.is_some() => entry.unpriced_requests += 1,
+                None => {}
+            }
+        }
         let periods: Vec<Period> = key.budgets.iter().map(|b| b.period).collect();
         match &self.backend {
             Backend::Embedded { windows, ledger } => {
@@ -666,16 +687,27 @@ impl Access {
         self.fixed.iter().any(|k| k.hash().as_ref() == Some(hash))
     }
 
-    /// Every key's spend in its first budget's window and in total, for `/metrics`.
-    pub fn spend_by_key(&self) -> Vec<(String, Option<String>, f64)> {
-        let keys: Vec<_> = self.read_keys().values().cloned().collect();
-        keys.iter()
-            .filter_map(|k| {
-                let total = self.spent(k, Period::Total).ok()?;
-                Some((k.name().to_string(), k.team_id.clone(), total))
-            })
-            .collect()
+    /// What the calls of each key settled on this instance added up to since start, for
+    /// `/metrics` (per instance, so Prometheus sums a fleet), busiest first.
+    pub fn usage_by_key(&self) -> Vec<KeyUsage> {
+        let usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<KeyUsage> = usage.values().cloned().collect();
+        all.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.key.cmp(&b.key)));
+        all
     }
+}
+
+/// One key's calls settled on this instance since start.
+#[derive(Clone, Debug, Default)]
+pub struct KeyUsage {
+    pub key: String,
+    pub team: Option<String>,
+    pub requests: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// USD of the priced calls.
+    pub spend: f64,
+    pub unpriced_requests: u64,
 }
 
 impl Drop for Access {

@@ -139,6 +139,15 @@ fn a_model_outside_the_keys_list_gets_403_naming_it_on_every_route() {
     let gw = start();
     let key = generate(&gw, json!({"models": ["mock/ec*"]}));
     assert_eq!(chat(gw.addr, &key, "mock/echo").status, 200);
+    let listed = send(
+        gw.addr,
+        "GET",
+        "/v1/models",
+        &[("authorization", &format!("Bearer {key}"))],
+        b"",
+    );
+    assert_eq!(listed.json()["data"], json!([listed.json()["data"][0]]));
+    assert_eq!(listed.json()["data"][0]["id"], "mock/echo");
     let e = assert_error(&chat(gw.addr, &key, "mock/lorem"), 403);
     assert!(
         e["message"].as_str().unwrap().contains("`mock/lorem`"),
@@ -676,4 +685,38 @@ fn keys_never_reach_a_log_the_store_or_the_output() {
     for dir in [logs, data, out] {
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+#[test]
+fn metrics_count_each_keys_calls_under_its_name_and_team() {
+    let prices = priced_mock();
+    let gw = Gateway::start(&[
+        ("ADMIN_API_KEY", ADMIN),
+        ("PRICES_FILE", prices.to_str().unwrap()),
+    ]);
+    let key = generate(&gw, json!({"key_alias": "ci-bot", "team_id": "platform"}));
+    let mut cost = 0.0;
+    for _ in 0..2 {
+        let reply = chat(gw.addr, &key, "mock/echo");
+        cost += reply
+            .header("x-gateway-cost-usd")
+            .unwrap()
+            .parse::<f64>()
+            .unwrap();
+    }
+    let text = || admin(&gw, "GET", "/metrics/prometheus", &Value::Null).text();
+    let counted = wait_until(Duration::from_secs(5), || {
+        text().contains("llmcallgateway_key_requests_total{key=\"ci-bot\",team=\"platform\"} 2")
+    });
+    assert!(counted, "{}", text());
+    assert!(!text().contains(&key));
+    let json = admin(&gw, "GET", "/metrics", &Value::Null).json();
+    let row = &json["keys"][0];
+    assert_eq!(row["key"], "ci-bot");
+    assert_eq!(row["team"], "platform");
+    assert!(
+        (row["spend_usd"].as_f64().unwrap() - cost).abs() < 1e-9,
+        "{row}"
+    );
+    let _ = std::fs::remove_dir_all(prices.parent().unwrap());
 }
