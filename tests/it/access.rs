@@ -720,3 +720,37 @@ fn metrics_count_each_keys_calls_under_its_name_and_team() {
     );
     let _ = std::fs::remove_dir_all(prices.parent().unwrap());
 }
+
+#[test]
+fn the_deploy_files_set_only_variables_the_gateway_reads() {
+    let known: Vec<&str> = llmcallgateway::config::VARIABLES
+        .iter()
+        .map(|(name, _, _)| *name)
+        .collect();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let compose = std::fs::read_to_string(root.join("scaled/compose.yml")).unwrap();
+    let kube = std::fs::read_to_string(root.join("kubernetes.yaml")).unwrap();
+    let mut set: Vec<String> = compose
+        .lines()
+        .filter_map(|l| l.trim().split_once(": ").map(|(k, _)| k.to_string()))
+        .filter(|k| k.len() > 3 && k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .collect();
+    set.extend(kube.split("{name: ").skip(1).filter_map(|rest| {
+        let name = rest.split([',', '}']).next()?.trim();
+        name.chars()
+            .all(|c| c.is_ascii_uppercase() || c == '_')
+            .then(|| name.to_string())
+    }));
+    assert!(set.contains(&"REDIS_URL".to_string()), "{set:?}");
+    for name in &set {
+        assert!(
+            known.contains(&name.as_str()),
+            "{name} is not a variable the gateway reads"
+        );
+    }
+    let nginx = std::fs::read_to_string(root.join("scaled/nginx.conf")).unwrap();
+    assert!(
+        nginx.contains("proxy_buffering off"),
+        "streams pass event by event"
+    );
+}
