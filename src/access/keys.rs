@@ -14,9 +14,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::spend::Budget;
+use super::spend::{Budget, Period};
 use crate::config::Config;
 use crate::http::Request;
+use crate::router::file::Secret;
 
 /// What every generated key starts with.
 pub const PREFIX: &str = "sk-gw-";
@@ -291,28 +292,134 @@ pub fn refuse_unauthenticated(config: &Config, access: &super::Access) -> Result
     ))
 }
 
-/// The admin key: `ADMIN_API_KEY`, else the config file's `general_settings.master_key`
-/// (`os.environ/NAME`, or written in the file).
-pub(super) fn admin_key(config: &Config) -> Result<Option<String>, String> {
-    if let Some(key) = &config.admin_api_key {
-        return Ok(Some(key.clone()));
-    }
+/// The admin key (`ADMIN_API_KEY`, else a config file's `general_settings.master_key`) and the
+/// config file's `gateway_keys`, read once at start.
+pub(super) fn from_config(
+    config: &Config,
+    now: i64,
+) -> Result<(Option<String>, Vec<KeyRecord>), String> {
     let Some(path) = &config.config_file else {
-        return Ok(None);
+        return Ok((config.admin_api_key.clone(), Vec::new()));
     };
     let file = crate::router::file::read(path).map_err(|e| e.to_string())?;
-    Ok(match file.master_key {
-        Some(crate::router::file::Secret::Env(name)) => Some(
-            std::env::var(&name)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| {
-                    format!("general_settings.master_key names os.environ/{name}, which is not set")
-                })?,
-        ),
-        Some(crate::router::file::Secret::Literal(key)) => Some(key),
-        None => None,
-    })
+    let admin = match (&config.admin_api_key, file.master_key) {
+        (Some(key), _) => Some(key.clone()),
+        (None, Some(Secret::Env(name))) => Some(env_secret(&name).ok_or_else(|| {
+            format!("general_settings.master_key names os.environ/{name}, which is not set")
+        })?),
+        (None, Some(Secret::Literal(key))) => Some(key),
+        (None, None) => None,
+    };
+    let mut keys = Vec::new();
+    for (line, entry) in &file.gateway_keys {
+        let at = format!("{}:{line}: gateway_keys", path.display());
+        keys.push(config_key(entry, now).map_err(|e| format!("{at}: {e}"))?);
+    }
+    Ok((admin, keys))
+}
+
+fn env_secret(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// One `gateway_keys` entry: `key_alias`, the key as `key: os.environ/NAME` or its hash as
+/// `token` (a key written in the file is refused: secrets never live in a file), and LiteLLM's
+/// limits (`models`, `rpm_limit`, `tpm_limit`, `max_budget`, `budget_duration`, `team_id`,
+/// `user_id`, `blocked`, `refuse_unpriced_models`).
+fn config_key(entry: &serde_json::Map<String, Value>, now: i64) -> Result<KeyRecord, String> {
+    let text = |name: &str| -> Result<Option<String>, String> {
+        match entry.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+            Some(_) => Err(format!("{name} must be a non-empty string")),
+        }
+    };
+    let count = |name: &str| -> Result<Option<u64>, String> {
+        match entry.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .filter(|n| *n > 0)
+                .map(Some)
+                .ok_or_else(|| format!("{name} must be a positive whole number")),
+        }
+    };
+    let flag = |name: &str| -> Result<bool, String> {
+        match entry.get(name) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(format!("{name} must be true or false")),
+        }
+    };
+    const FIELDS: &[&str] = &[
+        "key_alias",
+        "key",
+        "token",
+        "models",
+        "rpm_limit",
+        "tpm_limit",
+        "max_budget",
+        "budget_duration",
+        "team_id",
+        "user_id",
+        "blocked",
+        "refuse_unpriced_models",
+    ];
+    if let Some(unknown) = entry.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(format!("{unknown} is not a key setting"));
+    }
+    let alias = text("key_alias")?.ok_or("each key needs its key_alias")?;
+    let hash = match (text("key")?, text("token")?) {
+        (Some(key), None) => match key.strip_prefix("os.environ/") {
+            Some(name) => KeyHash::of(
+                &env_secret(name)
+                    .ok_or_else(|| format!("{alias}: os.environ/{name} is not set"))?,
+            ),
+            None => {
+                return Err(format!(
+                    "{alias}: a key written in the file; use key: os.environ/NAME or its token"
+                ))
+            }
+        },
+        (None, Some(token)) => KeyHash::from_hex(&token)
+            .ok_or_else(|| format!("{alias}: token must be the key's SHA-256 in hex"))?,
+        _ => {
+            return Err(format!(
+                "{alias}: give one of key (os.environ/NAME) or token"
+            ))
+        }
+    };
+    let mut record = KeyRecord::new("", Source::ConfigFile, now);
+    record.token = hash.hex();
+    record.key_name = format!("sk-...{}", &record.token[..4]);
+    record.key_alias = Some(alias);
+    record.team_id = text("team_id")?;
+    record.user_id = text("user_id")?;
+    record.rpm_limit = count("rpm_limit")?;
+    record.tpm_limit = count("tpm_limit")?;
+    record.blocked = flag("blocked")?;
+    record.refuse_unpriced = flag("refuse_unpriced_models")?;
+    record.models = match entry.get("models") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|m| m.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or("models must be a list of names")?,
+        Some(_) => return Err("models must be a list of names".into()),
+    };
+    if let Some(max) = entry.get("max_budget").filter(|v| !v.is_null()) {
+        let max_budget = max
+            .as_f64()
+            .filter(|m| m.is_finite() && *m >= 0.0)
+            .ok_or("max_budget must be a number of USD")?;
+        let period = match text("budget_duration")? {
+            Some(d) => Period::parse(&d)?,
+            None => Period::Total,
+        };
+        record.budgets.push(Budget { max_budget, period });
+    }
+    Ok(record)
 }
 
 #[cfg(test)]

@@ -141,7 +141,7 @@ enum Backend {
 
 pub struct Access {
     admin: Option<KeyHash>,
-    /// Keys from the environment: always present, never stored.
+    /// Keys from the environment and the config file: always present, never stored.
     fixed: Vec<Arc<KeyRecord>>,
     keys: RwLock<HashMap<KeyHash, Arc<KeyRecord>>>,
     /// When the Redis backend last read every key.
@@ -177,7 +177,8 @@ impl Access {
         clock: fn() -> i64,
     ) -> Result<Arc<Access>, String> {
         let now = clock();
-        let fixed: Vec<Arc<KeyRecord>> = match &config.gateway_api_keys {
+        let (admin, from_file) = keys::from_config(config, now)?;
+        let mut fixed: Vec<Arc<KeyRecord>> = match &config.gateway_api_keys {
             Some(list) => keys::parse_env_list(list, now)
                 .map_err(|e| format!("GATEWAY_API_KEYS: {e}"))?
                 .into_iter()
@@ -185,6 +186,7 @@ impl Access {
                 .collect(),
             None => Vec::new(),
         };
+        fixed.extend(from_file.into_iter().map(Arc::new));
         let backend = match store.redis() {
             Some(_) => Backend::Redis(shared::Shared::new(store.clone())),
             None => {
@@ -207,7 +209,7 @@ impl Access {
             }
         };
         let access = Arc::new(Access {
-            admin: keys::admin_key(config)?.as_deref().map(KeyHash::of),
+            admin: admin.as_deref().map(KeyHash::of),
             fixed,
             keys: RwLock::default(),
             refreshed: Mutex::new(Instant::now()),

@@ -379,8 +379,13 @@ fn writable(x: &Exchange<'_>, key: &KeyRecord) -> Result<(), ApiError> {
         return Err(ApiError::invalid(
             Some("key"),
             format!(
-                "The key {} comes from GATEWAY_API_KEYS; change it there.",
-                key.name()
+                "The key {} comes from {}; change it there.",
+                key.name(),
+                if key.source == Source::ConfigFile {
+                    "the config file's gateway_keys"
+                } else {
+                    "GATEWAY_API_KEYS"
+                }
             ),
         ));
     }

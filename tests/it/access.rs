@@ -754,3 +754,71 @@ fn the_deploy_files_set_only_variables_the_gateway_reads() {
         "streams pass event by event"
     );
 }
+
+#[test]
+fn keys_and_the_master_key_come_from_a_litellm_config_file_without_a_secret_in_it() {
+    let dir = temp_dir("keys-config");
+    let token = llmcallgateway::access::keys::KeyHash::of("sk-gw-test-fake-from-file-000000").hex();
+    let file = dir.join("config.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "general_settings:\n  master_key: {ADMIN}\ngateway_keys:\n  - key_alias: from-file\n    \
+             token: {token}\n    models: [mock/echo]\n    rpm_limit: 2\n    team_id: ops\n"
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start(&[("CONFIG_FILE", file.to_str().unwrap())]);
+    let key = "sk-gw-test-fake-from-file-000000";
+    let reply = chat(gw.addr, key, "mock/echo");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("x-ratelimit-limit-requests"), Some("2"));
+    assert_error(&chat(gw.addr, key, "mock/lorem"), 403);
+    assert_error(&chat(gw.addr, key, "mock/echo"), 429);
+    // The master key is the admin key; the file's keys are changed in the file only.
+    let e = assert_error(
+        &admin(
+            &gw,
+            "POST",
+            "/key/update",
+            &json!({"key": token, "rpm_limit": 9}),
+        ),
+        400,
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("gateway_keys"),
+        "{e:?}"
+    );
+    drop(gw);
+
+    // A key written in the file is refused, naming the file and the line.
+    std::fs::write(
+        &file,
+        "gateway_keys:\n  - key_alias: leaked\n    key: sk-gw-test-fake-in-the-file-0000\n",
+    )
+    .unwrap();
+    let logs = temp_dir("keys-config-logs");
+    let vars = [
+        ("CONFIG_FILE", file.to_str().unwrap()),
+        ("DATA_DIR", dir.to_str().unwrap()),
+        ("LOG_DIR", logs.to_str().unwrap()),
+        ("PORT", "0"),
+    ];
+    let config = llmcallgateway::Config::from_lookup(|name| {
+        vars.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    let why = llmcallgateway::start(config)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        why.contains("config.yaml:3") && why.contains("os.environ"),
+        "{why}"
+    );
+    assert!(!why.contains("sk-gw-test-fake-in-the-file"), "{why}");
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(logs);
+}
