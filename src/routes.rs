@@ -98,8 +98,9 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
 /// What a route requires once any gateway key is configured, read from its path in [`ROUTES`]
 /// so that every route added later is covered: `/health` is open; every `/v1/…` route takes a
 /// gateway key (rate limits and budgets apply to API calls), as does `/key/info` (a key may
-/// read its own); everything else (`/metrics*`, `/dashboard`, `/docs`, `/openapi.json`,
-/// `/admin/*`, `/key/*`) takes the admin key.
+/// read its own); `/key/*` and `/admin/*` take the admin key, which must be configured;
+/// everything else (`/metrics*`, `/dashboard`, `/docs`, `/openapi.json`) takes the admin key,
+/// or any gateway key when no admin key is configured.
 fn guard(endpoint: Endpoint) -> Guard {
     let path = ROUTES.iter().find(|r| r.2 == endpoint).map_or("", |r| r.1);
     if path == "/health" {
@@ -108,6 +109,8 @@ fn guard(endpoint: Endpoint) -> Guard {
         Guard::Client {
             counted: !endpoint.is_monitoring(),
         }
+    } else if path.starts_with("/key/") || path.starts_with("/admin/") {
+        Guard::Manage
     } else {
         Guard::Admin
     }
@@ -121,7 +124,7 @@ fn gate(x: &Exchange<'_>, guard: Guard) -> Result<(), ApiError> {
         Ok(Some(caller)) => caller,
         Ok(None) => return Ok(()),
         Err(mut e) => {
-            if guard == Guard::Admin && e.status == 401 {
+            if matches!(guard, Guard::Admin | Guard::Manage) && e.status == 401 {
                 // A browser opening the dashboard or the docs asks for the admin key.
                 e.headers.push((
                     "www-authenticate".into(),

@@ -43,7 +43,8 @@ use windows::Window;
 pub(crate) use refusals::check_or_refuse;
 use refusals::{check_budget, rate_limited, store_down};
 pub use refusals::{
-    limit_headers, model_not_allowed, model_not_priced, over_budget, unauthorized, Reserve,
+    limit_headers, model_not_allowed, model_not_priced, no_admin_key, over_budget, unauthorized,
+    Reserve,
 };
 
 /// How long an instance sharing Redis trusts its copy of the keys (a key blocked or deleted
@@ -116,26 +117,64 @@ pub enum Guard {
     Open,
     /// A gateway key (or the admin key); `counted`: rate limits and budgets apply.
     Client { counted: bool },
-    /// The admin key.
+    /// Monitoring and docs: the admin key; when none is configured, any gateway key.
     Admin,
+    /// Managing keys and spend (`/key/*`, `/admin/*`): the admin key only, and it must be
+    /// configured, else anyone could make the first key of an open gateway and lock its owner
+    /// out.
+    Manage,
 }
 
-/// One instance's calls in flight for a budgeted key, and the most one call cost.
+/// One key's state on this instance, behind one lock: its calls in flight and the most one
+/// call cost (for budgets), its rpm/tpm window (embedded backend), and what its calls settled
+/// here added up to (for `/metrics`).
 #[derive(Default)]
-struct InFlight {
+struct Live {
     calls: u32,
     reserved: f64,
     max_cost: f64,
-    /// A call of the key has ended here: `max_cost` is known.
+    /// A call of the key has cost something known here: `max_cost` is a cost seen.
     settled: bool,
+    window: Window,
+    usage: Option<KeyUsage>,
+}
+
+impl Live {
+    /// What a new call finds: see [`Reserve`].
+    fn reserve(&self) -> Reserve {
+        Reserve {
+            this: self.max_cost,
+            in_flight: self.reserved,
+            alone: self.calls == 0,
+            known: self.settled,
+        }
+    }
+
+    /// Counts a new call in flight, reserving the most one call has cost.
+    fn take(&mut self) -> f64 {
+        self.calls += 1;
+        self.reserved += self.max_cost;
+        self.max_cost
+    }
+
+    /// A call is over (refused, or settled with `cost`).
+    fn release(&mut self, reserved: f64, cost: Option<f64>) {
+        self.calls = self.calls.saturating_sub(1);
+        self.reserved = if self.calls == 0 {
+            0.0
+        } else {
+            (self.reserved - reserved).max(0.0)
+        };
+        if let Some(cost) = cost {
+            self.max_cost = self.max_cost.max(cost);
+            self.settled = true;
+        }
+    }
 }
 
 /// How rate limits and spend are kept.
 enum Backend {
-    Embedded {
-        windows: Mutex<HashMap<KeyHash, Window>>,
-        ledger: Arc<Mutex<Ledger>>,
-    },
+    Embedded { ledger: Arc<Mutex<Ledger>> },
     Redis(shared::Shared),
 }
 
@@ -148,9 +187,8 @@ pub struct Access {
     refreshed: Mutex<Instant>,
     store: Store,
     backend: Backend,
-    in_flight: Mutex<HashMap<KeyHash, InFlight>>,
-    /// Calls settled here, by key name.
-    usage: Mutex<HashMap<String, KeyUsage>>,
+    /// Each key's state here. Lock order: the ledger, then this.
+    live: Mutex<HashMap<KeyHash, Live>>,
     /// Redis down: admit keys with limits anyway (`REDIS_FAIL_OPEN`).
     fail_open: bool,
     clock: fn() -> i64,
@@ -203,7 +241,6 @@ impl Access {
                     .filter_map(|(_, v)| serde_json::from_slice::<DayTotals>(&v).ok())
                     .collect();
                 Backend::Embedded {
-                    windows: Mutex::default(),
                     ledger: Arc::new(Mutex::new(Ledger::load(windows, days))),
                 }
             }
@@ -215,8 +252,7 @@ impl Access {
             refreshed: Mutex::new(Instant::now()),
             store,
             backend,
-            in_flight: Mutex::default(),
-            usage: Mutex::default(),
+            live: Mutex::default(),
             fail_open: config.redis_fail_open,
             clock,
             saver: Mutex::new(None),
@@ -337,6 +373,9 @@ impl Access {
     /// Authenticates a request for a route: `None` when no key is needed (none configured,
     /// or an open route); else the caller, or the 401 to answer.
     pub fn authenticate(&self, req: &Request, guard: Guard) -> Result<Option<Caller>, ApiError> {
+        if guard == Guard::Manage && self.admin.is_none() {
+            return Err(no_admin_key());
+        }
         if guard == Guard::Open || !self.enabled() {
             return Ok(None);
         }
@@ -350,7 +389,7 @@ impl Access {
         if self.admin.is_some_and(|admin| admin == hash) {
             return Ok(Some(Caller::Admin));
         }
-        if guard == Guard::Admin {
+        if guard == Guard::Manage || (guard == Guard::Admin && self.admin.is_some()) {
             return Err(unauthorized(
                 "This route takes the admin key (ADMIN_API_KEY), not a gateway key.",
             ));
@@ -400,70 +439,67 @@ impl Access {
         }
         let hash = key.hash().unwrap_or(KeyHash([0; 32]));
         let now = admission.second;
-        // The slot is taken before the check, under one lock, so two calls of this instance
-        // never both see themselves alone.
-        let reserve = self.take_slot(&hash, &key);
+        let budgeted = !key.budgets.is_empty();
         let usage = match &self.backend {
-            Backend::Embedded { windows, ledger } => {
+            Backend::Embedded { ledger } => {
+                // The spend is read and the call counted in flight under the same locks, so two
+                // calls of this instance never both see themselves alone.
                 let ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
-                let over = key.budgets.iter().find_map(|budget| {
+                let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+                let state = live.entry(hash).or_default();
+                let reserve = state.reserve();
+                for budget in &key.budgets {
                     let spent = ledger.spent(&key.token, budget.period, now);
-                    check_budget(&key, budget, spent, reserve).err()
-                });
-                drop(ledger);
-                match over {
-                    Some(e) => Err(e),
-                    None => {
-                        let mut windows = windows.lock().unwrap_or_else(|e| e.into_inner());
-                        let window = windows.entry(hash).or_default();
-                        Ok(window.admit(now, key.rpm_limit, key.tpm_limit, estimate))
+                    check_budget(&key, budget, spent, reserve)?;
+                }
+                let usage = state
+                    .window
+                    .admit(now, key.rpm_limit, key.tpm_limit, estimate)
+                    .map_err(|refusal| rate_limited(&key, refusal))?;
+                if budgeted {
+                    admission.reserved = state.take();
+                }
+                usage
+            }
+            Backend::Redis(shared) => {
+                let reserve = if budgeted {
+                    let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+                    let state = live.entry(hash).or_default();
+                    let reserve = state.reserve();
+                    state.take();
+                    reserve
+                } else {
+                    Reserve {
+                        alone: true,
+                        ..Reserve::default()
+                    }
+                };
+                let result = match shared.admit(&key, now, estimate, reserve) {
+                    Ok(result) => {
+                        result.and_then(|u| u.map_err(|refusal| rate_limited(&key, refusal)))
+                    }
+                    Err(e) if self.fail_open => {
+                        log::warn!("key {}: admitted without limits: {e}", key.name());
+                        self.release(&hash, budgeted, reserve.this, None);
+                        admission.counted = false;
+                        return Ok(admission);
+                    }
+                    Err(e) => Err(store_down(&e)),
+                };
+                match result {
+                    Ok(usage) => {
+                        admission.reserved = reserve.this;
+                        usage
+                    }
+                    Err(e) => {
+                        self.release(&hash, budgeted, reserve.this, None);
+                        return Err(e);
                     }
                 }
             }
-            Backend::Redis(shared) => match shared.admit(&key, now, estimate, reserve) {
-                Ok(result) => result,
-                Err(e) if self.fail_open => {
-                    log::warn!("key {}: admitted without limits: {e}", key.name());
-                    self.release_slot(&hash, &key, reserve.this, None);
-                    admission.counted = false;
-                    return Ok(admission);
-                }
-                Err(e) => Err(store_down(&e)),
-            },
         };
-        match usage.and_then(|u| u.map_err(|refusal| rate_limited(&key, refusal))) {
-            Ok(usage) => {
-                admission.headers = limit_headers(&key, usage);
-                admission.reserved = reserve.this;
-                Ok(admission)
-            }
-            Err(e) => {
-                self.release_slot(&hash, &key, reserve.this, None);
-                Err(e)
-            }
-        }
-    }
-
-    /// Counts a new call of a budgeted key in flight on this instance, reserving the most one
-    /// call of the key has cost here; returns what it found before.
-    fn take_slot(&self, hash: &KeyHash, key: &KeyRecord) -> Reserve {
-        if key.budgets.is_empty() {
-            return Reserve {
-                alone: true,
-                ..Reserve::default()
-            };
-        }
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        let f = in_flight.entry(*hash).or_default();
-        let reserve = Reserve {
-            this: f.max_cost,
-            in_flight: f.reserved,
-            alone: f.calls == 0,
-            known: f.settled,
-        };
-        f.calls += 1;
-        f.reserved += f.max_cost;
-        reserve
+        admission.headers = limit_headers(&key, usage);
+        Ok(admission)
     }
 
     /// The cost of an admitted call, known once its usage is (before its answer is out): the
@@ -477,29 +513,19 @@ impl Access {
             return;
         }
         let hash = key.hash().unwrap_or(KeyHash([0; 32]));
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = in_flight.get_mut(&hash) {
-            f.max_cost = f.max_cost.max(cost);
-            f.settled = true;
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(state) = live.get_mut(&hash) {
+            state.max_cost = state.max_cost.max(cost);
+            state.settled = true;
         }
     }
 
-    /// A call of a budgeted key is over on this instance (refused, or settled with `cost`).
-    fn release_slot(&self, hash: &KeyHash, key: &KeyRecord, reserved: f64, cost: Option<f64>) {
-        if key.budgets.is_empty() {
-            return;
-        }
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = in_flight.get_mut(hash) {
-            f.calls = f.calls.saturating_sub(1);
-            f.reserved = if f.calls == 0 {
-                0.0
-            } else {
-                (f.reserved - reserved).max(0.0)
-            };
-            if let Some(cost) = cost {
-                f.max_cost = f.max_cost.max(cost);
-                f.settled = true;
+    /// A refused call of a budgeted key is no longer in flight here.
+    fn release(&self, hash: &KeyHash, budgeted: bool, reserved: f64, cost: Option<f64>) {
+        if budgeted {
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(state) = live.get_mut(hash) {
+                state.release(reserved, cost);
             }
         }
     }
@@ -535,42 +561,16 @@ impl Access {
             completion_tokens: completion,
             cost,
         });
-        {
-            let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-            let entry = usage
-                .entry(key.name().to_string())
-                .or_insert_with(|| KeyUsage {
-                    key: key.name().to_string(),
-                    team: key.team_id.clone(),
-                    ..KeyUsage::default()
-                });
-            entry.requests += 1;
-            entry.prompt_tokens += prompt;
-            entry.completion_tokens += completion;
-            match cost {
-                Some(cost) => entry.spend += cost,
-                None if tokens.is_some() => entry.unpriced_requests += 1,
-                None => {}
-            }
-        }
         let periods: Vec<Period> = key.budgets.iter().map(|b| b.period).collect();
-        match &self.backend {
-            Backend::Embedded { windows, ledger } => {
-                if key.tpm_limit.is_some() {
-                    let mut windows = windows.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(window) = windows.get_mut(&hash) {
-                        window.settle(
-                            now,
-                            admission.second,
-                            admission.estimate,
-                            prompt + completion,
-                        );
-                    }
+        // The spend first; only then may this instance count the call as over (its key's
+        // next call must find its cost in the spend or in what calls in flight reserve).
+        let ledger = match &self.backend {
+            Backend::Embedded { ledger } => {
+                let mut ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(charge) = &charge {
+                    ledger.charge(charge, &periods, now);
                 }
-                if let Some(charge) = charge {
-                    let mut ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
-                    ledger.charge(&charge, &periods, now);
-                }
+                Some(ledger)
             }
             Backend::Redis(shared) => {
                 let settled = shared.settle(
@@ -586,10 +586,36 @@ impl Access {
                 if let Err(e) = settled {
                     log::error!("key {}: spend not recorded: {e}", key.name());
                 }
+                None
             }
+        };
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        drop(ledger);
+        let state = live.entry(hash).or_default();
+        if ledger_backend(&self.backend) && key.tpm_limit.is_some() {
+            state.window.settle(
+                now,
+                admission.second,
+                admission.estimate,
+                prompt + completion,
+            );
         }
-        // Only now that its cost is in the spend may this instance count the call as over.
-        self.release_slot(&hash, key, admission.reserved, Some(cost.unwrap_or(0.0)));
+        if !key.budgets.is_empty() {
+            state.release(admission.reserved, Some(cost.unwrap_or(0.0)));
+        }
+        let usage = state.usage.get_or_insert_with(|| KeyUsage {
+            key: key.name().to_string(),
+            team: key.team_id.clone(),
+            ..KeyUsage::default()
+        });
+        usage.requests += 1;
+        usage.prompt_tokens += prompt;
+        usage.completion_tokens += completion;
+        match cost {
+            Some(cost) => usage.spend += cost,
+            None if tokens.is_some() => usage.unpriced_requests += 1,
+            None => {}
+        }
     }
 
     /// What a key spent in the current window of `period`.
@@ -692,8 +718,8 @@ impl Access {
     /// What the calls of each key settled on this instance added up to since start, for
     /// `/metrics` (per instance, so Prometheus sums a fleet), busiest first.
     pub fn usage_by_key(&self) -> Vec<KeyUsage> {
-        let usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-        let mut all: Vec<KeyUsage> = usage.values().cloned().collect();
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<KeyUsage> = live.values().filter_map(|l| l.usage.clone()).collect();
         all.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.key.cmp(&b.key)));
         all
     }
@@ -718,6 +744,11 @@ impl Drop for Access {
             self.stop();
         }
     }
+}
+
+/// Whether the rpm/tpm windows are kept here (not in Redis).
+fn ledger_backend(backend: &Backend) -> bool {
+    matches!(backend, Backend::Embedded { .. })
 }
 
 /// Saves what changed in the ledger.

@@ -91,6 +91,17 @@ pub fn unauthorized(message: impl Into<String>) -> ApiError {
     )
 }
 
+/// 403: key management without an admin key configured.
+pub fn no_admin_key() -> ApiError {
+    ApiError::new(
+        403,
+        "invalid_request_error",
+        Some("admin_key_not_configured"),
+        "Managing keys and spend takes the admin key, and none is configured: set \
+         ADMIN_API_KEY (or the config file's general_settings.master_key).",
+    )
+}
+
 /// 403: the key may not call this model.
 pub fn model_not_allowed(caller: &Caller, model: &str) -> ApiError {
     let mut e = ApiError::new(

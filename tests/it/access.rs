@@ -822,3 +822,40 @@ fn keys_and_the_master_key_come_from_a_litellm_config_file_without_a_secret_in_i
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(logs);
 }
+
+#[test]
+fn without_an_admin_key_nobody_manages_keys_and_gateway_keys_open_the_monitoring_routes() {
+    // An open gateway: making the first key would lock its owner out, so it is refused.
+    let open = Gateway::start(&[]);
+    let e = assert_error(&send(open.addr, "POST", "/key/generate", &[], b"{}"), 403);
+    assert_eq!(e["code"], "admin_key_not_configured");
+    assert_error(&send(open.addr, "GET", "/admin/spend", &[], b""), 403);
+    drop(open);
+    // Keys from the environment only: they open /metrics and the dashboard, not /key/*.
+    let key = "sk-gw-test-fake-env-only-00000000";
+    let gw = Gateway::start(&[("GATEWAY_API_KEYS", key)]);
+    let bearer = format!("Bearer {key}");
+    assert_eq!(send(gw.addr, "GET", "/metrics", &[], b"").status, 401);
+    assert_eq!(
+        send(
+            gw.addr,
+            "GET",
+            "/metrics",
+            &[("authorization", &bearer)],
+            b""
+        )
+        .status,
+        200
+    );
+    let e = assert_error(
+        &send(
+            gw.addr,
+            "GET",
+            "/key/list",
+            &[("authorization", &bearer)],
+            b"",
+        ),
+        403,
+    );
+    assert_eq!(e["code"], "admin_key_not_configured");
+}
