@@ -547,16 +547,17 @@ impl Access {
             .and_then(crate::pricing::Tokens::from_usage);
         let (prompt, completion) = tokens.map_or((0, 0), |t| (t.prompt, t.completion));
         let cost = record.cost.filter(|c| c.is_finite() && *c >= 0.0);
+        let model = record
+            .model_requested
+            .as_deref()
+            .or(record.model.as_deref())
+            .unwrap_or_default();
         let charge = (tokens.is_some() || cost.is_some()).then(|| Charge {
-            token: key.token.clone(),
-            key_name: key.name().to_string(),
-            team: key.team_id.clone(),
-            user: key.user_id.clone(),
-            model: record
-                .model_requested
-                .clone()
-                .or_else(|| record.model.clone())
-                .unwrap_or_default(),
+            token: &key.token,
+            key_name: key.name(),
+            team: key.team_id.as_deref(),
+            user: key.user_id.as_deref(),
+            model,
             prompt_tokens: prompt,
             completion_tokens: completion,
             cost,

@@ -242,7 +242,7 @@ impl Shared {
         estimate: u64,
         actual: u64,
         reserved: f64,
-        charge: Option<&Charge>,
+        charge: Option<&Charge<'_>>,
         periods: &[Period],
     ) -> Result<(), String> {
         let mut invocation = self.settle.prepare_invoke();
@@ -258,10 +258,10 @@ impl Shared {
         }
         let field = charge.map_or(String::new(), |c| {
             [
-                c.key_name.as_str(),
-                c.team.as_deref().unwrap_or(""),
-                c.user.as_deref().unwrap_or(""),
-                c.model.as_str(),
+                c.key_name,
+                c.team.unwrap_or(""),
+                c.user.unwrap_or(""),
+                c.model,
             ]
             .join("\u{1f}")
         });

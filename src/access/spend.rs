@@ -6,7 +6,7 @@
 //! changed at most each second. Every function takes the time (`now`, Unix seconds) from its
 //! caller, so tests move the clock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use time::{Date, Month, OffsetDateTime};
@@ -79,6 +79,17 @@ impl Period {
         }
     }
 
+    /// The period a [`Period::code`] names.
+    pub fn from_code(code: &str) -> Option<Period> {
+        if code == "total" {
+            return Some(Period::Total);
+        }
+        if let Some(n) = code.strip_suffix("mo") {
+            return n.parse().ok().map(Period::Months);
+        }
+        code.strip_suffix('s')?.parse().ok().map(Period::Seconds)
+    }
+
     /// A short, stable name for store keys: `total`, `86400s`, `1mo`.
     pub fn code(&self) -> String {
         match *self {
@@ -149,78 +160,100 @@ impl DayTotals {
 
 /// What one finished call adds.
 #[derive(Clone, Debug, Default)]
-pub struct Charge {
+pub struct Charge<'a> {
     /// The key's hash, hex (windows are per key).
-    pub token: String,
+    pub token: &'a str,
     /// The key's name (reports are by name).
-    pub key_name: String,
-    pub team: Option<String>,
-    pub user: Option<String>,
-    pub model: String,
+    pub key_name: &'a str,
+    pub team: Option<&'a str>,
+    pub user: Option<&'a str>,
+    pub model: &'a str,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     /// `None`: the model has no known price.
     pub cost: Option<f64>,
 }
 
+/// One key's windows: (period, window) → USD.
+type KeyWindows = HashMap<(Period, i64), f64>;
+
 /// Spend in memory: every window of every key, and the days' totals, with what changed since
-/// the last save.
+/// the last save. Looked up by borrowed names, so a call's charge allocates only for what is
+/// new.
 #[derive(Default)]
 pub struct Ledger {
-    windows: HashMap<WindowId, f64>,
-    days: BTreeMap<String, DayTotals>,
-    dirty_windows: Vec<WindowId>,
-    dirty_days: Vec<String>,
+    /// Key hash (hex) → its windows.
+    windows: HashMap<String, KeyWindows>,
+    days: HashMap<String, DayTotals>,
+    dirty_windows: HashMap<String, HashSet<(Period, i64)>>,
+    dirty_days: HashSet<String>,
 }
 
 impl Ledger {
     /// Loads what the store holds.
     pub fn load(windows: Vec<(WindowId, f64)>, days: Vec<DayTotals>) -> Ledger {
-        Ledger {
-            windows: windows.into_iter().collect(),
+        let mut ledger = Ledger {
             days: days.into_iter().map(|d| (d.id(), d)).collect(),
             ..Ledger::default()
+        };
+        for (id, spent) in windows {
+            if let Some(period) = Period::from_code(&id.period) {
+                ledger
+                    .windows
+                    .entry(id.key)
+                    .or_default()
+                    .insert((period, id.window), spent);
+            }
         }
+        ledger
     }
 
     /// What `token` spent in the window of `period` that `now` falls in.
     pub fn spent(&self, token: &str, period: Period, now: i64) -> f64 {
-        let id = WindowId {
-            key: token.to_string(),
-            period: period.code(),
-            window: period.window(now),
+        self.windows
+            .get(token)
+            .and_then(|w| w.get(&(period, period.window(now))))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// Adds `cost` to one window of a key, and notes it to save.
+    fn add(&mut self, token: &str, window: (Period, i64), cost: f64, replace: bool) {
+        let windows = match self.windows.get_mut(token) {
+            Some(w) => w,
+            None => self.windows.entry(token.to_string()).or_default(),
         };
-        self.windows.get(&id).copied().unwrap_or(0.0)
+        let slot = windows.entry(window).or_insert(0.0);
+        *slot = if replace { cost } else { *slot + cost };
+        let dirty = match self.dirty_windows.get_mut(token) {
+            Some(d) => d,
+            None => self.dirty_windows.entry(token.to_string()).or_default(),
+        };
+        dirty.insert(window);
     }
 
     /// Adds a call: its cost to every window `periods` name for the key (the total always),
     /// its tokens and cost to the day's totals.
-    pub fn charge(&mut self, charge: &Charge, periods: &[Period], now: i64) {
+    pub fn charge(&mut self, charge: &Charge<'_>, periods: &[Period], now: i64) {
         if let Some(cost) = charge.cost.filter(|c| *c > 0.0) {
-            let mut all = vec![Period::Total];
-            all.extend(periods.iter().filter(|p| **p != Period::Total));
-            for period in all {
-                let id = WindowId {
-                    key: charge.token.clone(),
-                    period: period.code(),
-                    window: period.window(now),
-                };
-                *self.windows.entry(id.clone()).or_insert(0.0) += cost;
-                if !self.dirty_windows.contains(&id) {
-                    self.dirty_windows.push(id);
-                }
+            self.add(charge.token, (Period::Total, 0), cost, false);
+            for period in periods.iter().filter(|p| **p != Period::Total) {
+                self.add(charge.token, (*period, period.window(now)), cost, false);
             }
         }
-        let totals = DayTotals {
-            day: day(now),
-            key: charge.key_name.clone(),
-            model: charge.model.clone(),
-            ..DayTotals::default()
+        let today = day(now);
+        let id = format!("{today}|{}|{}", charge.key_name, charge.model);
+        let entry = match self.days.get_mut(&id) {
+            Some(entry) => entry,
+            None => self.days.entry(id.clone()).or_insert(DayTotals {
+                day: today,
+                key: charge.key_name.to_string(),
+                team: charge.team.map(str::to_string),
+                user: charge.user.map(str::to_string),
+                model: charge.model.to_string(),
+                ..DayTotals::default()
+            }),
         };
-        let id = totals.id();
-        let entry = self.days.entry(id.clone()).or_insert(totals);
-        entry.team.clone_from(&charge.team);
-        entry.user.clone_from(&charge.user);
         entry.requests += 1;
         entry.prompt_tokens += charge.prompt_tokens;
         entry.completion_tokens += charge.completion_tokens;
@@ -229,29 +262,31 @@ impl Ledger {
             None => entry.unpriced_requests += 1,
         }
         if !self.dirty_days.contains(&id) {
-            self.dirty_days.push(id);
+            self.dirty_days.insert(id);
         }
     }
 
     /// Sets a key's spend in the current window of each period (`/key/update`'s `spend`).
     pub fn set(&mut self, token: &str, periods: &[Period], spend: f64, now: i64) {
         for period in periods {
-            let id = WindowId {
-                key: token.to_string(),
-                period: period.code(),
-                window: period.window(now),
-            };
-            self.windows.insert(id.clone(), spend);
-            self.dirty_windows.push(id);
+            self.add(token, (*period, period.window(now)), spend, true);
         }
     }
 
     /// What changed since the last call, to save.
     pub fn take_dirty(&mut self) -> (Vec<(WindowId, f64)>, Vec<DayTotals>) {
-        let windows = std::mem::take(&mut self.dirty_windows)
-            .into_iter()
-            .filter_map(|id| Some((id.clone(), *self.windows.get(&id)?)))
-            .collect();
+        let mut windows = Vec::new();
+        for (token, changed) in std::mem::take(&mut self.dirty_windows) {
+            for (period, window) in changed {
+                let spent = self.spent_in(&token, period, window);
+                let id = WindowId {
+                    key: token.clone(),
+                    period: period.code(),
+                    window,
+                };
+                windows.push((id, spent));
+            }
+        }
         let days = std::mem::take(&mut self.dirty_days)
             .into_iter()
             .filter_map(|id| self.days.get(&id).cloned())
@@ -259,9 +294,19 @@ impl Ledger {
         (windows, days)
     }
 
-    /// Every day's totals (for reports).
+    fn spent_in(&self, token: &str, period: Period, window: i64) -> f64 {
+        self.windows
+            .get(token)
+            .and_then(|w| w.get(&(period, window)))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// Every day's totals (for reports), in day order.
     pub fn days(&self) -> Vec<DayTotals> {
-        self.days.values().cloned().collect()
+        let mut all: Vec<DayTotals> = self.days.values().cloned().collect();
+        all.sort_by(|a, b| (&a.day, &a.key, &a.model).cmp(&(&b.day, &b.key, &b.model)));
+        all
     }
 }
 
@@ -288,9 +333,9 @@ mod tests {
         let (daily, monthly) = (Period::Seconds(86_400), Period::Months(1));
         let mut ledger = Ledger::default();
         let charge = Charge {
-            token: "k".into(),
-            key_name: "team-a".into(),
-            model: "mock/echo".into(),
+            token: "k",
+            key_name: "team-a",
+            model: "mock/echo",
             cost: Some(2.0),
             ..Charge::default()
         };
@@ -312,6 +357,9 @@ mod tests {
         assert_eq!(ledger.spent("k", monthly, after + 86_400), 2.0);
         assert_eq!(ledger.spent("k", daily, after + 86_400), 0.0);
         assert_eq!(day(before), "2026-01-31");
+        for p in [Period::Total, daily, monthly, Period::Seconds(30)] {
+            assert_eq!(Period::from_code(&p.code()), Some(p));
+        }
         assert_eq!(day(after), "2026-02-01");
     }
 
@@ -319,9 +367,9 @@ mod tests {
     fn unpriced_calls_are_counted_and_not_charged() {
         let mut ledger = Ledger::default();
         let charge = Charge {
-            token: "k".into(),
-            key_name: "n".into(),
-            model: "x".into(),
+            token: "k",
+            key_name: "n",
+            model: "x",
             prompt_tokens: 5,
             ..Charge::default()
         };
