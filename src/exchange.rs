@@ -64,13 +64,10 @@ impl<'a> Exchange<'a> {
         }
     }
 
-    /// Takes an admitted call: its caller is named in the record (never its key), its
-    /// `x-ratelimit-*` headers go on every answer, and it is settled when the exchange ends.
-    pub fn admit(&self, admission: Admission) {
-        self.name_caller(&admission.caller);
-        self.common
-            .borrow_mut()
-            .extend(admission.headers.iter().cloned());
+    /// Takes an admitted call: its `x-ratelimit-*` headers go on every answer, and it is
+    /// settled when the exchange ends.
+    pub fn admit(&self, mut admission: Admission) {
+        self.common.borrow_mut().extend(admission.headers.drain(..));
         *self.admission.borrow_mut() = Some(admission);
     }
 

@@ -134,6 +134,7 @@ fn gate(x: &Exchange<'_>, guard: Guard) -> Result<(), ApiError> {
             return Err(e);
         }
     };
+    // Named in the record before admission, so a refusal's line names the key too.
     x.name_caller(&caller);
     let counted = guard == Guard::Client { counted: true };
     // The prompt's tokens, roughly: what the tpm window holds until the real usage is known.

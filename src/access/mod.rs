@@ -1,5 +1,6 @@
 //! Access control: who may call, what, how often, for how much. [`Access`] holds the gateway
-//! keys (from `GATEWAY_API_KEYS`, and from the store for keys made through the admin API) in
+//! keys (from `GATEWAY_API_KEYS`, the config file, and the store for keys made through the
+//! admin API) in
 //! memory by hash, decides each request's admission at dispatch (401, 429 for rpm/tpm, 429
 //! `insufficient_quota` for a spent budget, 503 when the shared store is down and the key has
 //! limits), and settles each admitted call from its interaction record when the exchange ends:
@@ -8,8 +9,8 @@
 //!
 //! Two backends, one behaviour. Embedded (the default): windows in memory, spend in memory
 //! and saved to the store at most each second by a background thread, so a crash loses at
-//! most the spend of the last second (the calls settled since the last save) and the rpm/tpm
-//! windows (at most one minute of rate-limit history). Redis (`REDIS_URL`): windows, spend
+//! most the spend of the last second (the calls settled since the last save; calls in flight
+//! are never charged) and the rpm/tpm windows (at most one minute of rate-limit history). Redis (`REDIS_URL`): windows, spend
 //! and reservations live in Redis, each admission and each settlement one atomic script
 //! (`shared.rs`), so every instance sees the same numbers; keys are cached for
 //! [`KEY_CACHE`] and looked up in Redis on a miss.
