@@ -20,17 +20,19 @@ tmp=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
 mock=$(sed -n 's/.*http:\/\///p' "$tmp/m" | head -1)
 rport=$("$T/load" free-port)
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" > /dev/null &
+# Started from this shell (not a command substitution's subshell), so the exit trap stops them.
 gateway() {  # name, extra VAR=value words
   local name=$1; shift
   mkdir -p "$tmp/$name"
   env PORT=0 LITELLM_BASE_URL="http://$mock/v1" LITELLM_API_KEY=sk-fake-bench LOG_DIR="$tmp/$name/logs" \
     DATA_DIR="$tmp/$name/data" LOG_LEVEL=warn WORKERS=256 "$@" "$T/llmcallgateway" > "$tmp/$name/out" 2> "$tmp/$name/err" &
   for _ in $(seq 50); do grep -q listening "$tmp/$name/out" && break; sleep 0.1; done
-  sed -n 's/.*http:\/\///p' "$tmp/$name/out" | head -1
 }
-open=$(gateway open)
-embedded=$(gateway embedded ADMIN_API_KEY=$ADMIN)
-redis=$(gateway redis ADMIN_API_KEY=$ADMIN REDIS_URL="redis://127.0.0.1:$rport")
+addr() { sed -n 's/.*http:\/\///p' "$tmp/$1/out" | head -1; }
+gateway open
+gateway embedded ADMIN_API_KEY=$ADMIN
+gateway redis ADMIN_API_KEY=$ADMIN REDIS_URL="redis://127.0.0.1:$rport"
+open=$(addr open); embedded=$(addr embedded); redis=$(addr redis)
 for gw in "$embedded" "$redis"; do
   curl -sf "http://$gw/key/generate" -H "authorization: Bearer $ADMIN" -d "{\"key\": \"$KEY\",
     \"rpm_limit\": 100000000, \"tpm_limit\": 100000000000, \"max_budget\": 1000000, \"budget_duration\": \"1d\"}" > /dev/null
