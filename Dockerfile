@@ -11,12 +11,14 @@ RUN cargo build --release --locked --bin llmcallgateway \
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin gateway \
-    && mkdir -p /app/logs \
-    && chown gateway:gateway /app/logs
+    && mkdir -p /app/logs /app/data \
+    && chown gateway:gateway /app/logs /app/data
 COPY --from=build /usr/local/bin/llmcallgateway /usr/local/bin/llmcallgateway
 WORKDIR /app
-ENV HOST=0.0.0.0 PORT=8728 LOG_DIR=/app/logs
-VOLUME /app/logs
+# Listening on 0.0.0.0 with a provider key needs GATEWAY_API_KEYS or ADMIN_API_KEY (or
+# ALLOW_UNAUTHENTICATED=true behind an authenticating proxy): else the gateway refuses to start.
+ENV HOST=0.0.0.0 PORT=8728 LOG_DIR=/app/logs DATA_DIR=/app/data
+VOLUME ["/app/logs", "/app/data"]
 EXPOSE 8728
 USER 10001:10001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \

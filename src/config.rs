@@ -68,6 +68,10 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("PRICES_FILE", "", "a JSON price table laid over the built-in one: {\"model\": {\"input\": 2.5, \"cached_input\": 1.25, \"output\": 10}} in USD per million tokens"),
     ("CONFIG_FILE", "", "a LiteLLM proxy config.yaml (model_list aliases, router_settings, litellm_settings); also --config PATH"),
     ("MAX_RETRIES", "2", "retries of a provider failure before the first byte, when no config file sets num_retries"),
+    ("GATEWAY_API_KEYS", "", "gateway keys clients must send (comma list; name=key names one); with none configured and no ADMIN_API_KEY the gateway is open"),
+    ("ADMIN_API_KEY", "", "the admin key: /key/* (LiteLLM's key API), /admin/*, /metrics*, /dashboard, /docs; also any model (default: the config file's general_settings.master_key)"),
+    ("ALLOW_UNAUTHENTICATED", "false", "true lets the gateway listen on a non-loopback HOST with a provider key and no gateway key (anyone reaching the port spends the provider credit)"),
+    ("REDIS_FAIL_OPEN", "false", "with REDIS_URL unreachable, true admits keys with limits unchecked; false (fail closed) answers them 503"),
     ("ENABLE_RELOAD", "false", "true re-reads CONFIG_FILE when it changes (SIGHUP always does); an invalid file is refused and the old table kept"),
     ("DATA_DIR", "data", "directory of the embedded store (llmcallgateway.db): gateway keys, spend, rate-limit state, stored responses"),
     ("REDIS_URL", "", "redis://[:password@]host:port[/db]: keep the store in Redis instead, shared by every instance behind a load balancer"),
@@ -118,6 +122,12 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// How long a stored response is kept, in days; 0 keeps it until deleted.
     pub responses_retention_days: u32,
+    /// `GATEWAY_API_KEYS` as given (secret).
+    pub gateway_api_keys: Option<String>,
+    /// `ADMIN_API_KEY` (secret), or the config file's `general_settings.master_key`.
+    pub admin_api_key: Option<String>,
+    pub allow_unauthenticated: bool,
+    pub redis_fail_open: bool,
 }
 
 /// How much of each request and response body the interactions log keeps.
@@ -252,6 +262,10 @@ impl Config {
                 30,
                 "a number of days",
             )?,
+            gateway_api_keys: get("GATEWAY_API_KEYS"),
+            admin_api_key: get("ADMIN_API_KEY"),
+            allow_unauthenticated: parse_bool(&get, "ALLOW_UNAUTHENTICATED")?,
+            redis_fail_open: parse_bool(&get, "REDIS_FAIL_OPEN")?,
         })
     }
 
@@ -281,6 +295,14 @@ impl Config {
             }
         }
         secrets.extend(self.redis_url.as_deref().and_then(url_password));
+        secrets.extend(self.admin_api_key.clone());
+        if let Some(list) = &self.gateway_api_keys {
+            secrets.extend(
+                list.split(',')
+                    .map(|e| e.split_once('=').map_or(e, |(_, k)| k).trim().to_string())
+                    .filter(|k| !k.is_empty()),
+            );
+        }
         secrets
     }
 
@@ -366,6 +388,21 @@ impl Config {
                     .as_ref()
                     .map_or(String::new(), |p| p.display().to_string())
             ),
+            format!(
+                "GATEWAY_API_KEYS={}",
+                self.gateway_api_keys.as_deref().map_or(String::new(), |l| {
+                    format!(
+                        "({} keys)",
+                        l.split(',').filter(|e| !e.trim().is_empty()).count()
+                    )
+                })
+            ),
+            format!(
+                "ADMIN_API_KEY={}",
+                self.admin_api_key.as_deref().map_or(String::new(), mask)
+            ),
+            format!("ALLOW_UNAUTHENTICATED={}", self.allow_unauthenticated),
+            format!("REDIS_FAIL_OPEN={}", self.redis_fail_open),
             format!(
                 "LOG_ROTATE_MB={}",
                 self.log_rotate_bytes as f64 / 1_048_576.0

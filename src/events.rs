@@ -78,6 +78,9 @@ pub struct Interaction {
     pub route: String,
     pub client_addr: SocketAddr,
     pub user_agent: Option<String>,
+    /// The gateway key's name (never the key) and team, when keys are in use.
+    pub key_name: Option<String>,
+    pub team: Option<String>,
     pub model_requested: Option<String>,
     pub model: Option<String>,
     pub provider: Option<&'static str>,
@@ -132,6 +135,8 @@ impl Interaction {
             route: route.to_string(),
             client_addr,
             user_agent: None,
+            key_name: None,
+            team: None,
             model_requested: None,
             model: None,
             provider: None,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::access::{self, Admission, Caller};
 use crate::config::LogBodies;
 use crate::error::ApiError;
 use crate::events::{Body, Interaction, Outcome};
@@ -23,13 +24,20 @@ use crate::router::{Failure, Plan};
 
 /// Headers a browser client may read from our answers.
 const EXPOSED_HEADERS: &str =
-    "x-request-id, x-gateway-overhead-ms, x-gateway-attempts, retry-after, retry-after-ms, x-should-retry";
+    "x-request-id, x-gateway-overhead-ms, x-gateway-attempts, retry-after, retry-after-ms, x-should-retry, \
+     x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests, \
+     x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens";
 
 pub struct Exchange<'a> {
     pub gw: &'a Gateway,
     pub req: &'a Request,
     pub request_id: String,
-    common: Vec<(String, String)>,
+    /// Headers every answer carries (`x-request-id`, CORS, a keyed call's `x-ratelimit-*`).
+    common: RefCell<Vec<(String, String)>>,
+    /// The gateway key's admission, settled from the record when the exchange ends.
+    admission: RefCell<Option<Admission>>,
+    /// The request body holds secrets (the key routes): never kept in the record.
+    withhold_body: Cell<bool>,
     record: RefCell<Interaction>,
     /// Provider calls made so far (the router's retries and fallbacks each add one).
     attempts: Cell<u32>,
@@ -48,11 +56,37 @@ impl<'a> Exchange<'a> {
             gw,
             req,
             request_id,
-            common,
+            common: RefCell::new(common),
+            admission: RefCell::new(None),
+            withhold_body: Cell::new(false),
             record: RefCell::new(record),
             attempts: Cell::new(0),
             price: Cell::new(None),
         }
+    }
+
+    /// Takes an admitted call: its `x-ratelimit-*` headers go on every answer, and it is
+    /// settled when the exchange ends.
+    pub fn admit(&self, mut admission: Admission) {
+        self.common.borrow_mut().extend(admission.headers.drain(..));
+        *self.admission.borrow_mut() = Some(admission);
+    }
+
+    /// Names the caller in the record: the key's name and team.
+    pub fn name_caller(&self, caller: &Caller) {
+        let mut record = self.record();
+        record.key_name = Some(caller.name().to_string());
+        record.team = caller.team().map(str::to_string);
+    }
+
+    /// Who is calling, when keys are in use.
+    pub fn caller(&self) -> Option<Caller> {
+        self.admission.borrow().as_ref().map(|a| a.caller.clone())
+    }
+
+    /// Keeps the request body out of the record (it holds a key).
+    pub fn withhold_body(&self) {
+        self.withhold_body.set(true);
     }
 
     /// Records who serves the request.
@@ -72,9 +106,30 @@ impl<'a> Exchange<'a> {
         body: Map<String, Value>,
         attempt: impl FnMut(&Target, Map<String, Value>) -> Result<(), Failure>,
     ) -> Result<(), ApiError> {
+        if let Some(caller) = self.caller() {
+            if !caller.allows(&plan.requested) {
+                return Err(access::model_not_allowed(&caller, &plan.requested));
+            }
+            if caller.refuses_unpriced() && !self.priced(plan) {
+                return Err(access::model_not_priced(&caller, &plan.requested));
+            }
+        }
         let result = plan.walk(body, attempt);
         self.record().attempts = plan.attempts();
         result
+    }
+
+    /// Whether every candidate of a plan has a known price (its own, or the table's).
+    fn priced(&self, plan: &Plan) -> bool {
+        let prices = &self.gw.config.prices;
+        plan.candidates.iter().all(|t| {
+            t.settings.price.is_some()
+                || prices.lookup(&plan.requested).is_some()
+                || prices
+                    .lookup(&format!("{}/{}", t.provider.name, t.model))
+                    .is_some()
+                || prices.lookup(&t.model).is_some()
+        })
     }
 
     /// Marks this request as monitoring or docs: an access line, not an interaction line,
@@ -108,6 +163,9 @@ impl<'a> Exchange<'a> {
             let names = [record.model_requested.as_deref(), record.model.as_deref()];
             names.into_iter().flatten().find_map(|m| prices.cost(m, t))
         });
+        if let (Some(admission), Some(cost)) = (self.admission.borrow().as_ref(), record.cost) {
+            self.gw.access.note_cost(admission, cost);
+        }
         record.usage = usage;
         record
             .cost
@@ -155,7 +213,9 @@ impl<'a> Exchange<'a> {
     /// Sends a whole response with the headers every answer carries, and records its status.
     pub fn send(&self, res: &mut Responder<'_>, mut response: Response) -> Result<(), ClientGone> {
         self.record().http_status = response.status;
-        response.headers.extend(self.common.iter().cloned());
+        response
+            .headers
+            .extend(self.common.borrow().iter().cloned());
         response.headers.extend(self.attempts_header());
         let sent = res.send(response);
         if sent.is_err() {
@@ -221,7 +281,7 @@ impl<'a> Exchange<'a> {
             ("cache-control".into(), "no-cache".into()),
             ("x-accel-buffering".into(), "no".into()),
         ];
-        headers.extend(self.common.iter().cloned());
+        headers.extend(self.common.borrow().iter().cloned());
         headers.extend(self.attempts_header());
         headers.extend(extra);
         self.record().http_status = 200;
@@ -244,8 +304,15 @@ impl Drop for Exchange<'_> {
             record.http_status = 500;
         }
         let refused_before_call = record.error.is_some() && record.request_body.is_none();
-        if refused_before_call && !self.req.body.is_empty() && self.keeps_bodies() {
+        let withheld = self.withhold_body.get();
+        if refused_before_call && !self.req.body.is_empty() && self.keeps_bodies() && !withheld {
             record.client_body = Some(Body::Raw(self.req.body.clone()));
+        }
+        if withheld {
+            record.response_body = None;
+        }
+        if let Some(admission) = self.admission.get_mut().take() {
+            self.gw.access.settle(admission, &record);
         }
         if record.api_call {
             self.gw.in_flight.fetch_sub(1, Ordering::Relaxed);

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use crate::access::Access;
 use crate::config::Config;
 use crate::recorder::Recorder;
 use crate::router::{FileError, Routing};
@@ -21,6 +22,8 @@ pub struct Gateway {
     pub recorder: Recorder,
     /// Keys, limits, spend and stored responses: embedded, or Redis when `REDIS_URL` is set.
     pub store: Store,
+    /// Gateway keys, their limits and spend.
+    pub access: Arc<Access>,
     pub started: Instant,
     /// API calls being handled now.
     pub in_flight: AtomicUsize,
@@ -45,8 +48,12 @@ impl Gateway {
         }
         let store = Store::open(&config.data_dir, config.redis_url.as_deref())
             .map_err(std::io::Error::other)?;
+        let access = Access::new(&config, store.clone()).map_err(std::io::Error::other)?;
+        crate::access::keys::refuse_unauthenticated(&config, &access)
+            .map_err(std::io::Error::other)?;
         Ok(Gateway {
             store,
+            access,
             routing: RwLock::new(Arc::new(routing)),
             agents: Agents::new(config.upstream_connect_timeout, config.upstream_timeout),
             recorder: Recorder::start(&config)?,

@@ -13,6 +13,7 @@
 // round trip; boxing it everywhere would buy nothing measurable.
 #![allow(clippy::result_large_err)]
 
+pub mod access;
 pub mod assembler;
 pub mod config;
 pub mod error;
@@ -74,6 +75,7 @@ impl Running {
     /// Returns false when the grace period ran out first.
     pub fn shutdown(self) -> bool {
         let clean = self.server.shutdown();
+        self.gateway.access.stop();
         self.gateway.recorder.stop();
         clean
     }
@@ -81,9 +83,18 @@ impl Running {
 
 /// Binds the listener and starts serving.
 pub fn start(config: Config) -> io::Result<Running> {
-    let listener = http::bind(config.listen_addr(), config.server.backlog)?;
-    let server_config = config.server.clone();
+    let (addr, server_config) = (config.listen_addr(), config.server.clone());
+    // The gateway first: a configuration it refuses (an unprotected public listener) never
+    // binds the port.
     let gateway = Arc::new(gateway::Gateway::new(config)?);
+    let listener = match http::bind(addr, server_config.backlog) {
+        Ok(listener) => listener,
+        Err(e) => {
+            gateway.access.stop();
+            gateway.recorder.stop();
+            return Err(e);
+        }
+    };
     let server = http::Server::start(listener, server_config, gateway.clone())?;
     Ok(Running { server, gateway })
 }

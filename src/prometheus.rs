@@ -6,6 +6,7 @@
 
 use std::fmt::Write;
 
+use crate::access::KeyUsage;
 use crate::metrics::{Histogram, Metrics, Stats};
 use crate::router::DeploymentState;
 
@@ -21,6 +22,8 @@ pub struct Gauges {
     pub retries_total: u64,
     pub fallbacks_total: u64,
     pub deployments: Vec<DeploymentState>,
+    /// Calls of each gateway key settled by this instance.
+    pub keys: Vec<KeyUsage>,
 }
 
 pub fn render(m: &Metrics, g: &Gauges) -> String {
@@ -76,6 +79,46 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
     ] {
         header(&mut out, name, "counter", help);
         let _ = writeln!(out, "llmcallgateway_{name} {n}");
+    }
+    type KeyOf = fn(&KeyUsage) -> f64;
+    let key_counters: [(&str, &str, KeyOf); 5] = [
+        (
+            "key_requests_total",
+            "API calls of a gateway key settled by this instance.",
+            |k| k.requests as f64,
+        ),
+        (
+            "key_spend_usd_total",
+            "USD spent by a gateway key's priced calls on this instance.",
+            |k| k.spend,
+        ),
+        (
+            "key_prompt_tokens_total",
+            "Prompt tokens of a gateway key's calls on this instance.",
+            |k| k.prompt_tokens as f64,
+        ),
+        (
+            "key_completion_tokens_total",
+            "Completion tokens of a gateway key's calls on this instance.",
+            |k| k.completion_tokens as f64,
+        ),
+        (
+            "key_unpriced_requests_total",
+            "Calls of a gateway key whose model has no known price (not charged).",
+            |k| k.unpriced_requests as f64,
+        ),
+    ];
+    for (name, help, value) in key_counters {
+        header(&mut out, name, "counter", help);
+        for k in &g.keys {
+            let _ = writeln!(
+                out,
+                "llmcallgateway_{name}{{key=\"{}\",team=\"{}\"}} {}",
+                escape(&k.key),
+                escape(k.team.as_deref().unwrap_or("")),
+                number(value(k))
+            );
+        }
     }
     type Of = fn(&DeploymentState) -> f64;
     let deployment_gauges: [(&str, &str, Of); 3] = [

@@ -429,6 +429,8 @@ impl Render {
                 address: i.client_addr.to_string(),
                 user_agent: i.user_agent.clone(),
             },
+            key_name: i.key_name.clone(),
+            team: i.team.clone(),
             model_requested: i.model_requested.clone(),
             model: i.model.clone(),
             provider: i.provider,
@@ -566,6 +568,9 @@ struct Line {
     method: String,
     route: String,
     client: Client,
+    /// The gateway key's name (never the key) and its team; null without keys.
+    key_name: Option<String>,
+    team: Option<String>,
     model_requested: Option<String>,
     model: Option<String>,
     provider: Option<&'static str>,

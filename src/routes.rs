@@ -5,11 +5,13 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::access::Guard;
 use crate::error::ApiError;
 use crate::exchange::{self, Exchange};
 use crate::gateway::Gateway;
 use crate::handlers;
 use crate::http::{Handler, Refusal, Request, Responder, Response};
+use crate::ingress::anthropic::Messages;
 
 /// What a route does; the router dispatches on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +42,14 @@ pub enum Endpoint {
     SwaggerUiStyle,
     Redoc,
     RedocScript,
+    KeyGenerate,
+    KeyInfo,
+    KeyUpdate,
+    KeyDelete,
+    KeyList,
+    KeyBlock,
+    KeyUnblock,
+    AdminSpend,
 }
 
 impl Endpoint {
@@ -105,7 +115,63 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("GET", "/docs/swagger-ui.css", Endpoint::SwaggerUiStyle),
     ("GET", "/redoc", Endpoint::Redoc),
     ("GET", "/redoc/redoc.standalone.js", Endpoint::RedocScript),
+    ("POST", "/key/generate", Endpoint::KeyGenerate),
+    ("GET", "/key/info", Endpoint::KeyInfo),
+    ("POST", "/key/update", Endpoint::KeyUpdate),
+    ("POST", "/key/delete", Endpoint::KeyDelete),
+    ("GET", "/key/list", Endpoint::KeyList),
+    ("POST", "/key/block", Endpoint::KeyBlock),
+    ("POST", "/key/unblock", Endpoint::KeyUnblock),
+    ("GET", "/admin/spend", Endpoint::AdminSpend),
 ];
+
+/// What a route requires once any gateway key is configured, read from its path in [`ROUTES`]
+/// so that every route added later is covered: `/health` is open; every `/v1/…` route takes a
+/// gateway key (rate limits and budgets apply to API calls), as does `/key/info` (a key may
+/// read its own); `/key/*` and `/admin/*` take the admin key, which must be configured;
+/// everything else (`/metrics*`, `/dashboard`, `/docs`, `/openapi.json`) takes the admin key,
+/// or any gateway key when no admin key is configured.
+fn guard(endpoint: Endpoint) -> Guard {
+    let path = ROUTES.iter().find(|r| r.2 == endpoint).map_or("", |r| r.1);
+    if path == "/health" {
+        Guard::Open
+    } else if path.starts_with("/v1/") || endpoint == Endpoint::KeyInfo {
+        Guard::Client {
+            counted: !endpoint.is_monitoring(),
+        }
+    } else if path.starts_with("/key/") || path.starts_with("/admin/") {
+        Guard::Manage
+    } else {
+        Guard::Admin
+    }
+}
+
+/// Authenticates and admits a request as its route requires ([`guard`]): the caller named in
+/// the record and its limits' headers on every answer, or the refusal to answer.
+fn gate(x: &Exchange<'_>, guard: Guard) -> Result<(), ApiError> {
+    let access = &x.gw.access;
+    let caller = match access.authenticate(x.req, guard) {
+        Ok(Some(caller)) => caller,
+        Ok(None) => return Ok(()),
+        Err(mut e) => {
+            if matches!(guard, Guard::Admin | Guard::Manage) && e.status == 401 {
+                // A browser opening the dashboard or the docs asks for the admin key.
+                e.headers.push((
+                    "www-authenticate".into(),
+                    "Basic realm=\"LLMCallGateway admin\"".into(),
+                ));
+            }
+            return Err(e);
+        }
+    };
+    // Named in the record before admission, so a refusal's line names the key too.
+    x.name_caller(&caller);
+    let counted = guard == Guard::Client { counted: true };
+    // The prompt's tokens, roughly: what the tpm window holds until the real usage is known.
+    let estimate = x.req.body.len() as u64 / 4;
+    x.admit(access.admit(caller, counted, estimate)?);
+    Ok(())
+}
 
 /// The path without the `/v1` prefix and a trailing `/`.
 fn normalize(path: &str) -> &str {
@@ -172,6 +238,21 @@ impl Handler for Gateway {
         if endpoint.is_monitoring() {
             x.mark_access_only();
         }
+        let guard = guard(endpoint);
+        if let Err(e) = gate(&x, guard) {
+            if guard == (Guard::Client { counted: true }) {
+                x.mark_api_call();
+            }
+            return match endpoint {
+                Endpoint::Messages | Endpoint::CountTokens => {
+                    let ingress = Messages {
+                        model: String::new(),
+                    };
+                    handlers::chat::send_error(&x, res, &ingress, &e);
+                }
+                _ => x.send_error(res, &e),
+            };
+        }
         let outcome = catch_unwind(AssertUnwindSafe(|| match endpoint {
             Endpoint::ChatCompletions => handlers::chat::completions(&x, res),
             Endpoint::Completions => handlers::completions::create(&x, res),
@@ -199,6 +280,14 @@ impl Handler for Gateway {
             Endpoint::SwaggerUiStyle => handlers::docs::swagger_ui_style(&x, res),
             Endpoint::Redoc => handlers::docs::redoc(&x, res),
             Endpoint::RedocScript => handlers::docs::redoc_script(&x, res),
+            Endpoint::KeyGenerate => handlers::keys::generate(&x, res),
+            Endpoint::KeyInfo => handlers::keys::info(&x, res),
+            Endpoint::KeyUpdate => handlers::keys::update(&x, res),
+            Endpoint::KeyDelete => handlers::keys::delete(&x, res),
+            Endpoint::KeyList => handlers::keys::list(&x, res),
+            Endpoint::KeyBlock => handlers::keys::block(&x, res, true),
+            Endpoint::KeyUnblock => handlers::keys::block(&x, res, false),
+            Endpoint::AdminSpend => handlers::spend::get(&x, res),
         }));
         if outcome.is_err() {
             log::error!("request {} panicked in {:?}", x.request_id, req.path());

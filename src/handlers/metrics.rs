@@ -65,6 +65,7 @@ fn gauges(x: &Exchange<'_>) -> Gauges {
         in_flight: x.gw.in_flight.load(Ordering::Relaxed),
         recorder_queue_depth: x.gw.recorder.depth(),
         recorder_queue_max_depth: x.gw.recorder.max_depth(),
+        keys: x.gw.access.usage_by_key(),
     }
 }
 
@@ -88,6 +89,15 @@ pub fn get(x: &Exchange<'_>, res: &mut Responder<'_>) {
         "totals": m.total.to_json(),
         "providers": m.by_provider.iter().map(|(p, s)| (p.clone(), s.to_json())).collect::<serde_json::Map<_, _>>(),
         "models": m.model_count(),
+        "keys": g.keys.iter().map(|k| json!({
+            "key": k.key,
+            "team": k.team,
+            "requests": k.requests,
+            "prompt_tokens": k.prompt_tokens,
+            "completion_tokens": k.completion_tokens,
+            "spend_usd": k.spend,
+            "unpriced_requests": k.unpriced_requests,
+        })).collect::<Vec<_>>(),
         "routing": {
             "retries_total": g.retries_total,
             "fallbacks_total": g.fallbacks_total,

@@ -7,12 +7,14 @@ pub mod embeddings;
 pub mod health;
 pub mod home;
 pub mod interactions;
+pub mod keys;
 pub mod messages;
 pub mod metrics;
 pub mod models;
 pub mod native;
 pub mod params;
 pub mod responses;
+pub mod spend;
 
 use serde_json::{Map, Value};
 

@@ -149,7 +149,11 @@ fn local_models() -> Vec<Value> {
 }
 
 pub fn list(x: &Exchange<'_>, res: &mut Responder<'_>) {
-    let models = all_models(x.gw);
+    let mut models = all_models(x.gw);
+    // A gateway key sees the models it may call, as LiteLLM's /v1/models shows a key's.
+    if let Some(caller) = x.caller() {
+        models.retain(|m| m["id"].as_str().is_some_and(|id| caller.allows(id)));
+    }
     let body = if wants_anthropic(x) {
         let data: Vec<Value> = models.iter().map(anthropic_model).collect();
         json!({

@@ -1,6 +1,7 @@
 //! LiteLLM's proxy `config.yaml`, read as LiteLLM documents it: `model_list` (aliases and
 //! their deployments), `router_settings` and `litellm_settings` (retries, cooldowns,
-//! fallbacks, the routing strategy). What LiteLLM reads and the gateway does not is warned
+//! fallbacks, the routing strategy), plus `general_settings.master_key` and the gateway's own
+//! `gateway_keys` list for the access layer. What LiteLLM reads and the gateway does not is warned
 //! about once per key; a key LiteLLM does not know either is an error (a typo), as is a bad
 //! value. Every error names the file, the line and the reason.
 
@@ -20,6 +21,11 @@ pub struct File {
     pub settings: Settings,
     /// One line per key read but not implemented, for the start-up log.
     pub warnings: Vec<String>,
+    /// `general_settings.master_key`: the admin key when `ADMIN_API_KEY` is not set.
+    pub master_key: Option<Secret>,
+    /// `gateway_keys` (the gateway's own section): each entry with its line, checked by the
+    /// access layer.
+    pub gateway_keys: Vec<(usize, Map<String, Value>)>,
 }
 
 /// One `model_list` entry.
@@ -407,14 +413,38 @@ impl Reader<'_> {
         for (section, value) in map {
             match section.as_str() {
                 "model_list" => self.model_list(value)?,
+                "gateway_keys" => {
+                    let Value::Array(items) = value else {
+                        return Err(self.error(section, "must be a list of keys"));
+                    };
+                    for (i, item) in items.iter().enumerate() {
+                        let at = format!("{section}[{i}]");
+                        let Value::Object(entry) = item else {
+                            return Err(self.error(&at, "must be a mapping of key settings"));
+                        };
+                        let first = entry.keys().next().map(|k| join(&at, k));
+                        let line = self.error(first.as_deref().unwrap_or(&at), "").line;
+                        self.file.gateway_keys.push((line, entry.clone()));
+                    }
+                }
                 "router_settings" => self.settings(section, value, ROUTER_KEYS, ROUTER_IGNORED)?,
                 "litellm_settings" => {
                     self.settings(section, value, LITELLM_KEYS, LITELLM_IGNORED)?;
                 }
                 s if TOP_IGNORED.contains(&s) => match value {
                     Value::Object(keys) if !keys.is_empty() => {
-                        for key in keys.keys() {
-                            self.warn(&join(section, key));
+                        for (key, v) in keys {
+                            let path = join(section, key);
+                            if path == "general_settings.master_key" {
+                                let key = self.string(&path, v)?;
+                                self.file.master_key =
+                                    Some(match key.strip_prefix("os.environ/") {
+                                        Some(name) => Secret::Env(name.to_string()),
+                                        None => Secret::Literal(key),
+                                    });
+                            } else {
+                                self.warn(&path);
+                            }
                         }
                     }
                     _ => self.warn(section),

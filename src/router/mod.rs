@@ -365,6 +365,8 @@ fn deployment(
 /// The candidates for one request: the alias's deployments (or the one target of a plain
 /// name), then its fallbacks' and, for a context-length error, its context-window fallbacks'.
 pub struct Plan {
+    /// The name the client asked for (what a gateway key's model list allows).
+    pub requested: String,
     /// Every target the plan may try, for handlers that prepare per kind of target.
     pub candidates: Vec<Target>,
     routing: Arc<Routing>,
@@ -697,6 +699,7 @@ pub fn plan(routing: &Arc<Routing>, requested: &str) -> Result<Plan, ApiError> {
         .map(|d| d.target.clone())
         .collect();
     Ok(Plan {
+        requested: requested.to_string(),
         candidates,
         routing: routing.clone(),
         groups,

@@ -3,6 +3,9 @@
 
 mod support;
 
+mod access;
+mod access_redis;
+mod access_sdk;
 mod anthropic_ingress;
 mod api_docs;
 mod api_fuzz;

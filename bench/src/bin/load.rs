@@ -2,7 +2,8 @@
 //!
 //! `load run --url URL [--mode nonstream|stream|get] [-c C] [-d SECS | -n COUNT] [--warmup SECS]
 //!           [--events N] [--ms M] [--model NAME] [--include-usage] [--timeout SECS] [--label L]
-//!           [--idle N]`
+//!           [--idle N] [--key KEY]`
+//!   `--key KEY` is sent as the bearer token (default `sk-fake-bench`): a gateway key.
 //!   `--idle N` first opens N keep-alive connections, makes one request on each and holds them
 //!   open, idle, for the whole run: the latency measured is a new client's among idle pools.
 //!
@@ -55,7 +56,7 @@ fn usage() -> ! {
         "usage: load run --url URL [--mode nonstream|stream|get] [-c C] [-d SECS | -n COUNT]\n\
          \x20               [--warmup SECS] [--events N] [--ms M] [--model NAME] [--include-usage]\n\
          \x20               [--idle N]\n\
-         \x20               [--timeout SECS] [--label L]\n\
+         \x20               [--timeout SECS] [--label L] [--key KEY]\n\
          \x20      load startup [--runs R] [--settle-ms MS] -- CMD [ARGS...]\n\
          \x20      load free-port"
     );
@@ -82,6 +83,8 @@ struct Opts {
     events: u64,
     ms: u64,
     model: String,
+    /// The bearer token sent (a gateway key when the gateway has keys).
+    key: String,
     /// Keep-alive connections held idle during the run.
     idle: usize,
     include_usage: bool,
@@ -103,6 +106,7 @@ fn parse_run(args: &[String]) -> Opts {
         events: 10,
         ms: 0,
         model: "gpt-4o-mini".into(),
+        key: "sk-fake-bench".into(),
         idle: 0,
         include_usage: false,
         timeout: 30.0,
@@ -128,6 +132,7 @@ fn parse_run(args: &[String]) -> Opts {
             "--events" => o.events = val().parse().unwrap_or_else(|_| usage()),
             "--ms" => o.ms = val().parse().unwrap_or_else(|_| usage()),
             "--model" => o.model = val(),
+            "--key" => o.key = val(),
             "--include-usage" => o.include_usage = true,
             "--timeout" => o.timeout = val().parse().unwrap_or_else(|_| usage()),
             "--label" => o.label = val(),
@@ -187,9 +192,10 @@ fn request_bytes(o: &Opts) -> Vec<u8> {
                 )
             };
             format!(
-                "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: llmcallgateway-bench\r\nAuthorization: Bearer sk-fake-bench\r\nContent-Type: application/json\r\nAccept: {}\r\nContent-Length: {}\r\n\r\n{}",
+                "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: llmcallgateway-bench\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nAccept: {}\r\nContent-Length: {}\r\n\r\n{}",
                 o.path,
                 o.host,
+                o.key,
                 if o.mode == Mode::Stream { "text/event-stream" } else { "application/json" },
                 body.len(),
                 body
