@@ -2,7 +2,8 @@
 """Writes src/handlers/openapi.json, the OpenAPI 3.1 description the gateway serves at
 /openapi.json.
 
-The paths are this gateway's own (written here); the OpenAI request and response schemas are
+The paths are this gateway's own (written here, and in scripts/openapi-gateway.json, which is
+laid over the result); the OpenAI request and response schemas are
 copied from the official OpenAI description, with everything they reference, so they agree with
 what the SDKs expect. Trimmed: vendor extensions (x-oaiMeta, x-stainless-*, ...) and null defaults are dropped, and
 the long enum of OpenAI model names becomes a plain string (the gateway takes any
@@ -10,8 +11,8 @@ the long enum of OpenAI model names becomes a plain string (the gateway takes an
 
     python3 scripts/gen-openapi.py path/to/openai/openapi.yaml > src/handlers/openapi.json
 
-Needs PyYAML. Run it again when the routes, the headers or the OpenAI description change;
-tests/it/api_docs.rs checks the result against the router.
+Needs PyYAML. Run it again when the routes, the headers, scripts/openapi-gateway.json or the
+OpenAI description change; tests/it/api_docs.rs checks the result against the router.
 """
 
 import json
@@ -519,6 +520,12 @@ PATHS = {
             },
             {
                 "in": "query",
+                "name": "provider",
+                "description": "Only this provider (as `/metrics/models` names it).",
+                "schema": {"type": "string"},
+            },
+            {
+                "in": "query",
                 "name": "model",
                 "description": "Only this model.",
                 "schema": {"type": "string"},
@@ -777,6 +784,21 @@ def gateway_schemas():
     }
 
 
+# The gateway's own JSON, laid over what this script builds: the key-management, spend and
+# interaction-explorer routes, and the statuses and security schemes gateway keys add to every
+# route. Edit it like the description itself; objects merge key by key, anything else replaces.
+OVERLAY = "scripts/openapi-gateway.json"
+
+
+def laid_over(base, overlay):
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        merged = dict(base)
+        for key, value in overlay.items():
+            merged[key] = laid_over(base[key], value) if key in base else value
+        return merged
+    return overlay
+
+
 def main():
     components = {
         "schemas": {**openai_schemas(sys.argv[1]), **gateway_schemas()},
@@ -833,6 +855,8 @@ def main():
         "paths": PATHS,
         "components": components,
     }
+    with open(OVERLAY) as f:
+        doc = laid_over(doc, json.load(f))
     json.dump(doc, sys.stdout, indent=1, ensure_ascii=False)
     sys.stdout.write("\n")
 
