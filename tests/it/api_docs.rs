@@ -63,9 +63,18 @@ fn openapi_json_describes_exactly_the_routes_the_router_answers() {
     // recorded request's id for `{id}`, a stored response's for `{response_id}`).
     let probe =
         serde_json::json!({"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]});
-    let json = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let json = [
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/json"),
+    ];
     let probe = probe.to_string();
-    let recorded = send(gw.addr, "POST", "/v1/chat/completions", &json, probe.as_bytes());
+    let recorded = send(
+        gw.addr,
+        "POST",
+        "/v1/chat/completions",
+        &json,
+        probe.as_bytes(),
+    );
     let id = recorded.header("x-request-id").unwrap().to_string();
     let interaction = format!("/admin/interactions/{id}");
     let held = || send(gw.addr, "GET", &interaction, &auth, b"").status == 200;
