@@ -128,7 +128,8 @@ pub const ROUTES: &[(&str, &str, Endpoint)] = &[
 /// What a route requires once any gateway key is configured, read from its path in [`ROUTES`]
 /// so that every route added later is covered: `/health` is open; every `/v1/…` route takes a
 /// gateway key (rate limits and budgets apply to API calls), as does `/key/info` (a key may
-/// read its own); `/key/*` and `/admin/*` take the admin key, which must be configured;
+/// read its own); `/key/*` and `/admin/*` take the admin key, which must be configured, except
+/// that the interaction records are open while no key at all is configured (local use);
 /// everything else (`/metrics*`, `/dashboard`, `/docs`, `/openapi.json`) takes the admin key,
 /// or any gateway key when no admin key is configured.
 fn guard(endpoint: Endpoint) -> Guard {
@@ -139,6 +140,8 @@ fn guard(endpoint: Endpoint) -> Guard {
         Guard::Client {
             counted: !endpoint.is_monitoring(),
         }
+    } else if path.starts_with("/admin/interactions") {
+        Guard::Records
     } else if path.starts_with("/key/") || path.starts_with("/admin/") {
         Guard::Manage
     } else {
@@ -154,7 +157,7 @@ fn gate(x: &Exchange<'_>, guard: Guard) -> Result<(), ApiError> {
         Ok(Some(caller)) => caller,
         Ok(None) => return Ok(()),
         Err(mut e) => {
-            if matches!(guard, Guard::Admin | Guard::Manage) && e.status == 401 {
+            if matches!(guard, Guard::Admin | Guard::Manage | Guard::Records) && e.status == 401 {
                 // A browser opening the dashboard or the docs asks for the admin key.
                 e.headers.push((
                     "www-authenticate".into(),

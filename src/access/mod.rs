@@ -44,8 +44,8 @@ use windows::Window;
 pub(crate) use refusals::check_or_refuse;
 use refusals::{check_budget, rate_limited, store_down};
 pub use refusals::{
-    limit_headers, model_not_allowed, model_not_priced, no_admin_key, over_budget, unauthorized,
-    Reserve,
+    limit_headers, model_not_allowed, model_not_priced, no_admin_key, no_admin_key_for_records,
+    over_budget, unauthorized, Reserve,
 };
 
 /// How long an instance sharing Redis trusts its copy of the keys (a key blocked or deleted
@@ -120,10 +120,14 @@ pub enum Guard {
     Client { counted: bool },
     /// Monitoring and docs: the admin key; when none is configured, any gateway key.
     Admin,
-    /// Managing keys and spend (`/key/*`, `/admin/*`): the admin key only, and it must be
+    /// Managing keys and spend (`/key/*`, `/admin/spend`): the admin key only, and it must be
     /// configured, else anyone could make the first key of an open gateway and lock its owner
     /// out.
     Manage,
+    /// The interaction records (`/admin/interactions`), which hold every caller's request and
+    /// response bodies: open while no key at all is configured (local use, like the
+    /// dashboard); once any is, the admin key only, which must then be configured.
+    Records,
 }
 
 /// One key's state on this instance, behind one lock: its calls in flight and the most one
@@ -377,6 +381,9 @@ impl Access {
         if guard == Guard::Manage && self.admin.is_none() {
             return Err(no_admin_key());
         }
+        if guard == Guard::Records && self.enabled() && self.admin.is_none() {
+            return Err(no_admin_key_for_records());
+        }
         if guard == Guard::Open || !self.enabled() {
             return Ok(None);
         }
@@ -390,7 +397,9 @@ impl Access {
         if self.admin.is_some_and(|admin| admin == hash) {
             return Ok(Some(Caller::Admin));
         }
-        if guard == Guard::Manage || (guard == Guard::Admin && self.admin.is_some()) {
+        if matches!(guard, Guard::Manage | Guard::Records)
+            || (guard == Guard::Admin && self.admin.is_some())
+        {
             return Err(unauthorized(
                 "This route takes the admin key (ADMIN_API_KEY), not a gateway key.",
             ));

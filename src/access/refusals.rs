@@ -102,6 +102,18 @@ pub fn no_admin_key() -> ApiError {
     )
 }
 
+/// 403: the interaction records hold every caller's bodies; with keys, only the admin reads them.
+pub fn no_admin_key_for_records() -> ApiError {
+    ApiError::new(
+        403,
+        "invalid_request_error",
+        Some("admin_key_not_configured"),
+        "The interaction records hold every key's requests, so with gateway keys they take the \
+         admin key, and none is configured: set ADMIN_API_KEY (or the config file's \
+         general_settings.master_key).",
+    )
+}
+
 /// 403: the key may not call this model.
 pub fn model_not_allowed(caller: &Caller, model: &str) -> ApiError {
     let mut e = ApiError::new(
