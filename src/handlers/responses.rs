@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use crate::access::Caller;
 use crate::error::ApiError;
 use crate::exchange::Exchange;
 use crate::handlers::chat::{self, send_error};
@@ -51,11 +52,14 @@ struct Stored {
     context: Vec<Value>,
     /// It was served by the Responses API itself, which keeps its own state too.
     native: bool,
+    /// The SHA-256 (hex) of the gateway key that made it; only that key (or the admin key)
+    /// reads, continues or deletes it. `None` when it was made without a key.
+    owner: Option<String>,
 }
 
 impl Stored {
     fn to_value(&self) -> Value {
-        json!({"response": self.response, "input": self.input, "context": self.context, "native": self.native})
+        json!({"response": self.response, "input": self.input, "context": self.context, "native": self.native, "owner": self.owner})
     }
 
     fn from_value(v: Value) -> Stored {
@@ -64,6 +68,7 @@ impl Stored {
             input: items("input"),
             context: items("context"),
             native: v["native"].as_bool().unwrap_or(false),
+            owner: v["owner"].as_str().map(str::to_string),
             response: v["response"].clone(),
         }
     }
@@ -78,11 +83,31 @@ impl Stored {
     }
 }
 
-fn load(x: &Exchange<'_>, id: &str) -> Result<Option<Stored>, ApiError> {
+/// A stored response, if there is one. One made with another gateway key is a 404 to this
+/// caller (as a response of another project is at OpenAI), never passed on as an id the
+/// gateway does not know: that would let a key continue another's native conversation.
+fn load(x: &Exchange<'_>, id: &str, param: Option<&str>) -> Result<Option<Stored>, ApiError> {
     let bytes = x.gw.store.get(SPACE, id).map_err(store_error)?;
-    Ok(bytes
+    let stored = bytes
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .map(Stored::from_value))
+        .map(Stored::from_value);
+    match (&stored, x.caller()) {
+        (
+            Some(Stored {
+                owner: Some(owner), ..
+            }),
+            Some(Caller::Key(key)),
+        ) if *owner != key.token => Err(not_found(id, param)),
+        _ => Ok(stored),
+    }
+}
+
+/// Who owns what this call stores: its gateway key's hash, if it came with one.
+fn owner(x: &Exchange<'_>) -> Option<String> {
+    match x.caller() {
+        Some(Caller::Key(key)) => Some(key.token.clone()),
+        _ => None,
+    }
 }
 
 fn store_error(e: crate::store::StoreError) -> ApiError {
@@ -115,7 +140,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>, ingress: &mut Responses) -> Re
     let store = body.get("store").and_then(Value::as_bool).unwrap_or(true);
     let previous_id = body.get("previous_response_id").and_then(Value::as_str);
     let previous = match previous_id {
-        Some(id) => load(x, id)?,
+        Some(id) => load(x, id, Some("previous_response_id"))?,
         None => None,
     };
     let context = previous
@@ -177,6 +202,7 @@ fn keeper(x: &Exchange<'_>, input: Vec<Value>, context: Vec<Value>, native: bool
     let days = x.gw.config.responses_retention_days;
     let ttl = (days > 0).then(|| Duration::from_secs(u64::from(days) * 86_400));
     let request_id = x.request_id.clone();
+    let owner = owner(x);
     Arc::new(move |response: &Value| {
         let Some(id) = response["id"].as_str() else {
             return;
@@ -186,6 +212,7 @@ fn keeper(x: &Exchange<'_>, input: Vec<Value>, context: Vec<Value>, native: bool
             input: input.clone(),
             context: context.clone(),
             native,
+            owner: owner.clone(),
         };
         let text = stored.to_value().to_string();
         let redacted = redactor.text(&text);
@@ -200,9 +227,8 @@ pub fn retrieve(x: &Exchange<'_>, res: &mut Responder<'_>, param: &str) {
     x.mark_api_call();
     let answer = match param.strip_suffix("/input_items") {
         Some(id) => input_items(x, id),
-        None => {
-            load(x, param).and_then(|s| s.map(|s| s.response).ok_or_else(|| not_found(param, None)))
-        }
+        None => load(x, param, None)
+            .and_then(|s| s.map(|s| s.response).ok_or_else(|| not_found(param, None))),
     };
     match answer {
         Ok(value) => {
@@ -215,7 +241,7 @@ pub fn retrieve(x: &Exchange<'_>, res: &mut Responder<'_>, param: &str) {
 /// A stored response's input items as a list: newest first unless `order=asc`, `limit`
 /// (1–100, default 20) after the item `after`.
 fn input_items(x: &Exchange<'_>, id: &str) -> Result<Value, ApiError> {
-    let stored = load(x, id)?.ok_or_else(|| not_found(id, None))?;
+    let stored = load(x, id, None)?.ok_or_else(|| not_found(id, None))?;
     let query = x.req.query();
     let mut items = stored.input;
     if query_param(query, "order").as_deref() != Some("asc") {
@@ -253,7 +279,11 @@ fn input_items(x: &Exchange<'_>, id: &str) -> Result<Value, ApiError> {
 /// `DELETE /v1/responses/{id}`.
 pub fn delete(x: &Exchange<'_>, res: &mut Responder<'_>, id: &str) {
     x.mark_api_call();
-    match x.gw.store.delete(SPACE, id).map_err(store_error) {
+    let deleted = load(x, id, None).and_then(|stored| match stored {
+        Some(_) => x.gw.store.delete(SPACE, id).map_err(store_error),
+        None => Ok(false),
+    });
+    match deleted {
         Ok(true) => {
             let answer = json!({"id": id, "object": "response", "deleted": true});
             let _ = x.send_value(res, &answer, Vec::new());

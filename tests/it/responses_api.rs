@@ -348,3 +348,114 @@ fn a_relayed_responses_stream_cut_short_ends_with_an_error_event_numbered_after_
     assert_eq!(line["usage"]["completion_tokens"], 1, "{line}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_stored_response_is_seen_continued_and_deleted_only_with_the_key_that_made_it() {
+    use crate::access::{generate, ADMIN};
+    let gw = Gateway::start(&[("ADMIN_API_KEY", ADMIN)]);
+    let mine = generate(&gw, json!({"key_alias": "mine"}));
+    let theirs = generate(&gw, json!({"key_alias": "theirs"}));
+    let call = |key: &str, method: &str, path: &str, body: &Value| {
+        let auth = format!("Bearer {key}");
+        let text = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        send(
+            gw.addr,
+            method,
+            path,
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            text.as_bytes(),
+        )
+    };
+    let made = call(
+        &mine,
+        "POST",
+        "/v1/responses",
+        &json!({"model": "mock/echo", "input": "secret plans"}),
+    );
+    assert_eq!(made.status, 200, "{}", made.text());
+    let id = made.json()["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/responses/{id}");
+
+    for path in [path.clone(), format!("{path}/input_items")] {
+        let e = assert_error(&call(&theirs, "GET", &path, &Value::Null), 404);
+        assert_eq!(e["code"], "response_not_found", "{path}");
+    }
+    let next = json!({"model": "mock/echo", "input": "and then?", "previous_response_id": id});
+    let e = assert_error(&call(&theirs, "POST", "/v1/responses", &next), 404);
+    assert_eq!(e["param"], "previous_response_id");
+    assert_error(&call(&theirs, "DELETE", &path, &Value::Null), 404);
+
+    assert_eq!(call(&mine, "GET", &path, &Value::Null).status, 200);
+    assert_eq!(
+        call(ADMIN, "GET", &path, &Value::Null).status,
+        200,
+        "the admin sees all"
+    );
+    assert_eq!(call(&mine, "POST", "/v1/responses", &next).status, 200);
+    assert_eq!(call(&mine, "DELETE", &path, &Value::Null).status, 200);
+}
+
+#[test]
+fn a_keys_model_list_and_rate_limit_cover_responses_and_completions() {
+    use crate::access::{generate, ADMIN};
+    let gw = Gateway::start(&[("ADMIN_API_KEY", ADMIN)]);
+    let key = generate(&gw, json!({"models": ["mock/ec*"], "rpm_limit": 3}));
+    let auth = format!("Bearer {key}");
+    let call = |path: &str, body: Value| {
+        send(
+            gw.addr,
+            "POST",
+            path,
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        )
+    };
+    let e = assert_error(
+        &call(
+            "/v1/responses",
+            json!({"model": "mock/lorem", "input": "x"}),
+        ),
+        403,
+    );
+    assert_eq!(e["code"], "model_not_allowed");
+    let e = assert_error(
+        &call(
+            "/v1/completions",
+            json!({"model": "mock/lorem", "prompt": "x"}),
+        ),
+        403,
+    );
+    assert_eq!(e["code"], "model_not_allowed");
+    let ok = call("/v1/responses", json!({"model": "mock/echo", "input": "x"}));
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert!(
+        ok.header("x-ratelimit-remaining-requests").is_some(),
+        "limit headers"
+    );
+    // Three a minute: whether refusals count or not, a fourth call at the latest is refused.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(
+            call(
+                "/v1/completions",
+                json!({"model": "mock/echo", "prompt": "x"}),
+            )
+            .status,
+        );
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+}
