@@ -309,6 +309,15 @@ fn check_prints_every_variable_in_effect_masked_as_the_readme_says() {
         ("ENABLE_RELOAD", "true"),
         ("DATA_DIR", "store-dir"),
         ("REDIS_URL", "redis://127.0.0.1:6390/0"),
+        ("OPENAI_RESPONSES_API", "true"),
+        ("RESPONSES_RETENTION_DAYS", "7"),
+        (
+            "GATEWAY_API_KEYS",
+            "ci=sk-gw-test-fake-check-0000000001,sk-gw-test-fake-check-0000000002",
+        ),
+        ("ADMIN_API_KEY", "sk-gw-test-fake-check-admin-0000"),
+        ("ALLOW_UNAUTHENTICATED", "true"),
+        ("REDIS_FAIL_OPEN", "true"),
     ];
     let named: Vec<&str> = llmcallgateway::config::VARIABLES
         .iter()
@@ -346,7 +355,10 @@ fn check_prints_every_variable_in_effect_masked_as_the_readme_says() {
             .find(|l| l.starts_with(&format!("{name}=")))
             .unwrap_or_else(|| panic!("--check does not show {name}:\n{text}"));
         let shown = &line[name.len() + 1..];
-        if secrets.contains(name) {
+        if *name == "GATEWAY_API_KEYS" {
+            // Gateway keys are never shown, not even masked: only how many there are.
+            assert_eq!(shown, "(2 keys)", "{name}");
+        } else if secrets.contains(name) || *name == "ADMIN_API_KEY" {
             // The README: `***` and the last four characters from 16 characters up.
             let expected = if value.chars().count() >= 16 {
                 format!("***{}", &value[value.len() - 4..])
