@@ -23,7 +23,7 @@ use crate::ingress::{Egress, Ingress};
 use crate::providers::{self, ChatStream, Emit, Target};
 use crate::router::{self, Failure};
 use crate::tokens;
-use crate::upstream::{self, Answer, Call, StreamError};
+use crate::upstream::{self, Answer, Call, Received, StreamError};
 
 pub fn completions(x: &Exchange<'_>, res: &mut Responder<'_>) {
     x.mark_api_call();
@@ -122,12 +122,7 @@ pub fn attempt(
     let status = answer.status();
     let forwarded = providers::forwarded_headers(|name| answer.header(name));
     if !(200..300).contains(&status) || !stream || !answer.is_event_stream() {
-        let received = answer.read()?;
-        let upstream_time = started.elapsed();
-        x.record().upstream_latency = Some(upstream_time);
-        if x.keeps_bodies() {
-            x.record().response_body = Some(Body::Raw(received.body.clone()));
-        }
+        let (received, upstream_time) = read_whole(x, answer, started)?;
         if !(200..300).contains(&status) {
             return Err(provider_error(dialect, &received, forwarded).into());
         }
@@ -166,6 +161,22 @@ pub fn attempt(
     };
     relay.run(x, sse, answer.into_events());
     Ok(())
+}
+
+/// Reads a whole answer (not a stream, or a failure): the upstream time and, when bodies are
+/// kept, the body go on the record.
+pub fn read_whole(
+    x: &Exchange<'_>,
+    answer: Answer,
+    started: Instant,
+) -> Result<(Received, Duration), ApiError> {
+    let received = answer.read()?;
+    let upstream_time = started.elapsed();
+    x.record().upstream_latency = Some(upstream_time);
+    if x.keeps_bodies() {
+        x.record().response_body = Some(Body::Raw(received.body.clone()));
+    }
+    Ok((received, upstream_time))
 }
 
 /// Sends one candidate's call: a stream's reads bounded by the idle timeout, any other call by

@@ -142,13 +142,8 @@ fn passthrough(
     let status = answer.status();
     let mut headers = relayed_headers(&answer);
     if !(200..300).contains(&status) || !stream || !answer.is_event_stream() {
-        let received = answer.read()?;
-        let upstream_time = started.elapsed();
-        x.record().upstream_latency = Some(upstream_time);
+        let (received, upstream_time) = chat::read_whole(x, answer, started)?;
         let relayed = received.body.clone();
-        if x.keeps_bodies() {
-            x.record().response_body = Some(Body::Raw(relayed.clone()));
-        }
         if !(200..300).contains(&status) {
             x.record_error(&provider_error(dialect, &received, Vec::new()));
         } else if path == MESSAGES_PATH {

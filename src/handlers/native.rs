@@ -49,12 +49,7 @@ pub fn relay(
     let status = answer.status();
     let mut headers = providers::forwarded_headers(|name| answer.header(name));
     if !(200..300).contains(&status) || !stream || !answer.is_event_stream() {
-        let received = answer.read()?;
-        let upstream_time = started.elapsed();
-        x.record().upstream_latency = Some(upstream_time);
-        if x.keeps_bodies() {
-            x.record().response_body = Some(Body::Raw(received.body.clone()));
-        }
+        let (received, upstream_time) = chat::read_whole(x, answer, started)?;
         if !(200..300).contains(&status) {
             return Err(provider_error(dialect, &received, headers).into());
         }
