@@ -16,7 +16,12 @@ pub const ADMIN: &str = "sk-gw-test-fake-admin-0000000000000000";
 
 /// A call with the admin key.
 pub fn admin(gw: &Gateway, method: &str, path: &str, body: &Value) -> Reply {
-    let auth = format!("Bearer {ADMIN}");
+    call_with(gw, ADMIN, method, path, body)
+}
+
+/// A call with `key` as a bearer token and `body` as JSON (none when null).
+pub fn call_with(gw: &Gateway, key: &str, method: &str, path: &str, body: &Value) -> Reply {
+    let auth = format!("Bearer {key}");
     let text = if body.is_null() {
         String::new()
     } else {

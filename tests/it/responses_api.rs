@@ -351,28 +351,12 @@ fn a_relayed_responses_stream_cut_short_ends_with_an_error_event_numbered_after_
 
 #[test]
 fn a_stored_response_is_seen_continued_and_deleted_only_with_the_key_that_made_it() {
-    use crate::access::{generate, ADMIN};
+    use crate::access::{call_with, generate, ADMIN};
     let gw = Gateway::start(&[("ADMIN_API_KEY", ADMIN)]);
     let mine = generate(&gw, json!({"key_alias": "mine"}));
     let theirs = generate(&gw, json!({"key_alias": "theirs"}));
-    let call = |key: &str, method: &str, path: &str, body: &Value| {
-        let auth = format!("Bearer {key}");
-        let text = if body.is_null() {
-            String::new()
-        } else {
-            body.to_string()
-        };
-        send(
-            gw.addr,
-            method,
-            path,
-            &[
-                ("authorization", &auth),
-                ("content-type", "application/json"),
-            ],
-            text.as_bytes(),
-        )
-    };
+    let call =
+        |key: &str, method: &str, path: &str, body: &Value| call_with(&gw, key, method, path, body);
     let made = call(
         &mine,
         "POST",
@@ -404,22 +388,10 @@ fn a_stored_response_is_seen_continued_and_deleted_only_with_the_key_that_made_i
 
 #[test]
 fn a_keys_model_list_and_rate_limit_cover_responses_and_completions() {
-    use crate::access::{generate, ADMIN};
+    use crate::access::{call_with, generate, ADMIN};
     let gw = Gateway::start(&[("ADMIN_API_KEY", ADMIN)]);
     let key = generate(&gw, json!({"models": ["mock/ec*"], "rpm_limit": 3}));
-    let auth = format!("Bearer {key}");
-    let call = |path: &str, body: Value| {
-        send(
-            gw.addr,
-            "POST",
-            path,
-            &[
-                ("authorization", &auth),
-                ("content-type", "application/json"),
-            ],
-            body.to_string().as_bytes(),
-        )
-    };
+    let call = |path: &str, body: Value| call_with(&gw, &key, "POST", path, &body);
     let e = assert_error(
         &call(
             "/v1/responses",
