@@ -15,7 +15,7 @@ T=${CARGO_TARGET_DIR:-$ROOT/target}/release
 ROUNDS=${ROUNDS:-5}; DUR=${DUR:-3}; C=${C:-32}
 ADMIN=sk-gw-bench-admin-0000000000000000
 KEY=sk-gw-bench-client-000000000000000
-tmp=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
+tmp=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; wait; rm -rf "$tmp"' EXIT
 "$T/mock-upstream" > "$tmp/m" & sleep 0.3
 mock=$(sed -n 's/.*http:\/\///p' "$tmp/m" | head -1)
 rport=$("$T/load" free-port)
