@@ -135,11 +135,35 @@ impl Redactor {
     }
 }
 
+/// Prefixes of key lookalikes that [`redact_patterns`] masks when at least [`KEY_RUN`] token
+/// characters follow them at a token boundary.
+const KEY_PREFIXES: [&str; 3] = ["sk-", "AIza", "Bearer "];
+const KEY_RUN: usize = 16;
+
+fn token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.'
+}
+
+/// Whether [`redact_patterns`] would change `text`, found without copying it. The exact
+/// condition, not just the presence of a prefix: an interaction line names an unaliased
+/// gateway key as `sk-gw-...abcd`, and on every such line a bare `contains("sk-")` sent the
+/// whole line with its bodies through the character-by-character rewrite.
 fn needs_pattern_scan(text: &str) -> bool {
-    text.contains("sk-")
-        || text.contains("AIza")
-        || text.contains("key=")
-        || text.contains("Bearer ")
+    let bytes = text.as_bytes();
+    let lookalike = |prefix: &str| {
+        text.match_indices(prefix).any(|(i, _)| {
+            let boundary = i == 0 || !token_char(bytes[i - 1]);
+            let run = bytes[i + prefix.len()..]
+                .iter()
+                .take_while(|b| token_char(**b))
+                .count();
+            boundary && run >= KEY_RUN
+        })
+    };
+    KEY_PREFIXES.into_iter().any(lookalike)
+        || text
+            .match_indices("key=")
+            .any(|(i, _)| i > 0 && matches!(bytes[i - 1], b'?' | b'&' | b'_' | b'-'))
 }
 
 /// Replaces the string values of JSON fields named like secrets (`"api_key": "…"`, any case)
@@ -208,11 +232,10 @@ fn redact_patterns(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
-    let token_char = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.';
     while i < bytes.len() {
         let rest = &text[i..];
         let boundary = i == 0 || !token_char(bytes[i - 1]);
-        let prefix = ["sk-", "AIza", "Bearer "]
+        let prefix = KEY_PREFIXES
             .into_iter()
             .find(|p| boundary && rest.starts_with(p));
         if let Some(p) = prefix {
@@ -220,7 +243,7 @@ fn redact_patterns(text: &str) -> String {
                 .bytes()
                 .take_while(|b| token_char(*b))
                 .count();
-            if run >= 16 {
+            if run >= KEY_RUN {
                 out.push_str(p);
                 out.push_str("***");
                 i += p.len() + run;
@@ -404,6 +427,31 @@ fn log_kind(name: &str) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_pattern_precheck_says_yes_exactly_when_the_rewrite_changes_the_text() {
+        let cases = [
+            r#"{"key_name":"sk-gw-...vhdY","team":null}"#,
+            "sk-0123456789abcdef",
+            "sk-0123456789abcde",
+            "xsk-0123456789abcdefgh",
+            "Bearer sk-gw-0123456789abcdef0123",
+            "AIzaSyA-0123456789abcdef",
+            "?key=abc",
+            "monkey=banana",
+            "&key=",
+            "key=at-start",
+            "one sk- alone, sk-short and a sk-0123456789abcdefghij at the end",
+            "",
+        ];
+        for text in cases {
+            assert_eq!(
+                needs_pattern_scan(text),
+                redact_patterns(text) != text,
+                "{text:?}"
+            );
+        }
+    }
 
     #[test]
     fn configured_secrets_and_key_lookalikes_are_redacted() {
