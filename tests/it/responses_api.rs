@@ -224,6 +224,47 @@ fn store_false_keeps_nothing() {
     assert_error(&get(gw.addr, &format!("/v1/responses/{id}")), 404);
 }
 
+#[test]
+fn stored_responses_are_redacted_like_logs_and_kept_for_the_retention_days() {
+    let secret = "sk-live-0123456789abcdefghijklmnopqrstuv";
+    let expires = |days: &str| {
+        let gw = Gateway::start(&[("RESPONSES_RETENTION_DAYS", days)]);
+        let request = json!({"model": "mock/echo", "input": format!("my key is {secret}")});
+        let made = post_json(gw.addr, "/v1/responses", &request);
+        assert_eq!(made.status, 200, "{}", made.text());
+        let id = made.json()["id"].as_str().unwrap().to_string();
+        let stored = get(gw.addr, &format!("/v1/responses/{id}"));
+        assert!(!stored.text().contains(secret), "{}", stored.text());
+        let db = rusqlite::Connection::open(gw.data_dir.join("llmcallgateway.db")).unwrap();
+        let (value, expires_at): (Vec<u8>, Option<i64>) = db
+            .query_row(
+                "SELECT value, expires_at FROM documents WHERE space = 'responses' AND id = ?1",
+                [&id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        let value = String::from_utf8(value).unwrap();
+        assert!(value.contains("my key is"), "{value}");
+        assert!(
+            !value.contains(secret),
+            "the stored body is redacted: {value}"
+        );
+        expires_at
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let week = expires("7").expect("an expiry with RESPONSES_RETENTION_DAYS=7");
+    let seven_days_ms = 7 * 86_400_000;
+    assert!(
+        (week - now_ms - seven_days_ms).abs() < 60_000,
+        "expires in seven days: {}",
+        week - now_ms
+    );
+    assert_eq!(expires("0"), None, "0 keeps it until deleted");
+}
+
 /// Runs `tests/sdk/openai_schema.py` on `(schema, value)` pairs: each must pass OpenAI's
 /// schema as `/openapi.json` carries it. Needs the project's Python (as the SDK tests do).
 fn assert_openai_schemas(pairs: &[(&str, Value)]) {
