@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use flexi_logger::writers::LogWriter;
 use flexi_logger::{DeferredNow, Duplicate, LoggerHandle};
+use memchr::memmem::Finder;
 
 use crate::config::Config;
 use crate::rotation::RotatingFile;
@@ -47,6 +48,9 @@ const SECRET_FIELDS: &[&str] = &[
 #[derive(Clone, Debug, Default)]
 pub struct Redactor {
     secrets: Vec<String>,
+    /// One searcher per secret, built once: every interaction line is searched for every
+    /// secret, and `str::contains` would build its searcher again on each call.
+    finders: Vec<Finder<'static>>,
 }
 
 impl Redactor {
@@ -56,7 +60,11 @@ impl Redactor {
         let mut secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 8).collect();
         // Longest first, so a secret that contains another is replaced whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Redactor { secrets }
+        let finders = secrets
+            .iter()
+            .map(|s| Finder::new(s.as_bytes()).into_owned())
+            .collect();
+        Redactor { secrets, finders }
     }
 
     /// The secrets a configuration holds.
@@ -68,8 +76,8 @@ impl Redactor {
     /// tokens and `key=` query values.
     pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
+        for (secret, finder) in self.secrets.iter().zip(&self.finders) {
+            if finder.find(out.as_bytes()).is_some() {
                 out = Cow::Owned(out.replace(secret.as_str(), "***"));
             }
         }
@@ -149,21 +157,28 @@ fn token_char(b: u8) -> bool {
 /// gateway key as `sk-gw-...abcd`, and on every such line a bare `contains("sk-")` sent the
 /// whole line with its bodies through the character-by-character rewrite.
 fn needs_pattern_scan(text: &str) -> bool {
+    // Built once: this runs over every line the gateway writes.
+    static FINDERS: OnceLock<[Finder<'static>; 4]> = OnceLock::new();
+    let [sk, aiza, bearer, key] = FINDERS.get_or_init(|| {
+        let [a, b, c] = KEY_PREFIXES.map(Finder::new);
+        [a, b, c, Finder::new("key=")]
+    });
     let bytes = text.as_bytes();
-    let lookalike = |prefix: &str| {
-        text.match_indices(prefix).any(|(i, _)| {
+    let lookalike = |finder: &Finder<'_>| {
+        let prefix = finder.needle().len();
+        finder.find_iter(bytes).any(|i| {
             let boundary = i == 0 || !token_char(bytes[i - 1]);
-            let run = bytes[i + prefix.len()..]
+            let run = bytes[i + prefix..]
                 .iter()
                 .take_while(|b| token_char(**b))
                 .count();
             boundary && run >= KEY_RUN
         })
     };
-    KEY_PREFIXES.into_iter().any(lookalike)
-        || text
-            .match_indices("key=")
-            .any(|(i, _)| i > 0 && matches!(bytes[i - 1], b'?' | b'&' | b'_' | b'-'))
+    [sk, aiza, bearer].into_iter().any(lookalike)
+        || key
+            .find_iter(bytes)
+            .any(|i| i > 0 && matches!(bytes[i - 1], b'?' | b'&' | b'_' | b'-'))
 }
 
 /// Replaces the string values of JSON fields named like secrets (`"api_key": "…"`, any case)

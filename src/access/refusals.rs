@@ -193,23 +193,39 @@ pub(super) fn rate_limited(key: &KeyRecord, refusal: Refusal) -> ApiError {
 
 /// OpenAI's `x-ratelimit-*` headers for a key's limits after this request.
 pub fn limit_headers(key: &KeyRecord, usage: Usage) -> Vec<(String, String)> {
-    let mut headers = Vec::new();
-    let mut add = |what: &str, limit: Option<u64>, used: u64, reset: u64| {
+    // On every admitted call of a key with limits: names are literals, not `format!`ed.
+    let mut headers = Vec::with_capacity(6);
+    let mut add = |names: [&str; 3], limit: Option<u64>, used: u64, reset: u64| {
         if let Some(limit) = limit {
-            headers.push((format!("x-ratelimit-limit-{what}"), limit.to_string()));
-            headers.push((
-                format!("x-ratelimit-remaining-{what}"),
+            let mut reset = reset.to_string();
+            reset.push('s');
+            let values = [
+                limit.to_string(),
                 limit.saturating_sub(used).to_string(),
-            ));
-            headers.push((format!("x-ratelimit-reset-{what}"), format!("{reset}s")));
+                reset,
+            ];
+            headers.extend(names.into_iter().map(String::from).zip(values));
         }
     };
     add(
-        "requests",
+        [
+            "x-ratelimit-limit-requests",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+        ],
         key.rpm_limit,
         usage.requests,
         usage.requests_reset,
     );
-    add("tokens", key.tpm_limit, usage.tokens, usage.tokens_reset);
+    add(
+        [
+            "x-ratelimit-limit-tokens",
+            "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-tokens",
+        ],
+        key.tpm_limit,
+        usage.tokens,
+        usage.tokens_reset,
+    );
     headers
 }

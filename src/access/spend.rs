@@ -187,6 +187,9 @@ pub struct Ledger {
     days: HashMap<String, DayTotals>,
     dirty_windows: HashMap<String, HashSet<(Period, i64)>>,
     dirty_days: HashSet<String>,
+    /// The day of the last charge (days since the epoch) and its name, named once a day
+    /// rather than on every call.
+    today: (i64, String),
 }
 
 impl Ledger {
@@ -241,12 +244,20 @@ impl Ledger {
                 self.add(charge.token, (*period, period.window(now)), cost, false);
             }
         }
-        let today = day(now);
-        let id = format!("{today}|{}|{}", charge.key_name, charge.model);
+        let day_index = now.div_euclid(86_400);
+        if self.today.1.is_empty() || self.today.0 != day_index {
+            self.today = (day_index, day(now));
+        }
+        let today = &self.today.1;
+        let mut id =
+            String::with_capacity(today.len() + charge.key_name.len() + charge.model.len() + 2);
+        for part in [today, "|", charge.key_name, "|", charge.model] {
+            id.push_str(part);
+        }
         let entry = match self.days.get_mut(&id) {
             Some(entry) => entry,
             None => self.days.entry(id.clone()).or_insert(DayTotals {
-                day: today,
+                day: today.clone(),
                 key: charge.key_name.to_string(),
                 team: charge.team.map(str::to_string),
                 user: charge.user.map(str::to_string),
