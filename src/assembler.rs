@@ -116,6 +116,19 @@ fn unindexed_call(calls: &BTreeMap<u64, ToolCall>, id: Option<&str>) -> u64 {
     }
 }
 
+/// Sets an envelope field to `value` unless it is known already or the value is blank (Azure's
+/// filter chunk comes first with an empty id and model and `created: 0`: the answer's own come
+/// later).
+fn keep(envelope: &mut Map<String, Value>, key: &str, value: impl FnOnce() -> Option<Value>) {
+    if envelope.contains_key(key) {
+        return;
+    }
+    let blank = |v: &Value| v.is_null() || *v == "" || *v == 0;
+    if let Some(v) = value().filter(|v| !blank(v)) {
+        envelope.insert(key.to_string(), v);
+    }
+}
+
 pub struct Assembler {
     envelope: Map<String, Value>,
     choices: BTreeMap<u64, Choice>,
@@ -170,29 +183,20 @@ impl Assembler {
             });
         }
         self.chunks += 1;
-        for (key, value) in [
-            ("id", chunk.id.map(|v| Value::String(v.into_owned()))),
-            ("created", chunk.created),
-            ("model", chunk.model.map(|v| Value::String(v.into_owned()))),
-            (
-                "system_fingerprint",
-                chunk
-                    .system_fingerprint
-                    .map(|v| Value::String(v.into_owned())),
-            ),
-            (
-                "service_tier",
-                chunk.service_tier.map(|v| Value::String(v.into_owned())),
-            ),
-            ("prompt_filter_results", chunk.prompt_filter_results),
-        ] {
-            // Azure's filter chunk comes first with an empty id and model and `created: 0`:
-            // the answer's own come later.
-            let blank = |v: &Value| v.is_null() || *v == "" || *v == 0;
-            if let Some(v) = value.filter(|v| !blank(v)) {
-                self.envelope.entry(key).or_insert(v);
-            }
-        }
+        // The envelope keeps the first non-blank value of each field: once a field is known,
+        // later chunks' values are not converted (this runs for every streamed event).
+        let owned = |v: Cow<'_, str>| Value::String(v.into_owned());
+        let envelope = &mut self.envelope;
+        keep(envelope, "id", || chunk.id.map(owned));
+        keep(envelope, "created", || chunk.created);
+        keep(envelope, "model", || chunk.model.map(owned));
+        keep(envelope, "system_fingerprint", || {
+            chunk.system_fingerprint.map(owned)
+        });
+        keep(envelope, "service_tier", || chunk.service_tier.map(owned));
+        keep(envelope, "prompt_filter_results", || {
+            chunk.prompt_filter_results
+        });
         let choices = chunk.choices.unwrap_or_default();
         let usage_only = choices.is_empty() && chunk.usage.as_ref().is_some_and(|u| !u.is_null());
         if let Some(usage) = chunk.usage.filter(|u| !u.is_null()) {
@@ -202,7 +206,7 @@ impl Assembler {
         for (position, c) in choices.into_iter().enumerate() {
             let index = c.index.unwrap_or(0);
             let delta = c.delta.unwrap_or_default();
-            let mut choice = self.choices.remove(&index).unwrap_or_default();
+            let choice = self.choices.entry(index).or_default();
             if let Some(role) = delta.role {
                 choice.role = Some(role.into_owned());
             }
@@ -249,7 +253,6 @@ impl Assembler {
             if let Some(reason) = c.finish_reason {
                 choice.finish_reason = Some(reason.into_owned());
             }
-            self.choices.insert(index, choice);
         }
         Ok(Seen {
             error: false,

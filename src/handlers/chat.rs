@@ -237,7 +237,7 @@ impl Relay<'_> {
         let mut first_sent = None;
         let end = loop {
             let emitted = match events.next_event() {
-                Ok(Some(event)) => self.translator.on_event(&event),
+                Ok(Some(event)) => self.translator.on_event(event),
                 // The body ended without the dialect's terminal event.
                 Ok(None) => self.translator.finish(),
                 Err(StreamError::Idle) => Err(ApiError::gateway_timeout(format!(

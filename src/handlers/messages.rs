@@ -230,7 +230,7 @@ fn relay_bytes(
     loop {
         let end = match events.next_event() {
             Ok(Some(event)) => {
-                match translator.on_event(&event) {
+                match translator.on_event(event) {
                     Ok(emits) => {
                         for emit in emits {
                             let _ = match emit {

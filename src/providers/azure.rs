@@ -141,7 +141,7 @@ impl Dialect for Azure {
 struct FilterChunk(Box<dyn ChatStream>);
 
 impl ChatStream for FilterChunk {
-    fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
+    fn on_event(&mut self, event: SseEvent) -> Result<Vec<Emit>, ApiError> {
         let mut emits = self.0.on_event(event)?;
         for emit in &mut emits {
             // Only that chunk names `prompt_filter_results`; no other event is parsed here.

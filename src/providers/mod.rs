@@ -349,7 +349,7 @@ pub trait Dialect: Send + Sync {
 pub trait ChatStream: Send {
     /// What one provider event amounts to, in order; `Emit::Done` once the stream is complete.
     /// An error event of the provider is an `Err`.
-    fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError>;
+    fn on_event(&mut self, event: SseEvent) -> Result<Vec<Emit>, ApiError>;
 
     /// The provider's body ended without a terminal event: the chunks still owed and
     /// `Emit::Done` when the answer is nevertheless complete, else the error that it was cut.

@@ -4,6 +4,9 @@
 //! applied, and for streams usage requested where the vendor accepts it. Answers and stream
 //! events are relayed as received, byte for byte.
 
+use std::sync::OnceLock;
+
+use memchr::memmem::Finder;
 use serde_json::{json, Map, Value};
 
 use super::calls::{self, bearer, relayed};
@@ -260,13 +263,15 @@ struct StreamState {
 }
 
 impl ChatStream for StreamState {
-    fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
+    fn on_event(&mut self, event: SseEvent) -> Result<Vec<Emit>, ApiError> {
         if event.data.trim() == "[DONE]" {
             return Ok(vec![Emit::Done]);
         }
         self.finished |= has_finish_reason(&event.data);
         // DeepSeek's usage chunk, found by a scan like the finish reason; parsed only then.
-        if event.data.contains("\"prompt_cache_hit_tokens\"") {
+        static CACHE_HITS: OnceLock<Finder<'static>> = OnceLock::new();
+        let cache_hits = CACHE_HITS.get_or_init(|| Finder::new("\"prompt_cache_hit_tokens\""));
+        if cache_hits.find(event.data.as_bytes()).is_some() {
             if let Ok(mut chunk) = serde_json::from_str::<Value>(&event.data) {
                 // `get_mut`: indexing to write panics when the event is not an object.
                 let usage = chunk.get_mut("usage");
@@ -275,7 +280,8 @@ impl ChatStream for StreamState {
                 }
             }
         }
-        Ok(vec![Emit::Raw(event.data.clone())])
+        // The event's text is relayed as it came: moved, not copied.
+        Ok(vec![Emit::Raw(event.data)])
     }
 
     fn finish(&mut self) -> Result<Vec<Emit>, ApiError> {
@@ -290,8 +296,11 @@ impl ChatStream for StreamState {
 /// Whether a chunk's JSON text sets a `finish_reason` (a string, not null). Quotes inside JSON
 /// strings are escaped, so an unescaped `"finish_reason"` followed by `:` is the key itself.
 fn has_finish_reason(data: &str) -> bool {
-    data.match_indices("\"finish_reason\"").any(|(i, key)| {
-        let rest = data[i + key.len()..].trim_start();
+    // Runs on every streamed event: the searcher is built once.
+    static KEY: OnceLock<Finder<'static>> = OnceLock::new();
+    let key = KEY.get_or_init(|| Finder::new("\"finish_reason\""));
+    key.find_iter(data.as_bytes()).any(|i| {
+        let rest = data[i + key.needle().len()..].trim_start();
         rest.strip_prefix(':')
             .is_some_and(|v| v.trim_start().starts_with('"'))
     })

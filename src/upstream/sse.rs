@@ -124,10 +124,11 @@ impl EventReader {
                     as usize
                     <= buffered.len();
         }
-        self.reader
-            .buffer()
-            .windows(2)
-            .any(|w| w == b"\n\n" || w == b"\n\r")
+        // Asked after every event: memchr jumps from line end to line end rather than
+        // comparing every pair of bytes of the buffer.
+        let buffered = self.reader.buffer();
+        memchr::memchr_iter(b'\n', buffered)
+            .any(|i| matches!(buffered.get(i + 1), Some(b'\n' | b'\r')))
     }
 
     /// The next event, `Ok(None)` at the end of the body.

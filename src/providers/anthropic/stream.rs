@@ -55,8 +55,8 @@ impl Default for StreamState {
 }
 
 impl ChatStream for StreamState {
-    fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
-        let (data, kind) = typed_event(event)?;
+    fn on_event(&mut self, event: SseEvent) -> Result<Vec<Emit>, ApiError> {
+        let (data, kind) = typed_event(&event)?;
         let kind = kind.as_str();
         let mut out = Vec::new();
         match kind {

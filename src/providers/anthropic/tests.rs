@@ -331,7 +331,7 @@ fn translate(text: &str) -> (Vec<Value>, bool) {
     let mut chunks = Vec::new();
     let mut done = false;
     for event in sse_events(text) {
-        for emit in state.on_event(&event).unwrap() {
+        for emit in state.on_event(event).unwrap() {
             match emit {
                 Emit::Chunk(c) => chunks.push(c),
                 Emit::Done => done = true,
@@ -426,13 +426,13 @@ fn a_second_tool_call_gets_the_next_index() {
         event: None,
         data: d.to_string(),
     };
-    state.on_event(&ev(json!({"type": "message_start", "message": {"id": "m", "model": "c", "usage": {"input_tokens": 1}}}))).unwrap();
-    state.on_event(&ev(json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}))).unwrap();
-    state.on_event(&ev(json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "a", "name": "f", "input": {}}}))).unwrap();
-    let out = state.on_event(&ev(json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "b", "name": "g", "input": {}}}))).unwrap();
+    state.on_event(ev(json!({"type": "message_start", "message": {"id": "m", "model": "c", "usage": {"input_tokens": 1}}}))).unwrap();
+    state.on_event(ev(json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}))).unwrap();
+    state.on_event(ev(json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "a", "name": "f", "input": {}}}))).unwrap();
+    let out = state.on_event(ev(json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "b", "name": "g", "input": {}}}))).unwrap();
     let Emit::Chunk(c) = &out[0] else { panic!() };
     assert_eq!(c["choices"][0]["delta"]["tool_calls"][0]["index"], 1);
-    let out = state.on_event(&ev(json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{}"}}))).unwrap();
+    let out = state.on_event(ev(json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{}"}}))).unwrap();
     let Emit::Chunk(c) = &out[0] else { panic!() };
     assert_eq!(c["choices"][0]["delta"]["tool_calls"][0]["index"], 0);
 }
@@ -444,24 +444,21 @@ fn unknown_events_are_ignored_and_error_events_and_bad_json_fail() {
         event: None,
         data: d.into(),
     };
+    assert!(state.on_event(ev(r#"{"type":"ping"}"#)).unwrap().is_empty());
     assert!(state
-        .on_event(&ev(r#"{"type":"ping"}"#))
+        .on_event(ev(r#"{"type":"something_new","x":1}"#))
         .unwrap()
         .is_empty());
-    assert!(state
-        .on_event(&ev(r#"{"type":"something_new","x":1}"#))
-        .unwrap()
-        .is_empty());
-    assert!(state.on_event(&ev("{not json")).is_err());
+    assert!(state.on_event(ev("{not json")).is_err());
     let e = state
-        .on_event(&ev(
+        .on_event(ev(
             r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
         ))
         .unwrap_err();
     assert_eq!((e.status, e.message.as_str()), (503, "Overloaded"));
     let mut state = stream::StreamState::default();
     let err = sse_events(fixture!("stream_error.sse"))
-        .iter()
+        .into_iter()
         .find_map(|e| state.on_event(e).err())
         .unwrap();
     assert_eq!(err.kind, "overloaded_error");

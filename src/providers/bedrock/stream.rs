@@ -58,7 +58,7 @@ impl StreamState {
 }
 
 impl ChatStream for StreamState {
-    fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
+    fn on_event(&mut self, event: SseEvent) -> Result<Vec<Emit>, ApiError> {
         let data: Value = serde_json::from_str(&event.data)
             .map_err(|e| bad_response(format_args!("a stream event is not JSON: {e}")))?;
         let kind = event.event.as_deref().unwrap_or_default();

@@ -231,7 +231,7 @@ fn translate(bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
         let len = eventstream::total_length(&prelude).unwrap();
         let event = decode(&bytes[at..at + len]).unwrap().into_event();
         at += len;
-        for emit in state.on_event(&event)? {
+        for emit in state.on_event(event)? {
             out.push(match emit {
                 Emit::Chunk(v) => v,
                 Emit::Raw(s) => serde_json::from_str(&s).unwrap(),

@@ -41,8 +41,8 @@ impl StreamState {
 }
 
 impl ChatStream for StreamState {
-    fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
-        let (data, kind) = typed_event(event)?;
+    fn on_event(&mut self, event: SseEvent) -> Result<Vec<Emit>, ApiError> {
+        let (data, kind) = typed_event(&event)?;
         let kind = kind.as_str();
         let message = data
             .get("delta")

@@ -146,7 +146,7 @@ fn the_stream_ends_with_finish_usage_and_done() {
     let mut state = stream::StreamState::new("command-a-03-2025");
     let mut out = Vec::new();
     for e in events(fixture!("stream_text.sse")) {
-        out.extend(state.on_event(&e).unwrap());
+        out.extend(state.on_event(e).unwrap());
     }
     assert!(matches!(out.last(), Some(Emit::Done)));
     let Some(Emit::Chunk(usage)) = out.get(out.len() - 2) else {
@@ -163,7 +163,7 @@ fn a_tool_call_delta_before_its_start_is_an_error() {
         event: None,
         data: json!({"type": "tool-call-delta", "index": 0, "delta": {"message": {"tool_calls": {"function": {"arguments": "{"}}}}}).to_string(),
     };
-    assert_eq!(state.on_event(&delta).unwrap_err().status, 502);
+    assert_eq!(state.on_event(delta).unwrap_err().status, 502);
 }
 
 /// Found by the fuzzer: token counts past u64 (a float saturates to u64::MAX) must not make the

@@ -51,11 +51,11 @@ impl StreamState {
 }
 
 impl ChatStream for StreamState {
-    fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Emit>, ApiError> {
+    fn on_event(&mut self, event: SseEvent) -> Result<Vec<Emit>, ApiError> {
         if self.done || event.data.trim().is_empty() {
             return Ok(Vec::new());
         }
-        let answer = event_json(event)?;
+        let answer = event_json(&event)?;
         if let Some(error) = answer.get("error").filter(|e| e.is_object()) {
             let status = error
                 .get("code")

@@ -216,7 +216,7 @@ fn play(sse: &str) -> Vec<Emit> {
     for data in sse.split("\n\n").filter_map(|e| e.strip_prefix("data: ")) {
         out.extend(
             state
-                .on_event(&SseEvent {
+                .on_event(SseEvent {
                     event: None,
                     data: data.into(),
                 })
@@ -278,15 +278,15 @@ fn malformed_or_error_events_fail_the_stream_without_panicking() {
         event: None,
         data: d.into(),
     };
-    assert_eq!(s.on_event(&ev("{not json")).unwrap_err().status, 502);
-    assert_eq!(s.on_event(&ev("[1,2]")).unwrap_err().status, 502);
+    assert_eq!(s.on_event(ev("{not json")).unwrap_err().status, 502);
+    assert_eq!(s.on_event(ev("[1,2]")).unwrap_err().status, 502);
     let e = s
-        .on_event(&ev(
+        .on_event(ev(
             r#"{"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}"#,
         ))
         .unwrap_err();
     assert_eq!((e.status, e.message.as_str()), (503, "overloaded"));
-    assert!(s.on_event(&ev("")).unwrap().is_empty());
+    assert!(s.on_event(ev("")).unwrap().is_empty());
 }
 
 #[test]

@@ -47,18 +47,18 @@ fn stream_events_are_relayed_as_received_and_a_finish_reason_completes_them() {
     };
     let data =
         r#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}"#;
-    match s.on_event(&event(data)).unwrap().as_slice() {
+    match s.on_event(event(data)).unwrap().as_slice() {
         [Emit::Raw(raw)] => assert_eq!(raw, data),
         other => panic!("{other:?}"),
     }
     assert!(s.finish().is_err(), "no finish reason yet: cut");
-    s.on_event(&event(
+    s.on_event(event(
         r#"{"choices":[{"delta":{},"finish_reason": "stop"}]}"#,
     ))
     .unwrap();
     assert!(matches!(s.finish().unwrap().as_slice(), [Emit::Done]));
     assert!(matches!(
-        s.on_event(&event("[DONE]")).unwrap().as_slice(),
+        s.on_event(event("[DONE]")).unwrap().as_slice(),
         [Emit::Done]
     ));
     assert!(!has_finish_reason(
@@ -123,7 +123,7 @@ fn an_event_that_is_not_an_object_but_names_the_cache_field_is_relayed() {
         data: "\"prompt_cache_hit_tokens\"".into(),
     };
     assert!(matches!(
-        s.on_event(&event).unwrap().as_slice(),
+        s.on_event(event).unwrap().as_slice(),
         [Emit::Raw(_)]
     ));
     let odd = SseEvent {
@@ -131,7 +131,7 @@ fn an_event_that_is_not_an_object_but_names_the_cache_field_is_relayed() {
         data: r#"{"usage": "prompt_cache_hit_tokens", "choices": []}"#.into(),
     };
     assert!(matches!(
-        s.on_event(&odd).unwrap().as_slice(),
+        s.on_event(odd).unwrap().as_slice(),
         [Emit::Raw(_)]
     ));
 }

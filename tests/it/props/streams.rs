@@ -368,7 +368,7 @@ fn translate(provider: &str, events: &[SseEvent]) -> Result<(), String> {
         Ok(done)
     };
     for event in events {
-        match stream.on_event(event) {
+        match stream.on_event(event.clone()) {
             Ok(emits) => {
                 if check(emits)? {
                     return Ok(());
