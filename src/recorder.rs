@@ -10,11 +10,11 @@
 //! also kept in the explorer's ring of recent lines (`explorer::Recent`), as logged.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -52,7 +52,7 @@ pub struct Recorder {
     tx: Sender<Record>,
     /// The queue's other end, for workers that help when it is full.
     rx: Receiver<Record>,
-    stop: Sender<Sender<()>>,
+    stop: Arc<Stop>,
     writer: Arc<Mutex<Writer>>,
     max_depth: AtomicUsize,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -99,11 +99,11 @@ impl Recorder {
             recent: recent.clone(),
             guard: DiskGuard::new(config),
         }));
-        let (stop, stop_rx) = crossbeam_channel::bounded(1);
-        let (thread_writer, thread_rx) = (writer.clone(), rx.clone());
+        let stop = Arc::new(Stop::default());
+        let (thread_writer, thread_rx, thread_stop) = (writer.clone(), rx.clone(), stop.clone());
         let thread = thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || run(&thread_writer, &thread_rx, &stop_rx))?;
+            .spawn(move || run(&thread_writer, &thread_rx, &thread_stop))?;
         Ok(Recorder {
             tx,
             rx,
@@ -175,11 +175,67 @@ impl Recorder {
     /// Writes everything sent so far, flushes, and ends the thread.
     pub fn stop(&self) {
         let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
-        if self.stop.send(ack_tx).is_ok() {
+        if self.stop.ask(StopState::Asked(ack_tx)) {
             let _ = ack_rx.recv_timeout(Duration::from_secs(30));
         }
         if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = thread.join();
+        }
+    }
+}
+
+/// A recorder dropped without `stop` ends its thread without draining (as at a panic).
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.stop.ask(StopState::Abandoned);
+    }
+}
+
+/// How the recorder thread sleeps between sweeps and is asked to stop: a condition variable.
+/// (A channel's `recv_timeout` spins and calls `sched_yield` a few times before it parks, on
+/// each of the thread's hundred wake-ups a second: more CPU than a worker relaying streams.)
+#[derive(Default)]
+struct Stop {
+    state: Mutex<StopState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+enum StopState {
+    #[default]
+    Running,
+    /// Drain, flush, then acknowledge.
+    Asked(Sender<()>),
+    /// The recorder is gone: end now.
+    Abandoned,
+}
+
+impl Stop {
+    /// Asks the thread to stop (once: false when it was asked already).
+    fn ask(&self, how: StopState) -> bool {
+        let mut state = lock(&self.state);
+        if !matches!(*state, StopState::Running) {
+            return false;
+        }
+        *state = how;
+        self.wake.notify_one();
+        true
+    }
+
+    /// Sleeps up to `timeout` unless asked to stop; what was asked.
+    fn wait(&self, timeout: Duration) -> StopState {
+        let state = lock(&self.state);
+        let (mut state, _) = self
+            .wake
+            .wait_timeout_while(state, timeout, |s| matches!(s, StopState::Running))
+            .unwrap_or_else(|e| e.into_inner());
+        match std::mem::take(&mut *state) {
+            // Taken once: a later `ask` finds it no longer running.
+            StopState::Running => StopState::Running,
+            asked => {
+                *state = StopState::Abandoned;
+                asked
+            }
         }
     }
 }
@@ -292,13 +348,13 @@ const SWEEP: Duration = Duration::from_millis(10);
 /// by every send, a context switch per request): every `SWEEP` it writes what workers left in
 /// the queue; once a second it flushes, writes closed trend minutes and keeps the log directory
 /// within its limits; on stop it drains the queue, writes the open trend minutes and flushes.
-fn run(writer: &Mutex<Writer>, rx: &Receiver<Record>, stop: &Receiver<Sender<()>>) {
+fn run(writer: &Mutex<Writer>, rx: &Receiver<Record>, stop: &Stop) {
     lock(writer).guard.enforce();
     let mut last_tick = Instant::now();
     loop {
-        match stop.recv_timeout(SWEEP) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(ack) => {
+        match stop.wait(SWEEP) {
+            StopState::Running => {}
+            StopState::Asked(ack) => {
                 let mut w = lock(writer);
                 w.drain(rx, usize::MAX);
                 w.persist_trends(true);
@@ -306,7 +362,7 @@ fn run(writer: &Mutex<Writer>, rx: &Receiver<Record>, stop: &Receiver<Sender<()>
                 let _ = ack.send(());
                 return;
             }
-            Err(RecvTimeoutError::Disconnected) => return,
+            StopState::Abandoned => return,
         }
         let mut w = lock(writer);
         // What is queued now, not what keeps coming: workers write their own while they can.
