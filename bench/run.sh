@@ -14,7 +14,9 @@
 # Issue 18's rows: IDLE_CONNS (1000: keep-alive connections held idle while a new client is
 # measured, row "idleN"), BURST (1000 streams opened at once, BURST_EVENTS 20 events BURST_MS
 # 250 ms apart, row "burst"), EVENT_C/EVENT_N (100 streams × 100 events, row "events": CPU per
-# relayed event). SCALE_ONLY=1 runs only these rows.
+# relayed event), EVENT_MS (0: events back to back for DUR seconds; above 0: each of EVENT_C
+# streams once, its events EVENT_MS apart, so that every event wakes the proxy on its own, as
+# a model's tokens do). SCALE_ONLY=1 runs only these rows.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,7 +42,12 @@ BURST_EVENTS=${BURST_EVENTS:-20}
 BURST_MS=${BURST_MS:-250}
 EVENT_C=${EVENT_C:-100}
 EVENT_N=${EVENT_N:-100}
+EVENT_MS=${EVENT_MS:-0}
 SCALE_ONLY=${SCALE_ONLY:-0}
+# OHA=/path/to/oha: also the c=32 chat rows with oha (https://crates.io/crates/oha) as the load
+# generator, OHA_ROUNDS rounds of DUR seconds alternating direct, nginx and gateway.
+OHA=${OHA:-}
+OHA_ROUNDS=${OHA_ROUNDS:-3}
 
 TMP=$(mktemp -d /tmp/llmcg-bench.XXXXXX)
 PIDS=()
@@ -314,8 +321,42 @@ for target in $TARGETS; do
         --ms "$BURST_MS" --warmup 0 --timeout 60
 done
 for target in $TARGETS; do
-    run_one "$target" "$EVENT_C" events --mode stream --events "$EVENT_N" --ms 0
+    if [[ $EVENT_MS == 0 ]]; then
+        run_one "$target" "$EVENT_C" events --mode stream --events "$EVENT_N" --ms 0
+    else
+        run_one "$target" "$EVENT_C" events --mode stream -n "$EVENT_C" --events "$EVENT_N" \
+            --ms "$EVENT_MS" --warmup 0 --timeout 120
+    fi
 done
+
+# --- c=32 chat with oha as the load generator (issue 18) -------------------------------------
+OHA_RESULTS=$TMP/oha.tsv
+if [[ -n $OHA ]]; then
+    body='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}],"max_tokens":16}'
+    for round in $(seq "$OHA_ROUNDS"); do
+        for target in $TARGETS; do
+            case $target in
+                direct) url="http://$MOCK_ADDR/v1/chat/completions" ;;
+                nginx) url="http://127.0.0.1:$NGINX_PORT/v1/chat/completions" ;;
+                gateway) url="http://$GW_ADDR/v1/chat/completions" ;;
+            esac
+            "$OHA" -z "${DUR}s" -w -c 32 --no-tui --output-format json -m POST \
+                -H 'content-type: application/json' -H 'authorization: Bearer sk-fake-bench' \
+                -d "$body" "$url" >"$TMP/oha.json"
+            # req/s, answers 200, other answers and errors
+            rps=$(python3 - "$TMP/oha.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+codes = d.get("statusCodeDistribution", {})
+bad = sum(v for k, v in codes.items() if k != "200") + sum(d.get("errorDistribution", {}).values())
+print(f'{d["summary"]["requestsPerSec"]:.0f}\t{codes.get("200", 0)}\t{bad}')
+PY
+)
+            printf '%s\t%s\t%s\n' "$round" "$target" "$rps" >>"$OHA_RESULTS"
+            log "oha round $round $target: $rps"
+        done
+    done
+fi
 
 # --- 1,000 slow streams through the gateway ----------------------------------------------------
 SLOW_OUT=""
@@ -373,8 +414,8 @@ END {
 }' "$RESULTS"
 echo
 # CPU per relayed event: the proxy's CPU per request of the "events" rows over its events.
-awk -F'\t' -v n="$EVENT_N" '$3 == "events" && $10 != "-" {
-    printf "CPU per relayed event (%s streams × %s events): %-8s %.1f µs\n", $2, n, $1, $10 / n
+awk -F'\t' -v n="$EVENT_N" -v ms="$EVENT_MS" '$3 == "events" && $10 != "-" {
+    printf "CPU per relayed event (%s streams × %s events, %s ms apart): %-8s %.1f µs\n", $2, n, ms, $1, $10 / n
 }' "$RESULTS"
 echo
 if [[ $HAVE_GATEWAY == 1 && $SCALE_ONLY != 1 ]]; then
@@ -426,4 +467,24 @@ if [[ $HAVE_GATEWAY == 1 && $SCALE_ONLY != 1 ]]; then
         printf "  %s idle RSS <= 10 MB: %.1f MB\n", verdict(idle <= 10240), idle / 1024
         printf "  %s start to ready <= 50 ms: median %s ms\n", verdict(ready <= 50), ready
     }' "$RESULTS"
+fi
+if [[ -s ${OHA_RESULTS:-} ]]; then
+    echo
+    echo "c=32 chat with oha ($OHA_ROUNDS rounds of $DUR s): req/s, ratio to direct in the same round"
+    awk -F'\t' '{ rps[$1, $2] = $3; err[$2] += $5; rounds[$1] = 1; targets[$2] = 1 }
+    END {
+        for (t in targets) {
+            n = 0; line = ""
+            for (r in rounds) {
+                if (t != "direct" && rps[r, "direct"] > 0) { ratio[t, ++n] = rps[r, t] / rps[r, "direct"] }
+                line = line sprintf(" %d", rps[r, t])
+            }
+            # median of the per-round ratios (insertion sort: a handful of rounds)
+            for (i = 2; i <= n; i++) for (j = i; j > 1 && ratio[t, j - 1] > ratio[t, j]; j--) {
+                tmp = ratio[t, j]; ratio[t, j] = ratio[t, j - 1]; ratio[t, j - 1] = tmp
+            }
+            med = (n == 0) ? "-" : sprintf("%.3f", (n % 2) ? ratio[t, (n + 1) / 2] : (ratio[t, n / 2] + ratio[t, n / 2 + 1]) / 2)
+            printf "  %-8s req/s%s  ratio median %s  errors %d\n", t, line, med, err[t]
+        }
+    }' "$OHA_RESULTS"
 fi

@@ -3,7 +3,7 @@
 //! OpenAI answer relayed as received, the models of a provider's model list, and the JSON of
 //! a stream event. How each provider authenticates and what it lists stay in its module.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{bad_response, Listed, Reply, Settings, Target};
@@ -65,6 +65,24 @@ pub fn models_call(
 /// A usage with only DeepSeek's cache-hit count gets it where OpenAI clients read it (the body
 /// is re-serialized only then).
 pub fn relayed(answer: Received) -> Result<Reply, ApiError> {
+    /// The one field read from an answer: the rest is skipped, not built into a tree (on every
+    /// call, for an answer the client gets byte for byte).
+    #[derive(Deserialize)]
+    struct UsageOnly {
+        usage: Option<Value>,
+    }
+    let object = answer.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if let (true, Ok(read)) = (object, serde_json::from_slice::<UsageOnly>(&answer.body)) {
+        let mut usage = read.usage.filter(|u| !u.is_null());
+        if !usage.as_mut().is_some_and(cache_hits_as_cached_tokens) {
+            return Ok(Reply {
+                usage,
+                body: answer.body,
+            });
+        }
+    }
+    // DeepSeek's usage to rewrite, or what the view refused (not an object, a key given
+    // twice): read as a tree.
     match serde_json::from_slice::<Value>(&answer.body) {
         Ok(Value::Object(mut parsed)) => {
             let mut usage = parsed.remove("usage").filter(|u| !u.is_null());
@@ -143,4 +161,52 @@ pub fn typed_event(event: &SseEvent) -> Result<(Value, String), ApiError> {
 pub fn event_json(event: &SseEvent) -> Result<Value, ApiError> {
     serde_json::from_str(&event.data)
         .map_err(|e| bad_response(format_args!("a stream event is not JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::relayed;
+    use crate::upstream::Answer;
+
+    fn relay(body: &str) -> Result<(Value, Option<Value>), u16> {
+        let answer = Answer::local(200, &[], body.as_bytes().to_vec())
+            .read()
+            .unwrap();
+        relayed(answer)
+            .map(|r| (serde_json::from_slice(&r.body).unwrap(), r.usage))
+            .map_err(|e| e.status)
+    }
+
+    #[test]
+    fn an_answer_is_relayed_as_received_with_its_usage_read() {
+        let body = r#"{"id":"x","usage":{"prompt_tokens":3,"completion_tokens":1},"choices":[]}"#;
+        let (relayed, usage) = relay(body).unwrap();
+        assert_eq!(relayed, serde_json::from_str::<Value>(body).unwrap());
+        assert_eq!(usage.unwrap()["prompt_tokens"], 3);
+        assert_eq!(relay(r#"{"usage":null}"#).unwrap().1, None);
+        // A key given twice: the last one counts, as a JSON reader takes it.
+        let twice = r#"{"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2}}"#;
+        assert_eq!(relay(twice).unwrap().1.unwrap()["prompt_tokens"], 2);
+    }
+
+    #[test]
+    fn an_answer_that_is_not_an_object_is_a_bad_gateway() {
+        for body in ["[null]", "[{\"usage\":null}]", "1", "not json", ""] {
+            assert_eq!(relay(body).unwrap_err(), 502, "{body}");
+        }
+    }
+
+    #[test]
+    fn deepseek_cache_hits_become_cached_tokens() {
+        let body = r#"{"id":"x","usage":{"prompt_tokens":10,"prompt_cache_hit_tokens":6}}"#;
+        let (relayed, usage) = relay(body).unwrap();
+        assert_eq!(
+            relayed["usage"]["prompt_tokens_details"]["cached_tokens"],
+            6
+        );
+        assert_eq!(usage, Some(relayed["usage"].clone()));
+        assert_eq!(relayed["id"], json!("x"));
+    }
 }
