@@ -45,7 +45,7 @@ const POOLS: usize = 8;
 /// must hold a provider's whole response head (ureq fails the call otherwise; a provider's is
 /// 1–3 KB) and ureq grows it to 10 KiB anyway to stage a request body; the output buffer must
 /// hold the longest request header line (a 2–3 KB OAuth bearer token for Vertex or Azure AD).
-/// 4 KiB saved only 2 KB more per stream. nginx's default proxy buffer is 4–8 KiB too.
+/// 4 KiB saved only about 4 KB more per stream. nginx's default proxy buffer is 4–8 KiB too.
 const UPSTREAM_BUFFER_BYTES: usize = 8 * 1024;
 
 impl Agents {
