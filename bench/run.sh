@@ -10,7 +10,8 @@
 # Knobs (environment): DUR (s per run, 5), WARMUP (s, 0.5), CONCURRENCY ("1 32 256"),
 # FAST_EVENTS (10), PACED_C (256), PACED_EVENTS (20), PACED_MS (50), SLOW_STREAMS (1000),
 # SLOW_EVENTS (100), SLOW_MS (100), NGINX_WORKERS (auto), GATEWAY_ENV (extra VAR=value words for
-# the gateway, e.g. "WORKERS=256 LOG_LEVEL=warn"), SKIP_BUILD=1, KEEP_TMP=1, QUICK=1 (1 s runs).
+# the gateway, e.g. "WORKERS=256 LOG_LEVEL=warn"), GATEWAY_BIN (another build of the gateway to
+# measure, e.g. the last release), SKIP_BUILD=1, KEEP_TMP=1, QUICK=1 (1 s runs).
 # Issue 18's rows: IDLE_CONNS (1000: keep-alive connections held idle while a new client is
 # measured, row "idleN"), BURST (1000 streams opened at once, BURST_EVENTS 20 events BURST_MS
 # 250 ms apart, row "burst"), EVENT_C/EVENT_N (100 streams × 100 events, row "events": CPU per
@@ -77,7 +78,7 @@ if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     (cd "$ROOT" && cargo build --release --quiet)
     (cd "$ROOT/bench" && cargo build --release --quiet)
 fi
-GATEWAY=$BIN/llmcallgateway
+GATEWAY=${GATEWAY_BIN:-$BIN/llmcallgateway}
 MOCK=$BIN/mock-upstream
 LOAD=$BIN/load
 for b in "$MOCK" "$LOAD"; do
