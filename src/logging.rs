@@ -188,7 +188,7 @@ fn redact_secret_fields(text: &str) -> Option<String> {
     let mut out: Option<String> = None;
     let mut copied = 0;
     let mut i = 0;
-    while let Some(q) = bytes[i..].iter().position(|&b| b == b'"') {
+    while let Some(q) = memchr::memchr(b'"', &bytes[i..]) {
         let start = i + q + 1;
         i = start;
         // Every secret name starts with one of these letters: most quotes are passed at once.
@@ -198,10 +198,13 @@ fn redact_secret_fields(text: &str) -> Option<String> {
         ) {
             continue;
         }
+        // The name runs to the next quote: only a secret name of that length can be it (this
+        // runs over every line the gateway writes).
+        let Some(len) = memchr::memchr(b'"', &bytes[start..]) else {
+            continue;
+        };
         let Some(name) = SECRET_FIELDS.iter().find(|f| {
-            bytes.len() > start + f.len()
-                && bytes[start..start + f.len()].eq_ignore_ascii_case(f.as_bytes())
-                && bytes[start + f.len()] == b'"'
+            f.len() == len && bytes[start..start + len].eq_ignore_ascii_case(f.as_bytes())
         }) else {
             continue;
         };
