@@ -12,6 +12,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$CARGO_TARGET_DIR/release
 STREAMS=${STREAMS:-1000}
@@ -38,20 +40,6 @@ if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     (cd "$ROOT" && cargo build --release --quiet)
     (cd "$ROOT/bench" && cargo build --release --quiet)
 fi
-wait_listening() {
-    local file=$1 pid=$2 i
-    for ((i = 0; i < 1000; i++)); do
-        if grep -q '^listening on http://' "$file" 2>/dev/null; then
-            sed -n 's|^listening on http://\([^ /]*\).*|\1|p' "$file" | head -1
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.01
-    done
-    return 1
-}
-status_field() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-jnum() { sed -n "s/.*\"$1\":\([-0-9.]*\).*/\1/p" <<<"$2"; }
 
 "$BIN/mock-upstream" --port 0 >"$TMP/mock.out" 2>"$TMP/mock.err" &
 MOCK_PID=$!

@@ -21,6 +21,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$CARGO_TARGET_DIR/release
 DUR=${DUR:-5}
@@ -88,19 +90,6 @@ HAVE_GATEWAY=1
 [[ -x $GATEWAY ]] || { log "no gateway binary at $GATEWAY: gateway rows skipped"; HAVE_GATEWAY=0; }
 
 # --- helpers -----------------------------------------------------------------------------------
-# Waits for "listening on http://ADDR" in a file; prints ADDR.
-wait_listening() {
-    local file=$1 pid=$2 i
-    for ((i = 0; i < 1000; i++)); do
-        if grep -q '^listening on http://' "$file" 2>/dev/null; then
-            sed -n 's|^listening on http://\([^ /]*\).*|\1|p' "$file" | head -1
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.01
-    done
-    return 1
-}
 
 # Waits until a TCP port accepts.
 wait_port() {
@@ -112,8 +101,6 @@ wait_port() {
     return 1
 }
 
-# A number field from a flat JSON line.
-jnum() { sed -n "s/.*\"$1\":\([-0-9.]*\).*/\1/p" <<<"$2"; }
 jkinds() { sed -n 's/.*"error_kinds":{\([^}]*\)}.*/\1/p' <<<"$1"; }
 
 # utime+stime in clock ticks of a process (all its threads), plus its child processes
@@ -136,7 +123,6 @@ proc_tree() {
     echo "$p"
     cat /proc/"$p"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+$' || true
 }
-status_field() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 HZ=$(getconf CLK_TCK)
 
 # --- mock upstream -----------------------------------------------------------------------------

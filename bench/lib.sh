@@ -1,0 +1,21 @@
+# bench/lib.sh — helpers the bench scripts share (sourced, not run).
+
+# Waits for "listening on http://ADDR" in a file while process PID lives; prints ADDR.
+wait_listening() {
+    local file=$1 pid=$2 i
+    for ((i = 0; i < 1000; i++)); do
+        if grep -q '^listening on http://' "$file" 2>/dev/null; then
+            sed -n 's|^listening on http://\([^ /]*\).*|\1|p' "$file" | head -1
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.01
+    done
+    return 1
+}
+
+# A field of /proc/PID/status (VmRSS, Threads, …), 0 when the process is gone.
+status_field() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# A number field from a flat JSON line.
+jnum() { sed -n "s/.*\"$1\":\([-0-9.]*\).*/\1/p" <<<"$2"; }
