@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     };
     for _ in 0..=body.len() {
         match reader.next_event() {
-            Ok(Some(event)) => match stream.on_event(&event) {
+            Ok(Some(event)) => match stream.on_event(event) {
                 Ok(emits) => {
                     if check(emits) {
                         return;
