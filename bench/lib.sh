@@ -1,4 +1,16 @@
-# bench/lib.sh — helpers the bench scripts share (sourced, not run).
+# bench/lib.sh — what the bench scripts share (sourced, not run): where the release binaries
+# are, how they are built, and small helpers.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$CARGO_TARGET_DIR/release
+
+# Builds the gateway and the bench tools (release), unless SKIP_BUILD=1.
+build_release() {
+    [[ ${SKIP_BUILD:-0} == 1 ]] && return 0
+    (cd "$ROOT" && cargo build --release --quiet)
+    (cd "$ROOT/bench" && cargo build --release --quiet)
+}
 
 # Waits for "listening on http://ADDR" in a file while process PID lives; prints ADDR.
 wait_listening() {

@@ -11,11 +11,8 @@
 # GATEWAY_ENV (extra VAR=value words, e.g. "MALLOC_ARENA_MAX=2"), SKIP_BUILD=1.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$CARGO_TARGET_DIR/release
+source "$(dirname "$0")/lib.sh"
 STREAMS=${STREAMS:-1000}
 SLOW_EVENTS=${SLOW_EVENTS:-100}
 SLOW_MS=${SLOW_MS:-100}
@@ -36,10 +33,7 @@ trap 'exit 130' INT TERM
 log() { echo "[memory] $*" >&2; }
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    (cd "$ROOT" && cargo build --release --quiet)
-    (cd "$ROOT/bench" && cargo build --release --quiet)
-fi
+build_release
 
 "$BIN/mock-upstream" --port 0 >"$TMP/mock.out" 2>"$TMP/mock.err" &
 MOCK_PID=$!

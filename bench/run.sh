@@ -20,11 +20,8 @@
 # a model's tokens do). SCALE_ONLY=1 runs only these rows.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$CARGO_TARGET_DIR/release
+source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-5}
 WARMUP=${WARMUP:-0.5}
 if [[ ${QUICK:-0} == 1 ]]; then DUR=1; WARMUP=0.2; fi
@@ -75,11 +72,8 @@ log() { echo "[bench] $*" >&2; }
 
 # --- build -------------------------------------------------------------------------------------
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    log "building the gateway (release) and the bench tools"
-    (cd "$ROOT" && cargo build --release --quiet)
-    (cd "$ROOT/bench" && cargo build --release --quiet)
-fi
+[[ ${SKIP_BUILD:-0} == 1 ]] || log "building the gateway (release) and the bench tools"
+build_release
 GATEWAY=${GATEWAY_BIN:-$BIN/llmcallgateway}
 MOCK=$BIN/mock-upstream
 LOAD=$BIN/load

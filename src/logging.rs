@@ -47,10 +47,9 @@ const SECRET_FIELDS: &[&str] = &[
 /// Redacts secrets from text and JSON values.
 #[derive(Clone, Debug, Default)]
 pub struct Redactor {
-    secrets: Vec<String>,
-    /// One searcher per secret, built once: every interaction line is searched for every
+    /// Each secret with its searcher, built once: every interaction line is searched for every
     /// secret, and `str::contains` would build its searcher again on each call.
-    finders: Vec<Finder<'static>>,
+    secrets: Vec<(String, Finder<'static>)>,
 }
 
 impl Redactor {
@@ -60,11 +59,14 @@ impl Redactor {
         let mut secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 8).collect();
         // Longest first, so a secret that contains another is replaced whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        let finders = secrets
-            .iter()
-            .map(|s| Finder::new(s.as_bytes()).into_owned())
+        let secrets = secrets
+            .into_iter()
+            .map(|s| {
+                let finder = Finder::new(s.as_bytes()).into_owned();
+                (s, finder)
+            })
             .collect();
-        Redactor { secrets, finders }
+        Redactor { secrets }
     }
 
     /// The secrets a configuration holds.
@@ -76,7 +78,7 @@ impl Redactor {
     /// tokens and `key=` query values.
     pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
-        for (secret, finder) in self.secrets.iter().zip(&self.finders) {
+        for (secret, finder) in &self.secrets {
             if finder.find(out.as_bytes()).is_some() {
                 out = Cow::Owned(out.replace(secret.as_str(), "***"));
             }
@@ -122,9 +124,13 @@ impl Redactor {
             let literal = &text[start..=end];
             if hides {
                 if let Ok(decoded) = serde_json::from_str::<String>(literal) {
-                    if self.secrets.iter().any(|s| decoded.contains(s.as_str())) {
+                    if self
+                        .secrets
+                        .iter()
+                        .any(|(s, _)| decoded.contains(s.as_str()))
+                    {
                         let mut clean = decoded;
-                        for secret in &self.secrets {
+                        for (secret, _) in &self.secrets {
                             clean = clean.replace(secret.as_str(), "***");
                         }
                         let out = out.get_or_insert_with(String::new);

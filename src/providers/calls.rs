@@ -72,34 +72,29 @@ pub fn relayed(answer: Received) -> Result<Reply, ApiError> {
         usage: Option<Value>,
     }
     let object = answer.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    if let (true, Ok(read)) = (object, serde_json::from_slice::<UsageOnly>(&answer.body)) {
-        let mut usage = read.usage.filter(|u| !u.is_null());
-        if !usage.as_mut().is_some_and(cache_hits_as_cached_tokens) {
-            return Ok(Reply {
-                usage,
-                body: answer.body,
-            });
-        }
-    }
-    // DeepSeek's usage to rewrite, or what the view refused (not an object, a key given
-    // twice): read as a tree.
-    match serde_json::from_slice::<Value>(&answer.body) {
-        Ok(Value::Object(mut parsed)) => {
-            let mut usage = parsed.remove("usage").filter(|u| !u.is_null());
-            if !usage.as_mut().is_some_and(cache_hits_as_cached_tokens) {
-                return Ok(Reply {
-                    usage,
-                    body: answer.body,
-                });
-            }
-            parsed.insert("usage".into(), usage.clone().unwrap_or_default());
-            Ok(Reply {
-                body: serde_json::to_vec(&parsed).unwrap_or(answer.body),
-                usage,
-            })
-        }
+    let tree = || match serde_json::from_slice::<Value>(&answer.body) {
+        Ok(Value::Object(parsed)) => Ok(parsed),
         _ => Err(bad_response("not a JSON object")),
+    };
+    let usage = match serde_json::from_slice::<UsageOnly>(&answer.body) {
+        Ok(read) if object => read.usage,
+        // What the view refuses (not an object, a key given twice) is read as a tree.
+        _ => tree()?.remove("usage"),
+    };
+    let mut usage = usage.filter(|u| !u.is_null());
+    if !usage.as_mut().is_some_and(cache_hits_as_cached_tokens) {
+        return Ok(Reply {
+            usage,
+            body: answer.body,
+        });
     }
+    // DeepSeek's usage, rewritten: the answer is re-serialized with it.
+    let mut parsed = tree()?;
+    parsed.insert("usage".into(), usage.clone().unwrap_or_default());
+    Ok(Reply {
+        body: serde_json::to_vec(&parsed).unwrap_or(answer.body),
+        usage,
+    })
 }
 
 /// DeepSeek counts cache hits only as `prompt_cache_hit_tokens`: they are copied to

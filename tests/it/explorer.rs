@@ -42,6 +42,15 @@ fn ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The texts of a rendered page's table column heads.
+fn column_heads(page: &crate::dashboard::Rendered) -> Vec<String> {
+    page.tags()
+        .iter()
+        .filter(|t| t.name == "th")
+        .map(|t| t.text())
+        .collect()
+}
+
 fn list(gw: &Gateway, query: &str) -> Value {
     let reply = get(gw.addr, &format!("/admin/interactions{query}"));
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -267,12 +276,7 @@ fn requests_view_lists_filters_and_deep_links_in_chromium_without_script_errors(
     let source = page.text("requests-source");
     assert!(source.starts_with("6 shown · 6 of the last 2k"), "{source}");
     // No key names in these records: no key column.
-    let head: Vec<String> = page
-        .tags()
-        .iter()
-        .filter(|t| t.name == "th")
-        .map(|t| t.text())
-        .collect();
+    let head = column_heads(&page);
     assert!(head.contains(&"TTFT".to_string()) && !head.contains(&"Key".to_string()));
 
     let page = render_page(&browser, &gw, "/dashboard#/requests?model=mock%2Florem");
@@ -426,12 +430,7 @@ fn requests_view_shows_fields_it_does_not_know_and_a_key_column_when_records_car
     let row = page.one("request-row");
     assert_eq!(row.attr("data-id").as_deref(), Some("keyed-1"));
     assert_eq!(row.attr("data-key").as_deref(), Some("team-a-ci"));
-    let head: Vec<String> = page
-        .tags()
-        .iter()
-        .filter(|t| t.name == "th")
-        .map(|t| t.text())
-        .collect();
+    let head = column_heads(&page);
     assert!(head.contains(&"Key".to_string()), "{head:?}");
 
     let page = render_page(&browser, &gw, "/dashboard#/requests/keyed-1");
