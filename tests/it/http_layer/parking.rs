@@ -14,7 +14,7 @@ use crate::support::raw::{get_within, heavy, Client};
 fn round_trip(client: &mut Client, path: &str) -> String {
     client.get(path, "");
     let reply = client.read_reply().expect("an answer");
-    assert_eq!(reply.status, 200, "{path}");
+    assert_eq!(reply.status, 200, "{path}: {}", reply.text());
     assert!(!reply.closes());
     reply.text()
 }
