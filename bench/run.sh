@@ -18,6 +18,8 @@
 # relayed event), EVENT_MS (0: events back to back for DUR seconds; above 0: each of EVENT_C
 # streams once, its events EVENT_MS apart, so that every event wakes the proxy on its own, as
 # a model's tokens do). SCALE_ONLY=1 runs only these rows.
+# Every row gives the proxy's CPU per request and its context switches per request (threads
+# put to sleep or woken; the events rows give both per event).
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -111,6 +113,15 @@ cpu_ticks() {
         fi
     done
     echo "$total"
+}
+# Context switches (voluntary and involuntary) of every thread of the given processes: each is
+# a thread put to sleep or woken, the cost a thread-per-stream relay pays per event and an
+# event loop shares among the events one epoll_wait returns.
+ctx_switches() {
+    local p
+    for p in "$@"; do
+        cat /proc/"$p"/task/*/status 2>/dev/null
+    done | awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
 }
 proc_tree() {
     local p=$1
@@ -230,13 +241,17 @@ run_one() {
     esac
     local path=/v1/chat/completions
     [[ $mode == get ]] && path=/health
-    local t0 t1 out
+    local t0 t1 s0 s1 out
     # shellcheck disable=SC2086
     t0=$(cpu_ticks $procs)
+    # shellcheck disable=SC2086
+    s0=$(ctx_switches $procs)
     out=$($PIN "$LOAD" run --url "$url$path" -c "$c" -d "$DUR" --warmup "$WARMUP" --label "$target" "$@")
     # shellcheck disable=SC2086
     t1=$(cpu_ticks $procs)
-    local n rps p50 p99 ttfe err kinds cpu
+    # shellcheck disable=SC2086
+    s1=$(ctx_switches $procs)
+    local n rps p50 p99 ttfe err kinds cpu switches
     n=$(jnum requests "$out")
     rps=$(jnum rps "$out")
     p50=$(jnum p50_us "$out")
@@ -247,8 +262,12 @@ run_one() {
     # The CPU delta spans the warm-up too, so divide by every request answered, warm-up included.
     cpu=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v r="$(jnum all_requests "$out")" \
         'BEGIN { if (r > 0) printf "%.1f", d / hz * 1e6 / r; else print "-" }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$label" "$mode" "$n" "$rps" "$p50" \
-        "$p99" "$ttfe" "$err" "$cpu" "${kinds:-}" >>"$RESULTS"
+    # Only live threads report their switches: the mock's thread per connection is gone by
+    # the end of a run, so direct rows have none.
+    switches=$(awk -v d=$((s1 - s0)) -v r="$(jnum all_requests "$out")" -v t="$target" \
+        'BEGIN { if (r > 0 && t != "direct") printf "%.2f", d / r; else print "-" }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$label" "$mode" "$n" "$rps" "$p50" \
+        "$p99" "$ttfe" "$err" "$cpu" "${kinds:-}" "$switches" >>"$RESULTS"
     log "$(printf '%-8s c=%-4s %-9s %9s req/s p50 %8s µs p99 %9s µs errors %s %s' \
         "$target" "$label" "$mode" "$rps" "$p50" "$p99" "$err" "${kinds:-}")"
 }
@@ -379,24 +398,25 @@ echo
 echo "LLMCallGateway load benchmark — $(date -u +%FT%TZ), $(nproc) cores, $(uname -r)"
 echo "gateway $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') ${GATEWAY_ENV:+($GATEWAY_ENV)}, nginx $("$NGINX" -v 2>&1 | sed 's|.*/||') worker_processes $NGINX_WORKERS, ${DUR}s per run after ${WARMUP}s warm-up"
 echo "stream = $FAST_EVENTS events, no pause; paced = $PACED_EVENTS events $PACED_MS ms apart; get = GET /health"
-echo "CPU µs/req: the mock's for direct rows, nginx's (all workers) or the gateway's otherwise"
+echo "CPU µs/req and switches/req (context switches of all threads): the mock's for direct rows, nginx's (all workers) or the gateway's otherwise"
 echo
 awk -F'\t' '
 { key = $2 SUBSEP $3; row[NR] = $0; if ($1 == "direct") { drps[key] = $5; dp50[key] = $6 } }
 END {
-    printf "%-8s %5s %-9s %10s %9s %9s %10s %8s %9s %8s %7s  %s\n", "target", "c", "mode", "req/s", "p50 ms", "p99 ms", "+p50 ms", "ratio", "ttfe ms", "CPU µs", "errors", "error kinds"
+    printf "%-8s %5s %-9s %10s %9s %9s %10s %8s %9s %8s %9s %7s  %s\n", "target", "c", "mode", "req/s", "p50 ms", "p99 ms", "+p50 ms", "ratio", "ttfe ms", "CPU µs", "switches", "errors", "error kinds"
     for (i = 1; i <= NR; i++) {
         split(row[i], f, "\t"); key = f[2] SUBSEP f[3]
         added = (f[1] == "direct") ? "-" : sprintf("%+.3f", (f[6] - dp50[key]) / 1000)
         ratio = (f[1] == "direct" || drps[key] == 0) ? "-" : sprintf("%.3f", f[5] / drps[key])
         ttfe = (f[8] + 0 > 0) ? sprintf("%.3f", f[8] / 1000) : "-"
-        printf "%-8s %5s %-9s %10.0f %9.3f %9.3f %10s %8s %9s %8s %7s  %s\n", f[1], f[2], f[3], f[5], f[6] / 1000, f[7] / 1000, added, ratio, ttfe, f[10], f[9], f[11]
+        printf "%-8s %5s %-9s %10.0f %9.3f %9.3f %10s %8s %9s %8s %9s %7s  %s\n", f[1], f[2], f[3], f[5], f[6] / 1000, f[7] / 1000, added, ratio, ttfe, f[10], f[12], f[9], f[11]
     }
 }' "$RESULTS"
 echo
 # CPU per relayed event: the proxy's CPU per request of the "events" rows over its events.
 awk -F'\t' -v n="$EVENT_N" -v ms="$EVENT_MS" '$3 == "events" && $10 != "-" {
-    printf "CPU per relayed event (%s streams × %s events, %s ms apart): %-8s %.1f µs\n", $2, n, ms, $1, $10 / n
+    sw = ($12 == "-") ? "" : sprintf(", %.2f context switches", $12 / n)
+    printf "CPU per relayed event (%s streams × %s events, %s ms apart): %-8s %.1f µs%s\n", $2, n, ms, $1, $10 / n, sw
 }' "$RESULTS"
 echo
 if [[ $HAVE_GATEWAY == 1 && $SCALE_ONLY != 1 ]]; then

@@ -480,13 +480,15 @@ fn run_poller(poller: Poller, shared: Arc<Shared>) {
         if worker_available(&shared) {
             hand_over(&shared, client, seen);
         } else {
-            let Client { conn, _open } = client;
-            reject_overload(
-                &shared,
-                conn.stream,
-                conn.peer,
-                "every worker is busy; retry shortly",
+            // The answer (and its record) says what the pool looked like when it was refused.
+            let message = format!(
+                "every worker is busy ({} of {} in a request, {} connections queued); retry shortly",
+                shared.in_request.load(Ordering::SeqCst),
+                shared.started_workers.load(Ordering::SeqCst),
+                shared.ready_rx.len(),
             );
+            let Client { conn, _open } = client;
+            reject_overload(&shared, conn.stream, conn.peer, &message);
         }
     });
 }
