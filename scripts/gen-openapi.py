@@ -745,6 +745,26 @@ def gateway_schemas():
                 "uptime_seconds": number,
                 "in_flight": integer,
                 "recorder_queue": queue,
+                "server": {
+                    "type": ["object", "null"],
+                    "description": "The HTTP server's connections and workers: how close it "
+                    "is to the 503 at MAX_CONNECTIONS and the 503 with every one of WORKERS busy.",
+                    "properties": {
+                        "connections": {
+                            "type": "object",
+                            "properties": {
+                                "open": integer,
+                                "parked": integer,
+                                "queued": integer,
+                                "max": integer,
+                            },
+                        },
+                        "workers": {
+                            "type": "object",
+                            "properties": {"busy": integer, "started": integer, "max": integer},
+                        },
+                    },
+                },
                 "prices_date": {"type": "string"},
                 "totals": ref("Usage"),
                 "providers": {"type": "object", "additionalProperties": ref("Usage")},

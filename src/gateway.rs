@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
 use serde_json::Value;
 
 use crate::access::Access;
 use crate::config::Config;
+use crate::http;
 use crate::recorder::Recorder;
 use crate::router::{FileError, Routing};
 use crate::store::Store;
@@ -29,6 +30,8 @@ pub struct Gateway {
     pub in_flight: AtomicUsize,
     /// The providers' model lists for `/v1/models`, by provider name.
     pub model_lists: Mutex<HashMap<&'static str, ModelList>>,
+    /// The HTTP server's connections and workers, for the metrics (set once it runs).
+    pub server: OnceLock<http::Load>,
     /// The routing table, swapped whole on reload: a request takes one `Arc` and keeps it.
     routing: RwLock<Arc<Routing>>,
 }
@@ -61,6 +64,7 @@ impl Gateway {
             started: Instant::now(),
             in_flight: AtomicUsize::new(0),
             model_lists: Mutex::default(),
+            server: OnceLock::new(),
         })
     }
 

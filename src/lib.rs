@@ -96,5 +96,6 @@ pub fn start(config: Config) -> io::Result<Running> {
         }
     };
     let server = http::Server::start(listener, server_config, gateway.clone())?;
+    let _ = gateway.server.set(server.load());
     Ok(Running { server, gateway })
 }

@@ -7,6 +7,7 @@
 use std::fmt::Write;
 
 use crate::access::KeyUsage;
+use crate::http::LoadNow;
 use crate::metrics::{Histogram, Metrics, Stats};
 use crate::router::DeploymentState;
 
@@ -24,6 +25,8 @@ pub struct Gauges {
     pub deployments: Vec<DeploymentState>,
     /// Calls of each gateway key settled by this instance.
     pub keys: Vec<KeyUsage>,
+    /// The HTTP server's connections and workers (none before it runs).
+    pub server: Option<LoadNow>,
 }
 
 pub fn render(m: &Metrics, g: &Gauges) -> String {
@@ -64,6 +67,48 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         "The most interaction records ever seen waiting at once.",
         g.recorder_queue_max_depth as f64,
     );
+
+    if let Some(load) = &g.server {
+        for (name, help, n) in [
+            (
+                "connections_open",
+                "Open client connections: served, queued or parked.",
+                load.connections_open,
+            ),
+            (
+                "connections_parked",
+                "Client connections parked between requests (no worker held).",
+                load.connections_parked,
+            ),
+            (
+                "connections_queued",
+                "Client connections with a request waiting for a worker.",
+                load.connections_queued,
+            ),
+            (
+                "connections_max",
+                "MAX_CONNECTIONS: past it new connections get a 503.",
+                load.connections_max,
+            ),
+            (
+                "workers_busy",
+                "Workers inside a request (a relayed stream included).",
+                load.workers_busy,
+            ),
+            (
+                "workers_started",
+                "Worker threads running now.",
+                load.workers_started,
+            ),
+            (
+                "workers_max",
+                "WORKERS: with every one busy a new request gets a 503.",
+                load.workers_max,
+            ),
+        ] {
+            gauge(&mut out, name, help, n as f64);
+        }
+    }
 
     for (name, help, n) in [
         (

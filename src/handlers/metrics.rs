@@ -66,6 +66,7 @@ fn gauges(x: &Exchange<'_>) -> Gauges {
         recorder_queue_depth: x.gw.recorder.depth(),
         recorder_queue_max_depth: x.gw.recorder.max_depth(),
         keys: x.gw.access.usage_by_key(),
+        server: x.gw.server.get().and_then(|load| load.now()),
     }
 }
 
@@ -85,6 +86,15 @@ pub fn get(x: &Exchange<'_>, res: &mut Responder<'_>) {
         "uptime_seconds": g.uptime_seconds,
         "in_flight": g.in_flight,
         "recorder_queue": {"depth": g.recorder_queue_depth, "max_depth": g.recorder_queue_max_depth},
+        "server": g.server.map(|s| json!({
+            "connections": {
+                "open": s.connections_open,
+                "parked": s.connections_parked,
+                "queued": s.connections_queued,
+                "max": s.connections_max,
+            },
+            "workers": {"busy": s.workers_busy, "started": s.workers_started, "max": s.workers_max},
+        })),
         "prices_date": PRICES_DATE,
         "totals": m.total.to_json(),
         "providers": m.by_provider.iter().map(|(p, s)| (p.clone(), s.to_json())).collect::<serde_json::Map<_, _>>(),

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 pub use request::{Request, Version};
 pub use response::{ClientGone, Responder, Response, Stream};
-pub use server::{bind, Server, ServerConfig};
+pub use server::{bind, Load, LoadNow, Server, ServerConfig};
 
 /// A request the layer answers on its own: refused before the handler saw it, or answered
 /// with a 500 because the handler panicked or sent nothing.

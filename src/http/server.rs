@@ -35,7 +35,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -255,6 +255,11 @@ impl Server {
         self.shared.parking.len()
     }
 
+    /// A view of the connections and workers for the application's metrics.
+    pub fn load(&self) -> Load {
+        Load(Arc::downgrade(&self.shared))
+    }
+
     /// Graceful shutdown: stop accepting (new connections are refused at once), close idle
     /// keep-alive connections, let requests and streams in flight finish within the grace
     /// period, then join the workers. Returns false when the grace period ran out first.
@@ -304,6 +309,45 @@ impl Server {
             }
             thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+/// A running server's connections and workers as its metrics show them. It holds the server
+/// weakly: the handler that shows it is owned by the server (no cycle), and once the server is
+/// gone there is nothing to show.
+#[derive(Clone)]
+pub struct Load(Weak<Shared>);
+
+/// What [`Load::now`] reads: how close the server is to its two refusals, the 503 at
+/// `max_connections` and the 503 with every one of `workers` busy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadNow {
+    /// Open connections: being served, queued for a worker, or parked.
+    pub connections_open: usize,
+    /// Parked in the poller: idle between requests, or new and waiting for their first bytes.
+    pub connections_parked: usize,
+    /// Queued for a worker now.
+    pub connections_queued: usize,
+    pub connections_max: usize,
+    /// Workers reading, handling or answering a request (a stream being relayed included).
+    pub workers_busy: usize,
+    /// Worker threads running (they start on demand and idle ones retire).
+    pub workers_started: usize,
+    pub workers_max: usize,
+}
+
+impl Load {
+    pub fn now(&self) -> Option<LoadNow> {
+        let shared = self.0.upgrade()?;
+        Some(LoadNow {
+            connections_open: shared.open_connections.load(Ordering::Relaxed),
+            connections_parked: shared.parking.len(),
+            connections_queued: shared.ready_rx.len(),
+            connections_max: shared.config.max_connections,
+            workers_busy: shared.in_request.load(Ordering::Relaxed),
+            workers_started: shared.started_workers.load(Ordering::Relaxed),
+            workers_max: shared.config.workers,
+        })
     }
 }
 

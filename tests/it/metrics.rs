@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::support::client::{assert_error, get, post_json, send, wait_until};
 use crate::support::gateway::{temp_dir, Gateway};
+use crate::support::raw::Client;
 use crate::support::upstream::{MockUpstream, Script};
 
 fn chat(model: &str, stream: bool) -> Value {
@@ -267,6 +268,65 @@ fn bad_trend_parameters_are_400s_naming_the_parameter() {
         let error = assert_error(&reply, 400);
         assert_eq!(error["param"], param, "{query}");
     }
+}
+
+/// Issue 18: an operator sees how close the gateway is to its two 503s (every worker busy,
+/// the connection cap): connections open, parked between requests, queued; workers busy,
+/// started and the configured maxima, in the JSON and the Prometheus text.
+#[test]
+fn metrics_show_connections_parked_and_workers_busy_against_their_limits() {
+    let gw = Gateway::start(&[("WORKERS", "8"), ("MAX_CONNECTIONS", "50")]);
+    // Five keep-alive clients, each answered once and then idle: parked, holding no worker.
+    let mut idle: Vec<Client> = (0..5).map(|_| Client::connect(gw.addr)).collect();
+    for client in &mut idle {
+        client.get("/health", "");
+        assert_eq!(client.read_reply().unwrap().status, 200);
+    }
+    // Each look is a new connection, and the one before may not be counted out yet, nor its
+    // worker back: the counts settle within a few looks.
+    let mut server = Value::Null;
+    let settled = wait_until(Duration::from_secs(5), || {
+        server = get(gw.addr, "/metrics").json()["server"].clone();
+        let connections = &server["connections"];
+        // The five, and the one asking; the metrics request itself is the one in a worker.
+        connections["parked"] == 5 && connections["open"] == 6 && server["workers"]["busy"] == 1
+    });
+    assert!(
+        settled,
+        "five idle connections parked, one request in a worker: {server}"
+    );
+    assert_eq!(server["connections"]["queued"], 0, "{server}");
+    assert_eq!(server["connections"]["max"], 50);
+    let started = server["workers"]["started"].as_u64().unwrap();
+    assert!((1..=8).contains(&started), "{server}");
+    assert_eq!(server["workers"]["max"], 8);
+
+    let text = send(gw.addr, "GET", "/metrics/prometheus", &[], b"").text();
+    for line in [
+        "llmcallgateway_connections_parked 5",
+        "llmcallgateway_connections_max 50",
+        "llmcallgateway_workers_max 8",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+    for gauge in [
+        "connections_open",
+        "connections_queued",
+        "workers_busy",
+        "workers_started",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE llmcallgateway_{gauge} gauge")),
+            "{gauge} in:\n{text}"
+        );
+    }
+    drop(idle);
+    assert!(
+        wait_until(Duration::from_secs(5), || get(gw.addr, "/metrics").json()
+            ["server"]["connections"]["open"]
+            == 1),
+        "closed clients are counted out"
+    );
 }
 
 #[test]
