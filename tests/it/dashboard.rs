@@ -431,6 +431,19 @@ fn dashboard_shows_the_served_totals_model_rows_and_charts_without_script_errors
     assert!(page.text("latency-p99").ends_with(" ms"));
     assert_eq!(page.text("version"), served["version"].as_str().unwrap());
     assert_eq!(page.text("in-flight"), "0");
+    // The server's pool against its caps (the counts move with the page's own requests).
+    let load = page.text("server-load");
+    let server = &served["server"];
+    assert!(
+        load.starts_with("workers ")
+            && load.contains(&format!(
+                " of {} busy · connections ",
+                server["workers"]["max"]
+            ))
+            && load.contains(&format!(" of {} open, ", server["connections"]["max"]))
+            && load.ends_with(" idle"),
+        "{load}"
+    );
 
     let rows = page.model_rows();
     for expected in [
