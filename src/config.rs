@@ -44,6 +44,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("DROP_UNSUPPORTED_PARAMS", "false", "true drops request parameters a provider cannot honour (the interactions log lists them) instead of answering 400"),
     ("WORKERS", "1024", "most worker threads: requests in flight; each holds one request, for a whole LLM call or stream (idle keep-alive connections hold none)"),
     ("MAX_CONNECTIONS", "10000", "most open client connections, idle keep-alive ones included; past it new ones get 503 + retry-after"),
+    ("LISTEN_BACKLOG", "4096", "connections the kernel completes and holds until the gateway accepts them (capped by net.core.somaxconn); a burst past it retries its SYN after a second"),
     ("KEEPALIVE_IDLE_SECS", "5", "an idle keep-alive connection is closed after this long"),
     ("CLIENT_HEADER_TIMEOUT", "10", "seconds a client has to send a whole request head (else 408)"),
     ("CLIENT_BODY_TIMEOUT", "60", "seconds a client has to send a whole request body (else 408)"),
@@ -204,7 +205,9 @@ impl Config {
                 send_timeout: parse_secs(&get, "CLIENT_SEND_TIMEOUT", 60.0)?,
                 max_body_bytes: parse(&get, "MAX_REQUEST_BYTES", 32 * 1024 * 1024, "a byte count")?,
                 shutdown_grace: parse_secs(&get, "SHUTDOWN_GRACE_SECS", 30.0)?,
-                backlog: 1024,
+                backlog: parse_count(&get, "LISTEN_BACKLOG", 4096)?
+                    .try_into()
+                    .unwrap_or(i32::MAX),
             },
             upstream_connect_timeout: parse_secs(&get, "UPSTREAM_CONNECT_TIMEOUT", 10.0)?,
             upstream_timeout: parse_secs(&get, "UPSTREAM_TIMEOUT", 600.0)?,
@@ -664,6 +667,15 @@ mod tests {
         assert_eq!(c.listen_addr().to_string(), "127.0.0.1:8728");
         assert!(!c.provider("openai").explicit);
         assert_eq!(c.server.max_body_bytes, 32 * 1024 * 1024);
+        assert_eq!(c.server.backlog, 4096);
+        let c = load(&[("LISTEN_BACKLOG", "512")]).unwrap();
+        assert_eq!(c.server.backlog, 512);
+        let c = load(&[("LISTEN_BACKLOG", "99999999999")]).unwrap();
+        assert_eq!(
+            c.server.backlog,
+            i32::MAX,
+            "the kernel caps it at somaxconn anyway"
+        );
     }
 
     #[test]
@@ -720,6 +732,12 @@ mod tests {
             "OPENAI_BASE_URL"
         );
         assert_eq!(load(&[("WORKERS", "0")]).unwrap_err().variable, "WORKERS");
+        for bad in ["0", "-1", "lots"] {
+            assert_eq!(
+                load(&[("LISTEN_BACKLOG", bad)]).unwrap_err().variable,
+                "LISTEN_BACKLOG"
+            );
+        }
         assert_eq!(load(&[("DEBUG", "maybe")]).unwrap_err().variable, "DEBUG");
         assert_eq!(
             load(&[("LOG_LEVEL", "loud")]).unwrap_err().variable,

@@ -61,6 +61,9 @@ pub struct ServerConfig {
     pub send_timeout: Duration,
     pub max_body_bytes: u64,
     pub shutdown_grace: Duration,
+    /// The listen backlog: connections the kernel completes before they are accepted. The
+    /// acceptor takes them at once, but a burst of thousands arrives faster than one thread
+    /// accepts; past the backlog the kernel drops SYNs and the clients retry a second later.
     pub backlog: i32,
 }
 
@@ -75,7 +78,7 @@ impl Default for ServerConfig {
             send_timeout: Duration::from_secs(60),
             max_body_bytes: 32 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
-            backlog: 1024,
+            backlog: 4096,
         }
     }
 }

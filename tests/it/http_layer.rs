@@ -11,7 +11,7 @@ mod lifecycle;
 mod parking;
 mod refusals;
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -218,6 +218,26 @@ pub fn config() -> ServerConfig {
         max_body_bytes: 64 * 1024,
         shutdown_grace: Duration::from_secs(10),
         backlog: 1024,
+    }
+}
+
+/// The backlog given to `bind` (`LISTEN_BACKLOG`) is what the kernel holds for an acceptor that
+/// is behind: with nobody accepting, handshakes complete up to the backlog (Linux admits one
+/// more), and later SYNs are dropped, so those connects time out (their retry would come a
+/// second later).
+#[test]
+fn the_listen_backlog_bounds_the_handshakes_waiting_for_accept() {
+    for (backlog, expect) in [(8, 8..=9), (64, 24..=24)] {
+        let listener = http::bind("127.0.0.1:0".parse().unwrap(), backlog).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held: Vec<TcpStream> = (0..24)
+            .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_millis(150)).ok())
+            .collect();
+        assert!(
+            expect.contains(&held.len()),
+            "backlog {backlog}: {} connections completed",
+            held.len()
+        );
     }
 }
 
