@@ -666,6 +666,10 @@ fn refusal_response(shared: &Shared, refusal: &Refusal<'_>) -> Response {
 
 /// Serves requests on one connection while they come at once; then parks it in the poller
 /// (idle), hands it back to the ready queue (others were waiting first), or closes it.
+/// Never inlined, nor is reading a request: merged into `run_worker`, their locals made an 8 KB
+/// frame under every handler, and the stack pages a handler reaches stay resident for the
+/// worker's life (issue 18).
+#[inline(never)]
 fn serve_connection(shared: &Arc<Shared>, mut client: Client, mut queue_wait: Duration) {
     loop {
         let busy = InRequest::enter(&shared.in_request);
