@@ -169,8 +169,9 @@ impl Connection {
         }
     }
 
-    /// Frees the read buffers of a connection about to wait in the poller, so that an idle
-    /// connection costs its descriptor and this struct, not 4 KiB more.
+    /// Frees the read buffers of a connection about to wait in the poller, or whose request
+    /// is being handled, so that an idle connection or an open stream costs its descriptor and
+    /// this struct, not 4 KiB more.
     pub fn release_buffers(&mut self) {
         self.buf = Vec::new();
         self.scratch = Box::default();

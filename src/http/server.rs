@@ -702,6 +702,11 @@ fn serve_connection(shared: &Arc<Shared>, mut client: Client, mut queue_wait: Du
         let keep_alive = request.wants_keep_alive() && !shared.stopping.load(Ordering::SeqCst);
         let head_only = request.method == "HEAD";
         let version = request.version;
+        // A stream may hold its worker for minutes: the read buffers wait for the next request
+        // on the heap, not inside it (issue 18; the next read allocates them again).
+        if !conn.has_buffered() {
+            conn.release_buffers();
+        }
         let (state, reusable, panicked) = {
             let mut responder =
                 Responder::new(&mut conn.stream, request.version, head_only, keep_alive);
