@@ -311,10 +311,9 @@ impl Server {
 /// 1,000 and 3,000 open streams (issue 18, `bench/memory.sh`, smaps of the stack mappings),
 /// about 36 KB per worker (76 before the frames on its path were cut), the deepest point being
 /// inside the HTTP client's call path, and resident for the thread's life, whatever the
-/// reservation. A smaller reservation would save
-/// address space, not memory, and take away the margin for the deepest paths (serde on deep
-/// JSON, glibc's resolver for a provider's host name, whose buffers live on the stack), so it
-/// stays 512 KiB. Spawning costs about 55 µs a thread whatever the size (3,000 spawns).
+/// reservation. A smaller reservation would save address space, not memory, and take away the
+/// margin for the deepest paths (serde on deep JSON, glibc's resolver for a provider's host
+/// name, whose buffers live on the stack), so it stays 512 KiB. Spawning costs about 55 µs a thread whatever the size (3,000 spawns).
 const WORKER_STACK_BYTES: usize = 512 * 1024;
 
 fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {

@@ -111,7 +111,7 @@ impl EventReader {
     /// body was read to the end. Returns whether the end was reached.
     pub fn drain(&mut self, max: u64) -> bool {
         // Through the reader's own buffer: `io::copy` would put an 8 KiB buffer on the stack,
-        // a page more that every worker keeps resident (issue 18).
+        // two pages more that every worker keeps resident (issue 18).
         let mut drained = 0u64;
         loop {
             let n = match self.reader.fill_buf() {
