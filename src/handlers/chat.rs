@@ -233,7 +233,9 @@ impl Relay<'_> {
     /// are written together; before waiting on the network for the next one, everything in
     /// hand is sent.
     fn run(mut self, x: &Exchange<'_>, mut sse: Stream<'_, '_>, mut events: upstream::EventReader) {
-        let mut out = Vec::with_capacity(4096);
+        // Grown to what arrives together (an event is a few hundred bytes); a capacity
+        // reserved up front would be held by every open stream (issue 18).
+        let mut out = Vec::new();
         let mut first_sent = None;
         let end = loop {
             let emitted = match events.next_event() {

@@ -170,7 +170,9 @@ impl Events<'_> {
         ingress: &dyn Ingress,
         idle: Duration,
     ) {
-        let mut out = Vec::with_capacity(4096);
+        // Grown to what arrives together (an event is a few hundred bytes); a capacity
+        // reserved up front would be held by every open stream (issue 18).
+        let mut out = Vec::new();
         let mut first_sent = None;
         let mut client_gone = false;
         let failure = loop {

@@ -169,8 +169,9 @@ impl Connection {
         }
     }
 
-    /// Frees the read buffers of a connection about to wait in the poller, so that an idle
-    /// connection costs its descriptor and this struct, not 4 KiB more.
+    /// Frees the read buffers of a connection about to wait in the poller, or whose request
+    /// is being handled, so that an idle connection or an open stream costs its descriptor and
+    /// this struct, not 4 KiB more.
     pub fn release_buffers(&mut self) {
         self.buf = Vec::new();
         self.scratch = Box::default();
@@ -189,6 +190,9 @@ impl Connection {
 
     /// Reads the next request: the whole head must arrive within the header deadline, and
     /// the body within its own. A refusal after the head was parsed carries the head.
+    /// Not inlined into the worker: its frame (the parser's header array) is gone by the time
+    /// the handler runs.
+    #[inline(never)]
     pub fn read_request(&mut self, limits: &ReadLimits) -> Result<Request, ReadError> {
         // The head deadline runs from when a worker takes the request up, so time spent
         // waiting for a worker or parked between requests is not held against the client.

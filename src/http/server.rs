@@ -356,11 +356,11 @@ impl Load {
 
 /// A worker's stack reservation. Only the pages a worker touches are resident: measured at
 /// 1,000 and 3,000 open streams (issue 18, `bench/memory.sh`, smaps of the stack mappings),
-/// about 76 KB per worker, most of it touched once inside the HTTP client's call path and
-/// resident for the thread's life, whatever the reservation. A smaller reservation would save
-/// address space, not memory, and take away the margin for the deepest paths (serde on deep
-/// JSON, glibc's resolver for a provider's host name, whose buffers live on the stack), so it
-/// stays 512 KiB. Spawning costs about 55 µs a thread whatever the size (3,000 spawns).
+/// about 36 KB per worker (76 before the frames on its path were cut), the deepest point being
+/// inside the HTTP client's call path, and resident for the thread's life, whatever the
+/// reservation. A smaller reservation would save address space, not memory, and take away the
+/// margin for the deepest paths (serde on deep JSON, glibc's resolver for a provider's host
+/// name, whose buffers live on the stack), so it stays 512 KiB. Spawning costs about 55 µs a thread whatever the size (3,000 spawns).
 const WORKER_STACK_BYTES: usize = 512 * 1024;
 
 fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {
@@ -715,6 +715,10 @@ fn refusal_response(shared: &Shared, refusal: &Refusal<'_>) -> Response {
 
 /// Serves requests on one connection while they come at once; then parks it in the poller
 /// (idle), hands it back to the ready queue (others were waiting first), or closes it.
+/// Never inlined, nor is reading a request: merged into `run_worker`, their locals made an 8 KB
+/// frame under every handler, and the stack pages a handler reaches stay resident for the
+/// worker's life (issue 18).
+#[inline(never)]
 fn serve_connection(shared: &Arc<Shared>, mut client: Client, mut queue_wait: Duration) {
     loop {
         let busy = InRequest::enter(&shared.in_request);
@@ -747,6 +751,11 @@ fn serve_connection(shared: &Arc<Shared>, mut client: Client, mut queue_wait: Du
         let keep_alive = request.wants_keep_alive() && !shared.stopping.load(Ordering::SeqCst);
         let head_only = request.method == "HEAD";
         let version = request.version;
+        // A stream may hold its worker for minutes: the read buffers wait for the next request
+        // on the heap, not inside it (issue 18; the next read allocates them again).
+        if !conn.has_buffered() {
+            conn.release_buffers();
+        }
         let (state, reusable, panicked) = {
             let mut responder =
                 Responder::new(&mut conn.stream, request.version, head_only, keep_alive);

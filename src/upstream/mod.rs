@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use ureq::http::{response::Parts, Response};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
-use ureq::Body;
+use ureq::unversioned::transport::{
+    ConnectProxyConnector, ConnectionDetails, Connector, Either, NextTimeout, RustlsConnector,
+    TcpConnector, Transport,
+};
+use ureq::{Body, ProxyProtocol};
 
 use crate::error::ApiError;
 
@@ -64,7 +67,11 @@ impl Agents {
                     .user_agent(concat!("llmcallgateway/", env!("CARGO_PKG_VERSION")))
                     .no_delay(true)
                     .build();
-                ureq::Agent::with_parts(config, DefaultConnector::new(), InlineResolver::default())
+                ureq::Agent::with_parts(
+                    config,
+                    SteppedConnector::default(),
+                    InlineResolver::default(),
+                )
             })
             .collect();
         Agents { agents }
@@ -96,6 +103,69 @@ impl Resolver for InlineResolver {
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         self.0.resolve(uri, config, NextTimeout::default())
     }
+}
+
+/// Opens a provider connection with ureq's own connectors, in the order of ureq's
+/// `DefaultConnector` (a CONNECT proxy when one is configured, else TCP; then rustls for
+/// https), one step per function. `DefaultConnector` chains them generically, and the compiler
+/// merged the chain into one 12 KB stack frame (the transports pass through it by value) that
+/// every worker opening a connection touched and kept resident for its life (issue 18,
+/// `bench/memory.sh`); one step at a time, only the deepest step's frame is on the stack. The
+/// boxed transport between steps is what ureq's chain ends with anyway.
+#[derive(Debug, Default)]
+struct SteppedConnector {
+    proxy: ConnectProxyConnector,
+    tcp: TcpConnector,
+    tls: RustlsConnector,
+}
+
+impl Connector<()> for SteppedConnector {
+    type Out = Box<dyn Transport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        _chained: Option<()>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        // What ureq's chain says when a SOCKS proxy is set without its feature: the call goes
+        // direct.
+        if let Some(proxy) = details.config.proxy() {
+            if matches!(
+                proxy.protocol(),
+                ProxyProtocol::Socks4
+                    | ProxyProtocol::Socks4A
+                    | ProxyProtocol::Socks5
+                    | ProxyProtocol::Socks5h
+            ) {
+                log::warn!("a SOCKS proxy is configured but not supported; connecting directly");
+            }
+        }
+        let proxied = connect_step(&self.proxy, details, None)?;
+        let tcp = connect_step(&self.tcp, details, proxied)?;
+        // rustls passes a plain-http transport through too, but its step's frame is 8 KB.
+        if tcp.is_none() || !details.needs_tls() {
+            return Ok(tcp);
+        }
+        connect_step(&self.tls, details, tcp)
+    }
+}
+
+/// One connector of [`SteppedConnector`]: the transport it was given, or the one it made.
+#[inline(never)]
+fn connect_step<C, T>(
+    connector: &C,
+    details: &ConnectionDetails,
+    chained: Option<Box<dyn Transport>>,
+) -> Result<Option<Box<dyn Transport>>, ureq::Error>
+where
+    C: Connector<Box<dyn Transport>, Out = Either<Box<dyn Transport>, T>>,
+    T: Transport,
+{
+    Ok(match connector.connect(details, chained)? {
+        Some(Either::A(given)) => Some(given),
+        Some(Either::B(made)) => Some(Box::new(made)),
+        None => None,
+    })
 }
 
 /// RFC 3986's reserved and other characters: everything but `A-Z a-z 0-9 - _ . ~`.
