@@ -353,6 +353,7 @@ impl Config {
             format!("DROP_UNSUPPORTED_PARAMS={}", self.drop_unsupported_params),
             format!("WORKERS={}", self.server.workers),
             format!("MAX_CONNECTIONS={}", self.server.max_connections),
+            format!("LISTEN_BACKLOG={}", self.server.backlog),
             format!("KEEPALIVE_IDLE_SECS={}", secs(self.server.keepalive_idle)),
             format!("CLIENT_HEADER_TIMEOUT={}", secs(self.server.header_timeout)),
             format!("CLIENT_BODY_TIMEOUT={}", secs(self.server.body_timeout)),

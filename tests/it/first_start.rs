@@ -282,6 +282,7 @@ fn check_prints_every_variable_in_effect_masked_as_the_readme_says() {
         ("DROP_UNSUPPORTED_PARAMS", "true"),
         ("WORKERS", "16"),
         ("MAX_CONNECTIONS", "500"),
+        ("LISTEN_BACKLOG", "256"),
         ("KEEPALIVE_IDLE_SECS", "2"),
         ("CLIENT_HEADER_TIMEOUT", "3"),
         ("CLIENT_BODY_TIMEOUT", "4"),
@@ -448,7 +449,15 @@ fn a_clients_4xx_stays_off_standard_error_but_a_providers_failure_is_an_error() 
     let failed_id = failed.header("x-request-id").unwrap().to_string();
     let system_after = |gw: &Started| gw.log("system");
     let (system, errors) = {
-        let flushed = || system_after(&gw).contains(&failed_id);
+        // Records are written in the order workers get the writer, not the order requests
+        // ended: wait for all three lines, not just the last request's.
+        let flushed = || {
+            let system = system_after(&gw);
+            system.contains(&failed_id)
+                && ["404", "400"]
+                    .iter()
+                    .all(|status| system.contains(&format!("failed: status={status}")))
+        };
         assert!(wait_until(Duration::from_secs(5), flushed));
         (gw.log("system"), gw.log("error"))
     };
