@@ -8,13 +8,20 @@
 //! deadline, is dropped here, which closes it (reaping). [`Parking::close`] wakes the thread,
 //! which drops every parked connection at once and returns: graceful shutdown.
 //!
+//! A readable connection the caller cannot take now waits here a short grace, in order, and
+//! is offered again as soon as the caller says something changed ([`Parking::nudge`]); past
+//! the grace it goes to the caller's refusal. (A worker that has just written its answer is
+//! counted busy until the scheduler runs it again, which on a loaded machine can be
+//! milliseconds after the client, woken by that answer, has sent its next request.)
+//!
 //! Why `mio`: registering a descriptor is safe there (`SourceFd`), where `polling` 3 makes
 //! `Poller::add` an `unsafe fn` and this crate forbids unsafe code; it is tokio's own
 //! event layer, maintained and small with only `os-poll` and `os-ext`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -40,6 +47,8 @@ pub(crate) struct Parking<T> {
     registry: Registry,
     waker: Waker,
     set: Mutex<Set<T>>,
+    /// Readable connections waiting for the caller to take them (see [`Parking::nudge`]).
+    waiting: AtomicUsize,
 }
 
 struct Set<T> {
@@ -65,6 +74,7 @@ impl<T: Parkable> Parking<T> {
                 closed: false,
                 conns: HashMap::new(),
             }),
+            waiting: AtomicUsize::new(0),
         };
         Ok((parking, Poller { poll }))
     }
@@ -112,6 +122,19 @@ impl<T: Parkable> Parking<T> {
         }
     }
 
+    /// Wakes the poller to offer its waiting connections again, if it holds any: the caller
+    /// may take one now. Cheap when none waits (one atomic load), so it can follow every
+    /// change that might free the caller. The caller must make the change visible first
+    /// (`SeqCst`): the poller counts a connection waiting before it asks again, so one of the
+    /// two always sees the other.
+    pub fn nudge(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            if let Err(e) = self.waker.wake() {
+                log::error!("could not wake the poller: {e}");
+            }
+        }
+    }
+
     fn take(&self, fd: RawFd) -> Option<T> {
         let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
         let (conn, _) = set.conns.remove(&fd)?;
@@ -139,20 +162,96 @@ impl<T: Parkable> Parking<T> {
     }
 }
 
+/// Readable connections the caller could not take yet, oldest first, each with when it was
+/// seen readable; counted in [`Parking::waiting`].
+struct Waiting<'p, T> {
+    queue: VecDeque<(T, Instant)>,
+    count: &'p AtomicUsize,
+}
+
+impl<T> Waiting<'_, T> {
+    /// Offers `conn` to `take`; one it cannot take now waits, behind those before it.
+    fn offer(
+        &mut self,
+        conn: T,
+        seen: Instant,
+        take: &mut impl FnMut(T, Instant) -> Result<(), T>,
+    ) {
+        if !self.queue.is_empty() {
+            self.push(conn, seen);
+            return;
+        }
+        let Err(conn) = take(conn, seen) else { return };
+        // Counted first, then asked again: a caller that freed up in between either saw the
+        // count (and nudges) or is seen free here.
+        self.push(conn, seen);
+        self.retry(take);
+    }
+
+    fn push(&mut self, conn: T, seen: Instant) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        self.queue.push_back((conn, seen));
+    }
+
+    /// Offers the waiting connections again, in order, while `take` takes them. Each stays
+    /// counted until taken, so a caller freeing up meanwhile nudges again.
+    fn retry(&mut self, take: &mut impl FnMut(T, Instant) -> Result<(), T>) {
+        while let Some((conn, seen)) = self.queue.pop_front() {
+            match take(conn, seen) {
+                Ok(()) => {
+                    self.count.fetch_sub(1, Ordering::SeqCst);
+                }
+                Err(conn) => {
+                    self.queue.push_front((conn, seen));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Hands the connections that waited `grace` to `refuse`; when the next one is due.
+    fn expire(
+        &mut self,
+        now: Instant,
+        grace: Duration,
+        refuse: &mut impl FnMut(T),
+    ) -> Option<Instant> {
+        while let Some((_, seen)) = self.queue.front() {
+            if *seen + grace > now {
+                return Some(*seen + grace);
+            }
+            let (conn, _) = self.queue.pop_front().expect("a front");
+            self.count.fetch_sub(1, Ordering::SeqCst);
+            refuse(conn);
+        }
+        None
+    }
+}
+
 impl Poller {
-    /// The poller thread's loop. `ready` gets each connection that became readable, with the
-    /// instant it was seen so. `max_sleep` is the shortest parking deadline any connection
-    /// gets: a connection parked after a scan never expires sooner than that after it.
+    /// The poller thread's loop. `take` gets each connection that became readable, with the
+    /// instant it was seen so, and gives it back when it cannot take it now; it waits, is
+    /// offered again after a [`Parking::nudge`], and goes to `refuse` once it has waited
+    /// `grace`. `max_sleep` is the shortest parking deadline any connection gets: a
+    /// connection parked after a scan never expires sooner than that after it.
     pub fn run<T: Parkable>(
         mut self,
         parking: &Parking<T>,
         max_sleep: Duration,
-        mut ready: impl FnMut(T, Instant),
+        grace: Duration,
+        mut take: impl FnMut(T, Instant) -> Result<(), T>,
+        mut refuse: impl FnMut(T),
     ) {
         let mut events = Events::with_capacity(1024);
         let mut next_scan = Instant::now() + max_sleep;
+        let mut waiting = Waiting {
+            queue: VecDeque::new(),
+            count: &parking.waiting,
+        };
+        let mut next_refusal = None;
         loop {
-            let timeout = next_scan.saturating_duration_since(Instant::now());
+            let wake_at = next_refusal.map_or(next_scan, |r: Instant| r.min(next_scan));
+            let timeout = wake_at.saturating_duration_since(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log::error!("epoll wait failed: {e}");
@@ -168,6 +267,8 @@ impl Poller {
                 drop(all);
                 return;
             }
+            // Those that waited first go first (a nudge may have woken this round).
+            waiting.retry(&mut take);
             let seen = Instant::now();
             for event in events.iter() {
                 if event.token() == WAKE {
@@ -180,9 +281,10 @@ impl Poller {
                     drop(conn);
                     continue;
                 }
-                ready(conn, seen);
+                waiting.offer(conn, seen, &mut take);
             }
             let now = Instant::now();
+            next_refusal = waiting.expire(now, grace, &mut refuse);
             if now >= next_scan {
                 let (gone, earliest) = parking.expired(now);
                 drop(gone);
