@@ -120,7 +120,8 @@ cpu_ticks() {
 ctx_switches() {
     local p
     for p in "$@"; do
-        cat /proc/"$p"/task/*/status 2>/dev/null
+        # A thread that ends between the glob and the read is skipped, not an error.
+        cat /proc/"$p"/task/*/status 2>/dev/null || true
     done | awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
 }
 proc_tree() {
