@@ -361,7 +361,8 @@ impl Load {
 /// inside the HTTP client's call path, and resident for the thread's life, whatever the
 /// reservation. A smaller reservation would save address space, not memory, and take away the
 /// margin for the deepest paths (serde on deep JSON, glibc's resolver for a provider's host
-/// name, whose buffers live on the stack), so it stays 512 KiB. Spawning costs about 55 µs a thread whatever the size (3,000 spawns).
+/// name, whose buffers live on the stack), so it stays 512 KiB. Spawning costs about 55 µs a
+/// thread whatever the size (3,000 spawns).
 const WORKER_STACK_BYTES: usize = 512 * 1024;
 
 fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {
@@ -766,8 +767,9 @@ fn serve_connection(shared: &Arc<Shared>, mut client: Client, mut queue_wait: Du
         let keep_alive = request.wants_keep_alive() && !shared.stopping.load(Ordering::SeqCst);
         let head_only = request.method == "HEAD";
         let version = request.version;
-        // A stream may hold its worker for minutes: the read buffers wait for the next request
-        // on the heap, not inside it (issue 18; the next read allocates them again).
+        // A stream may hold its worker for minutes: the connection's read buffers are freed
+        // while the request is handled, so an open stream does not keep them (issue 18); the
+        // next read allocates them again.
         if !conn.has_buffered() {
             conn.release_buffers();
         }
