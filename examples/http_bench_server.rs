@@ -12,7 +12,7 @@ use llmcallgateway::http::{self, Handler, Request, Responder, Response, Server, 
 struct Fixed;
 
 impl Handler for Fixed {
-    fn handle(&self, _req: &Request, res: &mut Responder<'_>) {
+    fn handle(self: Arc<Self>, _req: &Arc<Request>, res: &mut Responder<'_>) {
         let _ = res.send(Response::new(
             200,
             "application/json",

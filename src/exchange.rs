@@ -2,12 +2,14 @@
 //! (`x-request-id`, CORS), the ways to answer (a response, JSON, an error in the OpenAI shape,
 //! or an SSE stream whose events, errors included, are written as they come), and the
 //! request's [`Interaction`] record, which every answer updates and which is handed to the
-//! recorder exactly once, when the exchange is dropped, whichever way the request ended. Every
+//! recorder exactly once, when the exchange's last holder drops it (the handler, or a stream
+//! the relay loop carries on after the handler returned), whichever way the request ended. Every
 //! answer goes through here, so the recorded status is the status sent. Requests the HTTP
 //! layer refuses on its own are recorded here too ([`refused`]).
 
-use std::cell::{Cell, RefCell, RefMut};
-use std::sync::atomic::Ordering;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -28,48 +30,77 @@ const EXPOSED_HEADERS: &str =
      x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests, \
      x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens";
 
-pub struct Exchange<'a> {
-    pub gw: &'a Gateway,
-    pub req: &'a Request,
+/// One request's exchange, shared: the handler holds it, and so does a stream it hands to the
+/// relay loop ([`Exchange::share`]), which may outlive the handler. The record goes to the
+/// recorder when the last holder drops it, so a relayed stream is recorded when it ends.
+#[derive(Clone)]
+pub struct Exchange(Arc<Shared>);
+
+/// What an [`Exchange`] holds. Locked state rather than cells: a relayed stream fills in the
+/// record on a relay thread.
+pub struct Shared {
+    pub gw: Arc<Gateway>,
+    pub req: Arc<Request>,
     pub request_id: String,
     /// Headers every answer carries (`x-request-id`, CORS, a keyed call's `x-ratelimit-*`).
-    common: RefCell<Vec<(String, String)>>,
+    common: Mutex<Vec<(String, String)>>,
     /// The gateway key's admission, settled from the record when the exchange ends.
-    admission: RefCell<Option<Admission>>,
+    admission: Mutex<Option<Admission>>,
     /// The request body holds secrets (the key routes): never kept in the record.
-    withhold_body: Cell<bool>,
-    record: RefCell<Interaction>,
+    withhold_body: AtomicBool,
+    record: Mutex<Interaction>,
     /// Provider calls made so far (the router's retries and fallbacks each add one).
-    attempts: Cell<u32>,
+    attempts: AtomicU32,
     /// The serving deployment's own price (a config file's `model_info`), over the table's.
-    price: Cell<Option<Price>>,
+    price: Mutex<Option<Price>>,
 }
 
-impl<'a> Exchange<'a> {
-    pub fn new(gw: &'a Gateway, req: &'a Request) -> Self {
-        let (request_id, common) = identify(gw, Some(req));
+impl Deref for Exchange {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// Locks one of the exchange's parts; a panic elsewhere while it was held leaves it usable
+/// (each part is consistent after every single write).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Exchange {
+    pub fn new(gw: Arc<Gateway>, req: Arc<Request>) -> Self {
+        let (request_id, common) = identify(&gw, Some(&req));
         let mut record = Interaction::new(request_id.clone(), &req.method, &req.target, req.peer);
         record.started = req.received_at;
         record.queue_wait = req.queue_wait;
         record.user_agent = req.header("user-agent").map(str::to_string);
-        Exchange {
+        Exchange(Arc::new(Shared {
             gw,
             req,
             request_id,
-            common: RefCell::new(common),
-            admission: RefCell::new(None),
-            withhold_body: Cell::new(false),
-            record: RefCell::new(record),
-            attempts: Cell::new(0),
-            price: Cell::new(None),
-        }
+            common: Mutex::new(common),
+            admission: Mutex::new(None),
+            withhold_body: AtomicBool::new(false),
+            record: Mutex::new(record),
+            attempts: AtomicU32::new(0),
+            price: Mutex::new(None),
+        }))
     }
 
+    /// Another holder of this exchange, for a stream that goes on after its handler returns.
+    pub fn share(&self) -> Exchange {
+        self.clone()
+    }
+}
+
+impl Shared {
     /// Takes an admitted call: its `x-ratelimit-*` headers go on every answer, and it is
     /// settled when the exchange ends.
     pub fn admit(&self, mut admission: Admission) {
-        self.common.borrow_mut().extend(admission.headers.drain(..));
-        *self.admission.borrow_mut() = Some(admission);
+        lock(&self.common).extend(admission.headers.drain(..));
+        *lock(&self.admission) = Some(admission);
     }
 
     /// Names the caller in the record: the key's name and team.
@@ -81,18 +112,18 @@ impl<'a> Exchange<'a> {
 
     /// Who is calling, when keys are in use.
     pub fn caller(&self) -> Option<Caller> {
-        self.admission.borrow().as_ref().map(|a| a.caller.clone())
+        lock(&self.admission).as_ref().map(|a| a.caller.clone())
     }
 
     /// Keeps the request body out of the record (it holds a key).
     pub fn withhold_body(&self) {
-        self.withhold_body.set(true);
+        self.withhold_body.store(true, Ordering::Relaxed);
     }
 
     /// Records who serves the request.
     pub fn note_target(&self, target: &Target) {
-        self.attempts.set(self.attempts.get() + 1);
-        self.price.set(target.settings.price);
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.price) = target.settings.price;
         let mut record = self.record();
         record.provider = Some(target.provider.name);
         record.model = Some(target.model.clone());
@@ -140,7 +171,7 @@ impl<'a> Exchange<'a> {
 
     /// `x-gateway-attempts`: how many provider calls the answer took, once there was one.
     fn attempts_header(&self) -> Option<(String, String)> {
-        let n = self.attempts.get();
+        let n = self.attempts.load(Ordering::Relaxed);
         (n > 0).then(|| ("x-gateway-attempts".to_string(), n.to_string()))
     }
 
@@ -157,13 +188,13 @@ impl<'a> Exchange<'a> {
         let tokens = usage.as_ref().and_then(Tokens::from_usage);
         let prices = &self.gw.config.prices;
         record.cost = tokens.and_then(|t| {
-            if let Some(price) = self.price.get() {
+            if let Some(price) = *lock(&self.price) {
                 return Some(price.cost(t));
             }
             let names = [record.model_requested.as_deref(), record.model.as_deref()];
             names.into_iter().flatten().find_map(|m| prices.cost(m, t))
         });
-        if let (Some(admission), Some(cost)) = (self.admission.borrow().as_ref(), record.cost) {
+        if let (Some(admission), Some(cost)) = (lock(&self.admission).as_ref(), record.cost) {
             self.gw.access.note_cost(admission, cost);
         }
         record.usage = usage;
@@ -197,8 +228,8 @@ impl<'a> Exchange<'a> {
     }
 
     /// The request's record, to fill in as the request goes.
-    pub fn record(&self) -> RefMut<'_, Interaction> {
-        self.record.borrow_mut()
+    pub fn record(&self) -> MutexGuard<'_, Interaction> {
+        lock(&self.record)
     }
 
     /// Time spent in the gateway so far, not counting `upstream` (time waiting for a provider).
@@ -215,7 +246,7 @@ impl<'a> Exchange<'a> {
         self.record().http_status = response.status;
         response
             .headers
-            .extend(self.common.borrow().iter().cloned());
+            .extend(lock(&self.common).iter().cloned());
         response.headers.extend(self.attempts_header());
         let sent = res.send(response);
         if sent.is_err() {
@@ -281,7 +312,7 @@ impl<'a> Exchange<'a> {
             ("cache-control".into(), "no-cache".into()),
             ("x-accel-buffering".into(), "no".into()),
         ];
-        headers.extend(self.common.borrow().iter().cloned());
+        headers.extend(lock(&self.common).iter().cloned());
         headers.extend(self.attempts_header());
         headers.extend(extra);
         self.record().http_status = 200;
@@ -293,25 +324,31 @@ impl<'a> Exchange<'a> {
     }
 }
 
-impl Drop for Exchange<'_> {
+impl Drop for Shared {
     fn drop(&mut self) {
-        let mut record =
-            self.record
-                .replace(Interaction::new(String::new(), "", "", self.req.peer));
+        let mut record = std::mem::replace(
+            self.record.get_mut().unwrap_or_else(PoisonError::into_inner),
+            Interaction::new(String::new(), "", "", self.req.peer),
+        );
         record.processing_time = self.req.received_at.elapsed();
         if record.http_status == 0 {
             // Nothing was answered: the worker will answer 500 on the handler's behalf.
             record.http_status = 500;
         }
         let refused_before_call = record.error.is_some() && record.request_body.is_none();
-        let withheld = self.withhold_body.get();
+        let withheld = *self.withhold_body.get_mut();
         if refused_before_call && !self.req.body.is_empty() && self.keeps_bodies() && !withheld {
             record.client_body = Some(Body::Raw(self.req.body.clone()));
         }
         if withheld {
             record.response_body = None;
         }
-        if let Some(admission) = self.admission.get_mut().take() {
+        if let Some(admission) = self
+            .admission
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             self.gw.access.settle(admission, &record);
         }
         if record.api_call {

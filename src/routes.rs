@@ -4,6 +4,7 @@
 //! the requests the layer refuses, answered and recorded by [`exchange::refused`].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use crate::access::Guard;
 use crate::error::ApiError;
@@ -151,9 +152,9 @@ fn guard(endpoint: Endpoint) -> Guard {
 
 /// Authenticates and admits a request as its route requires ([`guard`]): the caller named in
 /// the record and its limits' headers on every answer, or the refusal to answer.
-fn gate(x: &Exchange<'_>, guard: Guard) -> Result<(), ApiError> {
+fn gate(x: &Exchange, guard: Guard) -> Result<(), ApiError> {
     let access = &x.gw.access;
-    let caller = match access.authenticate(x.req, guard) {
+    let caller = match access.authenticate(&x.req, guard) {
         Ok(Some(caller)) => caller,
         Ok(None) => return Ok(()),
         Err(mut e) => {
@@ -208,8 +209,8 @@ fn route<'p>(method: &str, path: &'p str) -> Option<(Endpoint, &'p str, &'static
 }
 
 impl Handler for Gateway {
-    fn handle(&self, req: &Request, res: &mut Responder<'_>) {
-        let x = Exchange::new(self, req);
+    fn handle(self: Arc<Self>, req: &Arc<Request>, res: &mut Responder<'_>) {
+        let x = Exchange::new(self, req.clone());
         if req.method == "OPTIONS" {
             return preflight(&x, res);
         }
@@ -310,7 +311,7 @@ impl Handler for Gateway {
 }
 
 /// Answers a CORS preflight (or a plain OPTIONS) with the methods and headers we accept.
-fn preflight(x: &Exchange<'_>, res: &mut Responder<'_>) {
+fn preflight(x: &Exchange, res: &mut Responder<'_>) {
     let mut response = Response::new(204, "text/plain", Vec::new());
     response
         .headers

@@ -25,14 +25,14 @@ use crate::router::{self, Failure};
 use crate::tokens;
 use crate::upstream::{self, Answer, Call, Received, StreamError};
 
-pub fn completions(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn completions(x: &Exchange, res: &mut Responder<'_>) {
     x.mark_api_call();
     if let Err(e) = run(x, res) {
         x.send_error(res, &e);
     }
 }
 
-fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
+fn run(x: &Exchange, res: &mut Responder<'_>) -> Result<(), ApiError> {
     let body = json_object(&x.req.body)?;
     let model = model_name(&body)?;
     x.record().model_requested = Some(model.clone());
@@ -81,7 +81,7 @@ fn validate_messages(body: &Map<String, Value>) -> Result<(), ApiError> {
 }
 
 /// Answers with an error in the route's shape (when nothing was sent yet).
-pub fn send_error(x: &Exchange<'_>, res: &mut Responder<'_>, ingress: &dyn Ingress, e: &ApiError) {
+pub fn send_error(x: &Exchange, res: &mut Responder<'_>, ingress: &dyn Ingress, e: &ApiError) {
     if res.is_started() {
         return;
     }
@@ -95,7 +95,7 @@ pub fn send_error(x: &Exchange<'_>, res: &mut Responder<'_>, ingress: &dyn Ingre
 /// relayed event by event. A failure before anything reached the client may go to the next
 /// candidate.
 pub fn attempt(
-    x: &Exchange<'_>,
+    x: &Exchange,
     res: &mut Responder<'_>,
     target: &Target,
     body: Map<String, Value>,
@@ -166,7 +166,7 @@ pub fn attempt(
 /// Reads a whole answer (not a stream, or a failure): the upstream time and, when bodies are
 /// kept, the body go on the record.
 pub fn read_whole(
-    x: &Exchange<'_>,
+    x: &Exchange,
     answer: Answer,
     started: Instant,
 ) -> Result<(Received, Duration), ApiError> {
@@ -183,7 +183,7 @@ pub fn read_whole(
 /// the upstream deadline (the deployment's own when it has them); the body sent and the head's
 /// latency recorded. Returns the answer's head and when the call was sent.
 pub fn send(
-    x: &Exchange<'_>,
+    x: &Exchange,
     target: &Target,
     mut call: Call,
     stream: bool,
@@ -232,7 +232,7 @@ impl Relay<'_> {
     /// Relays until `[DONE]`, an error, or the client leaving. Events that arrived together
     /// are written together; before waiting on the network for the next one, everything in
     /// hand is sent.
-    fn run(mut self, x: &Exchange<'_>, mut sse: Stream<'_, '_>, mut events: upstream::EventReader) {
+    fn run(mut self, x: &Exchange, mut sse: Stream<'_, '_>, mut events: upstream::EventReader) {
         // Grown to what arrives together (an event is a few hundred bytes); a capacity
         // reserved up front would be held by every open stream (issue 18).
         let mut out = Vec::new();

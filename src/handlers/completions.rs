@@ -19,7 +19,7 @@ use crate::ingress::completions::{self, Completions};
 use crate::providers::{self, Api};
 use crate::router;
 
-pub fn create(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn create(x: &Exchange, res: &mut Responder<'_>) {
     x.mark_api_call();
     let mut ingress = Completions {
         model: String::new(),
@@ -31,7 +31,7 @@ pub fn create(x: &Exchange<'_>, res: &mut Responder<'_>) {
 }
 
 fn run(
-    x: &Exchange<'_>,
+    x: &Exchange,
     res: &mut Responder<'_>,
     ingress: &mut Completions,
 ) -> Result<(), ApiError> {
@@ -71,7 +71,7 @@ fn run(
 
 /// The internal chat request, translated only when some candidate needs it.
 fn internal(
-    x: &Exchange<'_>,
+    x: &Exchange,
     plan: &router::Plan,
     body: &Map<String, Value>,
 ) -> Result<Map<String, Value>, ApiError> {

@@ -28,7 +28,7 @@ const REVALIDATE: &str = "no-cache";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// Sends a page or the description; the browser revalidates them each time.
-fn send(x: &Exchange<'_>, res: &mut Responder<'_>, content_type: &str, body: &[u8]) {
+fn send(x: &Exchange, res: &mut Responder<'_>, content_type: &str, body: &[u8]) {
     let mut response = Response::new(200, content_type, body);
     response.headers.extend([
         ("cache-control".into(), REVALIDATE.into()),
@@ -39,7 +39,7 @@ fn send(x: &Exchange<'_>, res: &mut Responder<'_>, content_type: &str, body: &[u
 
 /// How a page links to its siblings: relative to `/docs` the description is `openapi.json`
 /// and the assets are under `docs/`; relative to `/docs/` both are one level deeper.
-fn relative(x: &Exchange<'_>, dir: &str) -> (&'static str, String) {
+fn relative(x: &Exchange, dir: &str) -> (&'static str, String) {
     if x.req.path().ends_with('/') {
         ("../", String::new())
     } else {
@@ -61,7 +61,7 @@ fn accepts_gzip(accept_encoding: &str) -> bool {
 }
 
 /// Sends an embedded gzip asset: compressed when the client takes gzip, else decompressed.
-fn send_gzipped(x: &Exchange<'_>, res: &mut Responder<'_>, content_type: &str, gz: &[u8]) {
+fn send_gzipped(x: &Exchange, res: &mut Responder<'_>, content_type: &str, gz: &[u8]) {
     let accept = x.req.header("accept-encoding").unwrap_or("");
     let mut response = if accepts_gzip(accept) {
         Response::new(200, content_type, gz).with_header("content-encoding", "gzip")
@@ -80,12 +80,12 @@ fn send_gzipped(x: &Exchange<'_>, res: &mut Responder<'_>, content_type: &str, g
 }
 
 /// `GET /openapi.json`.
-pub fn openapi(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn openapi(x: &Exchange, res: &mut Responder<'_>) {
     send(x, res, "application/json", OPENAPI.as_bytes());
 }
 
 /// `GET /docs`: Swagger UI; "Try it out" calls this gateway (the description's server is `/`).
-pub fn swagger_ui(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn swagger_ui(x: &Exchange, res: &mut Responder<'_>) {
     let (up, assets) = relative(x, "docs");
     let v = SWAGGER_UI_VERSION;
     let page = format!(
@@ -116,17 +116,17 @@ window.ui = SwaggerUIBundle({{
 }
 
 /// `GET /docs/swagger-ui-bundle.js`.
-pub fn swagger_ui_script(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn swagger_ui_script(x: &Exchange, res: &mut Responder<'_>) {
     send_gzipped(x, res, JS, SWAGGER_UI_SCRIPT);
 }
 
 /// `GET /docs/swagger-ui.css`.
-pub fn swagger_ui_style(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn swagger_ui_style(x: &Exchange, res: &mut Responder<'_>) {
     send_gzipped(x, res, CSS, SWAGGER_UI_STYLE);
 }
 
 /// `GET /redoc`: ReDoc.
-pub fn redoc(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn redoc(x: &Exchange, res: &mut Responder<'_>) {
     let (up, assets) = relative(x, "redoc");
     let v = REDOC_VERSION;
     let page = format!(
@@ -149,7 +149,7 @@ pub fn redoc(x: &Exchange<'_>, res: &mut Responder<'_>) {
 }
 
 /// `GET /redoc/redoc.standalone.js`.
-pub fn redoc_script(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn redoc_script(x: &Exchange, res: &mut Responder<'_>) {
     send_gzipped(x, res, JS, REDOC_SCRIPT);
 }
 

@@ -23,14 +23,14 @@ use crate::upstream::{Call, Received};
 /// Calls to a provider made at once for one embeddings request, at most.
 const PARALLEL_CALLS: usize = 8;
 
-pub fn create(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn create(x: &Exchange, res: &mut Responder<'_>) {
     x.mark_api_call();
     if let Err(e) = run(x, res) {
         x.send_error(res, &e);
     }
 }
 
-fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
+fn run(x: &Exchange, res: &mut Responder<'_>) -> Result<(), ApiError> {
     let body = json_object(&x.req.body)?;
     let model = model_name(&body)?;
     x.record().model_requested = Some(model.clone());
@@ -40,7 +40,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>) -> Result<(), ApiError> {
 }
 
 fn attempt(
-    x: &Exchange<'_>,
+    x: &Exchange,
     res: &mut Responder<'_>,
     target: &Target,
     body: Map<String, Value>,
@@ -113,7 +113,7 @@ type Answered = Result<(Vec<(String, String)>, Received), ApiError>;
 /// body and its answer, in the order of the calls. A provider that embeds one input per call
 /// (Bedrock's Titan) gets a batch of 2,048 inputs in 256 rounds, not 2,048.
 fn send_all(
-    x: &Exchange<'_>,
+    x: &Exchange,
     dialect: &dyn Dialect,
     calls: Vec<Call>,
     deadline: Instant,

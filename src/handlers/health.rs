@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::exchange::Exchange;
 use crate::http::Responder;
 
-pub fn get(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn get(x: &Exchange, res: &mut Responder<'_>) {
     let body = json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),

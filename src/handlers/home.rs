@@ -25,7 +25,7 @@ const LINKS: &[(&str, &str, &str)] = &[
 ];
 
 /// `GET /`.
-pub fn root(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn root(x: &Exchange, res: &mut Responder<'_>) {
     let accept = x.req.header("accept").unwrap_or("");
     let version = env!("CARGO_PKG_VERSION");
     if !accept.contains("text/html") {
@@ -63,7 +63,7 @@ pub fn root(x: &Exchange<'_>, res: &mut Responder<'_>) {
 }
 
 /// `GET /favicon.ico`.
-pub fn favicon(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn favicon(x: &Exchange, res: &mut Responder<'_>) {
     let mut response = Response::new(200, "image/svg+xml", FAVICON);
     response
         .headers

@@ -16,7 +16,7 @@ use crate::http::Responder;
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 500;
 
-fn sources<'a>(x: &'a Exchange<'_>) -> Sources<'a> {
+fn sources<'a>(x: &'a Exchange) -> Sources<'a> {
     let keeps_file = x.gw.config.log_bodies != crate::config::LogBodies::None;
     Sources {
         recent: x.gw.recorder.recent(),
@@ -41,7 +41,7 @@ fn time_bound(value: &str) -> Option<String> {
 }
 
 /// `GET /admin/interactions?model=&provider=&status=&route=&since=&until=&q=&limit=&cursor=`.
-pub fn list(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn list(x: &Exchange, res: &mut Responder<'_>) {
     let query = x.req.query();
     let param = |name: &str| query_param(query, name).filter(|v| !v.trim().is_empty());
     let mut filter = Filter {
@@ -102,7 +102,7 @@ pub fn list(x: &Exchange<'_>, res: &mut Responder<'_>) {
 
 /// `GET /admin/interactions/{id}`: the newest record with that request id, every field as
 /// logged.
-pub fn detail(x: &Exchange<'_>, res: &mut Responder<'_>, id: &str) {
+pub fn detail(x: &Exchange, res: &mut Responder<'_>, id: &str) {
     let id = percent_decode(id);
     let (found, scanned) = sources(x).find(&id);
     match found {

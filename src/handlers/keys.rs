@@ -60,7 +60,7 @@ const FIELDS: &[&str] = &[
     "send_invite_email",
 ];
 
-fn send(x: &Exchange<'_>, res: &mut Responder<'_>, result: Result<Value, ApiError>) {
+fn send(x: &Exchange, res: &mut Responder<'_>, result: Result<Value, ApiError>) {
     match result {
         Ok(value) => {
             let _ = x.send_value(res, &value, Vec::new());
@@ -74,7 +74,7 @@ fn store_error(e: String) -> ApiError {
 }
 
 /// The admin key, or a 401 (a gateway key reaches only `/key/info`).
-fn admin_only(x: &Exchange<'_>) -> Result<(), ApiError> {
+fn admin_only(x: &Exchange) -> Result<(), ApiError> {
     match x.caller() {
         Some(Caller::Key(_)) => Err(access::unauthorized(
             "Managing keys takes the admin key (ADMIN_API_KEY).",
@@ -84,12 +84,12 @@ fn admin_only(x: &Exchange<'_>) -> Result<(), ApiError> {
 }
 
 /// `POST /key/generate`.
-pub fn generate(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn generate(x: &Exchange, res: &mut Responder<'_>) {
     x.withhold_body();
     send(x, res, run_generate(x));
 }
 
-fn run_generate(x: &Exchange<'_>) -> Result<Value, ApiError> {
+fn run_generate(x: &Exchange) -> Result<Value, ApiError> {
     admin_only(x)?;
     let body = json_object(&x.req.body)?;
     check_fields(&body)?;
@@ -205,7 +205,7 @@ fn budget(max: &Value, duration: &Value, param: &str) -> Result<Option<Budget>, 
 
 /// Applies the body's fields to a record (absent: unchanged; null: cleared).
 fn apply(
-    x: &Exchange<'_>,
+    x: &Exchange,
     record: &mut KeyRecord,
     body: &Map<String, Value>,
 ) -> Result<(), ApiError> {
@@ -362,7 +362,7 @@ fn apply(
 }
 
 /// The stored key a reference names, or 404; keys of the environment are read-only.
-fn stored_key(x: &Exchange<'_>, reference: &str) -> Result<Arc<KeyRecord>, ApiError> {
+fn stored_key(x: &Exchange, reference: &str) -> Result<Arc<KeyRecord>, ApiError> {
     let found = x.gw.access.get(reference)?.ok_or_else(|| {
         ApiError::new(
             404,
@@ -374,7 +374,7 @@ fn stored_key(x: &Exchange<'_>, reference: &str) -> Result<Arc<KeyRecord>, ApiEr
     Ok(found)
 }
 
-fn writable(x: &Exchange<'_>, key: &KeyRecord) -> Result<(), ApiError> {
+fn writable(x: &Exchange, key: &KeyRecord) -> Result<(), ApiError> {
     if key.source != Source::Api || key.hash().is_some_and(|h| x.gw.access.is_fixed(&h)) {
         return Err(ApiError::invalid(
             Some("key"),
@@ -399,11 +399,11 @@ fn key_param(body: &Map<String, Value>) -> Result<&str, ApiError> {
 }
 
 /// `GET /key/info?key=…`: LiteLLM's `{"key", "info"}`. Without `key`, the caller's own key.
-pub fn info(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn info(x: &Exchange, res: &mut Responder<'_>) {
     send(x, res, run_info(x));
 }
 
-fn run_info(x: &Exchange<'_>) -> Result<Value, ApiError> {
+fn run_info(x: &Exchange) -> Result<Value, ApiError> {
     let asked = query_param(x.req.query(), "key");
     let key = match (x.caller(), asked) {
         (Some(Caller::Key(own)), None) => own,
@@ -427,12 +427,12 @@ fn run_info(x: &Exchange<'_>) -> Result<Value, ApiError> {
 }
 
 /// `POST /key/update`: the fields given change, the others stay.
-pub fn update(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn update(x: &Exchange, res: &mut Responder<'_>) {
     x.withhold_body();
     send(x, res, run_update(x));
 }
 
-fn run_update(x: &Exchange<'_>) -> Result<Value, ApiError> {
+fn run_update(x: &Exchange) -> Result<Value, ApiError> {
     admin_only(x)?;
     let body = json_object(&x.req.body)?;
     check_fields(&body)?;
@@ -451,7 +451,7 @@ fn run_update(x: &Exchange<'_>) -> Result<Value, ApiError> {
 }
 
 /// `POST /key/block` and `/key/unblock`.
-pub fn block(x: &Exchange<'_>, res: &mut Responder<'_>, blocked: bool) {
+pub fn block(x: &Exchange, res: &mut Responder<'_>, blocked: bool) {
     x.withhold_body();
     let result = (|| {
         admin_only(x)?;
@@ -468,12 +468,12 @@ pub fn block(x: &Exchange<'_>, res: &mut Responder<'_>, blocked: bool) {
 }
 
 /// `POST /key/delete`: `{"keys": […]}` and/or `{"key_aliases": […]}`; all must exist.
-pub fn delete(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn delete(x: &Exchange, res: &mut Responder<'_>) {
     x.withhold_body();
     send(x, res, run_delete(x));
 }
 
-fn run_delete(x: &Exchange<'_>) -> Result<Value, ApiError> {
+fn run_delete(x: &Exchange) -> Result<Value, ApiError> {
     admin_only(x)?;
     let body = json_object(&x.req.body)?;
     let list = |name: &str| -> Result<Vec<String>, ApiError> {
@@ -533,11 +533,11 @@ fn run_delete(x: &Exchange<'_>) -> Result<Value, ApiError> {
 }
 
 /// `GET /key/list?page=&size=&key_alias=&team_id=&user_id=&return_full_object=`.
-pub fn list(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn list(x: &Exchange, res: &mut Responder<'_>) {
     send(x, res, run_list(x));
 }
 
-fn run_list(x: &Exchange<'_>) -> Result<Value, ApiError> {
+fn run_list(x: &Exchange) -> Result<Value, ApiError> {
     admin_only(x)?;
     let q = x.req.query();
     let number = |name: &str, default: usize, max: usize| -> Result<usize, ApiError> {

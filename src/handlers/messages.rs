@@ -38,18 +38,18 @@ const COUNT_PATH: &str = "/v1/messages/count_tokens";
 /// Anthropic's response headers passed on besides the common retry and rate-limit ones.
 const ANTHROPIC_HEADER_PREFIXES: &[&str] = &["anthropic-ratelimit-", "request-id"];
 
-pub fn create(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn create(x: &Exchange, res: &mut Responder<'_>) {
     serve(x, res, run);
 }
 
-pub fn count_tokens(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn count_tokens(x: &Exchange, res: &mut Responder<'_>) {
     serve(x, res, count);
 }
 
 /// What both routes answer: an API call, its failures in Anthropic's error shape.
-type Route = fn(&Exchange<'_>, &mut Responder<'_>, &mut Messages) -> Result<(), ApiError>;
+type Route = fn(&Exchange, &mut Responder<'_>, &mut Messages) -> Result<(), ApiError>;
 
-fn serve(x: &Exchange<'_>, res: &mut Responder<'_>, route: Route) {
+fn serve(x: &Exchange, res: &mut Responder<'_>, route: Route) {
     x.mark_api_call();
     let mut ingress = Messages {
         model: String::new(),
@@ -61,7 +61,7 @@ fn serve(x: &Exchange<'_>, res: &mut Responder<'_>, route: Route) {
 
 /// The body, its model (noted in the record and the ingress), checked as Messages wants it.
 fn read(
-    x: &Exchange<'_>,
+    x: &Exchange,
     ingress: &mut Messages,
     count_only: bool,
 ) -> Result<(Map<String, Value>, router::Plan), ApiError> {
@@ -76,7 +76,7 @@ fn read(
 
 /// The internal request, translated only when some candidate is not Anthropic.
 fn internal(
-    x: &Exchange<'_>,
+    x: &Exchange,
     plan: &router::Plan,
     body: &Map<String, Value>,
 ) -> Result<Map<String, Value>, ApiError> {
@@ -88,7 +88,7 @@ fn internal(
     Ok(internal.body)
 }
 
-fn run(x: &Exchange<'_>, res: &mut Responder<'_>, ingress: &mut Messages) -> Result<(), ApiError> {
+fn run(x: &Exchange, res: &mut Responder<'_>, ingress: &mut Messages) -> Result<(), ApiError> {
     let (body, plan) = read(x, ingress, false)?;
     let stream = optional_bool(&body, "stream")?;
     x.record().stream = stream;
@@ -104,7 +104,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>, ingress: &mut Messages) -> Res
 }
 
 fn count(
-    x: &Exchange<'_>,
+    x: &Exchange,
     res: &mut Responder<'_>,
     ingress: &mut Messages,
 ) -> Result<(), ApiError> {
@@ -127,7 +127,7 @@ fn count(
 /// for byte: JSON (errors included) as received, a stream as its bytes arrive.
 #[allow(clippy::too_many_arguments)]
 fn passthrough(
-    x: &Exchange<'_>,
+    x: &Exchange,
     res: &mut Responder<'_>,
     target: &Target,
     body: &Map<String, Value>,
@@ -209,7 +209,7 @@ impl<R: Read> Read for Tee<R> {
 /// record's usage and body; a transport failure ends the stream with an Anthropic `error`
 /// event.
 fn relay_bytes(
-    x: &Exchange<'_>,
+    x: &Exchange,
     mut sse: Stream<'_, '_>,
     answer: Answer,
     mut translator: Box<dyn ChatStream>,

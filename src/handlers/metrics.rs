@@ -34,7 +34,7 @@ fn dashboard_page() -> &'static str {
 /// Time slots a trends answer may hold.
 const MAX_BUCKETS: i64 = 5000;
 
-fn live<'a>(x: &'a Exchange<'_>, res: &mut Responder<'_>) -> Option<&'a Live> {
+fn live<'a>(x: &'a Exchange, res: &mut Responder<'_>) -> Option<&'a Live> {
     let live = x.gw.recorder.live();
     if live.is_none() {
         let e = ApiError::new(
@@ -55,7 +55,7 @@ fn snapshot(live: &Live) -> Metrics {
         .clone()
 }
 
-fn gauges(x: &Exchange<'_>) -> Gauges {
+fn gauges(x: &Exchange) -> Gauges {
     let routing = x.gw.routing();
     Gauges {
         retries_total: routing.counters.retries.load(Ordering::Relaxed),
@@ -71,7 +71,7 @@ fn gauges(x: &Exchange<'_>) -> Gauges {
 }
 
 /// `GET /metrics`: JSON, unless the client prefers the Prometheus text format.
-pub fn get(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn get(x: &Exchange, res: &mut Responder<'_>) {
     let accept = x.req.header("accept").unwrap_or("");
     let wants_text =
         accept.contains("text/plain") || accept.contains("application/openmetrics-text");
@@ -125,7 +125,7 @@ pub fn get(x: &Exchange<'_>, res: &mut Responder<'_>) {
 }
 
 /// `GET /metrics/prometheus`.
-pub fn prometheus_text(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn prometheus_text(x: &Exchange, res: &mut Responder<'_>) {
     let Some(live) = live(x, res) else { return };
     let text = prometheus::render(&snapshot(live), &gauges(x));
     let response = Response::new(200, prometheus::CONTENT_TYPE, text);
@@ -133,7 +133,7 @@ pub fn prometheus_text(x: &Exchange<'_>, res: &mut Responder<'_>) {
 }
 
 /// `GET /metrics/models`: usage per model.
-pub fn models(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn models(x: &Exchange, res: &mut Responder<'_>) {
     let Some(live) = live(x, res) else { return };
     let m = snapshot(live);
     let data: Vec<Value> = m
@@ -150,7 +150,7 @@ pub fn models(x: &Exchange<'_>, res: &mut Responder<'_>) {
 }
 
 /// `GET /metrics/trends?hours=24&bucket=5m&provider=…&model=…`.
-pub fn trends(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn trends(x: &Exchange, res: &mut Responder<'_>) {
     let Some(live) = live(x, res) else { return };
     let query = x.req.query();
     // History is kept LOG_RETENTION_DAYS, or (0) for good: then any span up to ten years.
@@ -215,7 +215,7 @@ pub fn trends(x: &Exchange<'_>, res: &mut Responder<'_>) {
 }
 
 /// `GET /dashboard`.
-pub fn dashboard(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn dashboard(x: &Exchange, res: &mut Responder<'_>) {
     let mut response = Response::new(200, "text/html; charset=utf-8", dashboard_page());
     response
         .headers

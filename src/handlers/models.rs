@@ -148,8 +148,8 @@ fn local_models() -> Vec<Value> {
         .collect()
 }
 
-pub fn list(x: &Exchange<'_>, res: &mut Responder<'_>) {
-    let mut models = all_models(x.gw);
+pub fn list(x: &Exchange, res: &mut Responder<'_>) {
+    let mut models = all_models(&x.gw);
     // A gateway key sees the models it may call, as LiteLLM's /v1/models shows a key's.
     if let Some(caller) = x.caller() {
         models.retain(|m| m["id"].as_str().is_some_and(|id| caller.allows(id)));
@@ -169,7 +169,7 @@ pub fn list(x: &Exchange<'_>, res: &mut Responder<'_>) {
 }
 
 /// Whether the client speaks Anthropic's API (its SDKs always send `anthropic-version`).
-fn wants_anthropic(x: &Exchange<'_>) -> bool {
+fn wants_anthropic(x: &Exchange) -> bool {
     x.req.header("anthropic-version").is_some()
 }
 
@@ -190,13 +190,13 @@ fn anthropic_model(model: &Value) -> Value {
     })
 }
 
-pub fn retrieve(x: &Exchange<'_>, res: &mut Responder<'_>, raw_id: &str) {
+pub fn retrieve(x: &Exchange, res: &mut Responder<'_>, raw_id: &str) {
     let id = percent_decode(raw_id);
     let known = local_models()
         .into_iter()
         .find(|m| m["id"] == id.as_str())
         .or_else(|| {
-            all_models(x.gw)
+            all_models(&x.gw)
                 .into_iter()
                 .find(|m| m["id"] == id.as_str())
         });

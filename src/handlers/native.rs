@@ -31,7 +31,7 @@ pub type Hook<'h> = Option<&'h dyn Fn(&Value)>;
 /// it on every stream and hides it from the others). `hook` gets the final Responses object.
 #[allow(clippy::too_many_arguments)]
 pub fn relay(
-    x: &Exchange<'_>,
+    x: &Exchange,
     res: &mut Responder<'_>,
     target: &Target,
     api: Api,
@@ -164,7 +164,7 @@ impl Events<'_> {
     /// Relays until the stream is complete, fails, or the client leaves.
     fn run(
         &mut self,
-        x: &Exchange<'_>,
+        x: &Exchange,
         mut sse: Stream<'_, '_>,
         mut events: EventReader,
         ingress: &dyn Ingress,

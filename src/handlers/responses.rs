@@ -35,7 +35,7 @@ use crate::router;
 /// The store's space for responses.
 const SPACE: &str = "responses";
 
-pub fn create(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn create(x: &Exchange, res: &mut Responder<'_>) {
     x.mark_api_call();
     let mut ingress = Responses::unread();
     if let Err(e) = run(x, res, &mut ingress) {
@@ -86,7 +86,7 @@ impl Stored {
 /// A stored response, if there is one. One made with another gateway key is a 404 to this
 /// caller (as a response of another project is at OpenAI), never passed on as an id the
 /// gateway does not know: that would let a key continue another's native conversation.
-fn load(x: &Exchange<'_>, id: &str, param: Option<&str>) -> Result<Option<Stored>, ApiError> {
+fn load(x: &Exchange, id: &str, param: Option<&str>) -> Result<Option<Stored>, ApiError> {
     let bytes = x.gw.store.get(SPACE, id).map_err(store_error)?;
     let stored = bytes
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -103,7 +103,7 @@ fn load(x: &Exchange<'_>, id: &str, param: Option<&str>) -> Result<Option<Stored
 }
 
 /// Who owns what this call stores: its gateway key's hash, if it came with one.
-fn owner(x: &Exchange<'_>) -> Option<String> {
+fn owner(x: &Exchange) -> Option<String> {
     match x.caller() {
         Some(Caller::Key(key)) => Some(key.token.clone()),
         _ => None,
@@ -130,7 +130,7 @@ fn not_found(id: &str, param: Option<&str>) -> ApiError {
     e
 }
 
-fn run(x: &Exchange<'_>, res: &mut Responder<'_>, ingress: &mut Responses) -> Result<(), ApiError> {
+fn run(x: &Exchange, res: &mut Responder<'_>, ingress: &mut Responses) -> Result<(), ApiError> {
     let body = json_object(&x.req.body)?;
     let model = model_name(&body)?;
     x.record().model_requested = Some(model.clone());
@@ -196,7 +196,7 @@ fn run(x: &Exchange<'_>, res: &mut Responder<'_>, ingress: &mut Responses) -> Re
 /// `RESPONSES_RETENTION_DAYS`) with the request's input items and the conversation before
 /// them. It runs before the client gets the response; a failure is logged, and the client
 /// still gets its answer.
-fn keeper(x: &Exchange<'_>, input: Vec<Value>, context: Vec<Value>, native: bool) -> Keeper {
+fn keeper(x: &Exchange, input: Vec<Value>, context: Vec<Value>, native: bool) -> Keeper {
     let store = x.gw.store.clone();
     let redactor = Redactor::for_config(&x.gw.config);
     let days = x.gw.config.responses_retention_days;
@@ -223,7 +223,7 @@ fn keeper(x: &Exchange<'_>, input: Vec<Value>, context: Vec<Value>, native: bool
 }
 
 /// `GET /v1/responses/{id}` and `GET /v1/responses/{id}/input_items`.
-pub fn retrieve(x: &Exchange<'_>, res: &mut Responder<'_>, param: &str) {
+pub fn retrieve(x: &Exchange, res: &mut Responder<'_>, param: &str) {
     x.mark_api_call();
     let answer = match param.strip_suffix("/input_items") {
         Some(id) => input_items(x, id),
@@ -240,7 +240,7 @@ pub fn retrieve(x: &Exchange<'_>, res: &mut Responder<'_>, param: &str) {
 
 /// A stored response's input items as a list: newest first unless `order=asc`, `limit`
 /// (1–100, default 20) after the item `after`.
-fn input_items(x: &Exchange<'_>, id: &str) -> Result<Value, ApiError> {
+fn input_items(x: &Exchange, id: &str) -> Result<Value, ApiError> {
     let stored = load(x, id, None)?.ok_or_else(|| not_found(id, None))?;
     let query = x.req.query();
     let mut items = stored.input;
@@ -277,7 +277,7 @@ fn input_items(x: &Exchange<'_>, id: &str) -> Result<Value, ApiError> {
 }
 
 /// `DELETE /v1/responses/{id}`.
-pub fn delete(x: &Exchange<'_>, res: &mut Responder<'_>, id: &str) {
+pub fn delete(x: &Exchange, res: &mut Responder<'_>, id: &str) {
     x.mark_api_call();
     let deleted = load(x, id, None).and_then(|stored| match stored {
         Some(_) => x.gw.store.delete(SPACE, id).map_err(store_error),

@@ -16,7 +16,7 @@ use crate::http::Responder;
 
 const GROUPS: &[&str] = &["key", "team", "user", "model", "day"];
 
-pub fn get(x: &Exchange<'_>, res: &mut Responder<'_>) {
+pub fn get(x: &Exchange, res: &mut Responder<'_>) {
     match run(x) {
         Ok(value) => {
             let _ = x.send_value(res, &value, Vec::new());
@@ -35,7 +35,7 @@ fn date(q: Option<&str>, name: &str) -> Result<Option<String>, ApiError> {
         .map_err(|_| ApiError::invalid(Some(name), format!("`{name}` must be a date YYYY-MM-DD.")))
 }
 
-fn run(x: &Exchange<'_>) -> Result<Value, ApiError> {
+fn run(x: &Exchange) -> Result<Value, ApiError> {
     let q = x.req.query();
     let group_by = query_param(q, "group_by").unwrap_or_else(|| "key".into());
     if !GROUPS.contains(&group_by.as_str()) {

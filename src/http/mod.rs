@@ -16,13 +16,16 @@
 //! `connection: close` and the closing of the connection stay the layer's.
 
 mod poller;
+mod relay;
 mod request;
 mod response;
 mod server;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
+pub use relay::{Pump, Pumped};
 pub use request::{Request, Version};
 pub use response::{ClientGone, Responder, Response, Stream};
 pub use server::{bind, Load, LoadNow, Server, ServerConfig};
@@ -51,8 +54,10 @@ pub struct Refusal<'a> {
 pub trait Handler: Send + Sync + 'static {
     /// Answers one request through `res` (`send` once, or `stream`). A handler that returns
     /// without answering gets a 500; one that panics gets a 500 too, and the worker lives on.
-    /// Either 500 goes through [`Handler::refuse`] with `after_handler` set.
-    fn handle(&self, req: &Request, res: &mut Responder<'_>);
+    /// Either 500 goes through [`Handler::refuse`] with `after_handler` set. The handler and
+    /// the request come shared, so that a stream handed to the relay loop
+    /// ([`Stream::detach`]) can keep them for as long as it runs.
+    fn handle(self: Arc<Self>, req: &Arc<Request>, res: &mut Responder<'_>);
 
     /// The response to a request the layer refuses; the application decides its shape and may
     /// record it. Called on the acceptor thread for the 503 at the connection cap and on the

@@ -35,7 +35,7 @@ pub enum Version {
 }
 
 /// One parsed request, with its whole body.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Request {
     pub method: String,
     /// The request target as sent (path and query, not percent-decoded).

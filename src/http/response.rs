@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::net::TcpStream;
 
+use super::relay::Pump;
 use super::request::Version;
 
 /// A fixed response: status, headers and the whole body.
@@ -50,6 +51,15 @@ pub(crate) enum State {
     Streaming,
     /// A write failed: the connection is unusable.
     Broken,
+    /// Stream headers were written and the rest of the body went to the relay loop.
+    Detached,
+}
+
+/// A stream handed to the relay loop, for the server to pass on with its connection.
+pub(crate) struct Detached {
+    pub pump: Box<dyn Pump>,
+    pub chunked: bool,
+    pub keep_alive: bool,
 }
 
 /// The handler's way to answer one request, once.
@@ -59,6 +69,9 @@ pub struct Responder<'a> {
     head_only: bool,
     keep_alive: bool,
     pub(crate) state: State,
+    /// Whether a stream may be handed to the relay loop (the server has one).
+    relay: bool,
+    detached: Option<Detached>,
 }
 
 impl<'a> Responder<'a> {
@@ -74,7 +87,19 @@ impl<'a> Responder<'a> {
             head_only,
             keep_alive,
             state: State::Pending,
+            relay: false,
+            detached: None,
         }
+    }
+
+    /// Lets a stream be handed to the relay loop ([`Stream::detach`]).
+    pub(crate) fn allow_relay(&mut self) {
+        self.relay = true;
+    }
+
+    /// The stream handed to the relay loop, if the handler detached one.
+    pub(crate) fn take_detached(&mut self) -> Option<Detached> {
+        self.detached.take()
     }
 
     /// Whether the connection stays open after this response.
@@ -195,6 +220,23 @@ impl Stream<'_, '_> {
         let result = self.responder.write(&framed);
         self.buf = framed;
         result
+    }
+
+    /// Hands the rest of the body to the relay loop, which pumps `pump` whenever its source is
+    /// readable and writes what it makes, on a relay thread; the handler returns and its worker
+    /// is free. Gives the pump back when the server has no relay loop or the stream is not
+    /// open (a `HEAD` request, a failed write): the caller then drives it itself.
+    pub fn detach(self, pump: Box<dyn Pump>) -> Result<(), Box<dyn Pump>> {
+        if !self.responder.relay || self.responder.state != State::Streaming {
+            return Err(pump);
+        }
+        self.responder.detached = Some(Detached {
+            pump,
+            chunked: self.chunked,
+            keep_alive: self.responder.keep_alive,
+        });
+        self.responder.state = State::Detached;
+        Ok(())
     }
 
     /// Ends the body. The connection can then be reused.

@@ -36,7 +36,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::poller::{Parkable, Parking, Poller};
+use super::relay::{Carried, Handoff, Relays};
 use super::request::{Connection, NextRequest, ReadError, ReadLimits, Request, Version};
 use super::response::{Responder, Response, State};
 use super::{Handler, Refusal};
@@ -125,6 +126,8 @@ struct Shared {
     ready_tx: Sender<Work>,
     ready_rx: Receiver<Work>,
     parking: Parking<Client>,
+    /// The relay loop's threads, which carry detached streams (set once the server starts).
+    relays: OnceLock<Relays<Client>>,
 }
 
 /// An open connection on its way between the acceptor, the ready queue, a worker and the
@@ -132,6 +135,12 @@ struct Shared {
 struct Client {
     conn: Connection,
     _open: OpenConnection,
+}
+
+impl Carried for Client {
+    fn socket(&self) -> &TcpStream {
+        &self.conn.stream
+    }
 }
 
 impl Parkable for Client {
@@ -171,6 +180,10 @@ const NEXT_REQUEST_WAIT: Duration = Duration::from_millis(5);
 const MIN_WORKERS: usize = 4;
 /// A worker beyond those that waits this long for a connection retires.
 const WORKER_IDLE_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Relay threads at most (one per core up to this): a lane pumps thousands of streams, and
+/// what one stream's events cost is the same on any lane.
+const MAX_RELAY_LANES: usize = 4;
 
 /// How long the closer keeps draining a socket it was handed, at most.
 const LINGER: Duration = Duration::from_secs(1);
@@ -216,7 +229,16 @@ impl Server {
             ready_tx,
             ready_rx,
             parking,
+            relays: OnceLock::new(),
         });
+        let lanes = thread::available_parallelism().map_or(1, |n| n.get().min(MAX_RELAY_LANES));
+        let relayed_shared = shared.clone();
+        let relays = Relays::start(
+            lanes,
+            shared.config.send_timeout,
+            Arc::new(move |client, reusable| after_relay(&relayed_shared, client, reusable)),
+        )?;
+        let _ = shared.relays.set(relays);
         let initial = shared.config.workers.clamp(1, MIN_WORKERS);
         for _ in 0..initial {
             spawn_worker(&shared)?;
@@ -300,15 +322,22 @@ impl Server {
                     .workers
                     .lock()
                     .unwrap_or_else(|e| e.into_inner());
-                if workers.iter().all(|h| h.is_finished()) {
+                let relayed = self.shared.relays.get().map_or(0, Relays::len);
+                if relayed == 0 && workers.iter().all(|h| h.is_finished()) {
                     for handle in workers.drain(..) {
                         let _ = handle.join();
+                    }
+                    if let Some(relays) = self.shared.relays.get() {
+                        relays.stop();
                     }
                     return true;
                 }
             }
             if Instant::now() >= deadline {
                 log::warn!("shutdown grace period over with requests still in flight");
+                if let Some(relays) = self.shared.relays.get() {
+                    relays.stop();
+                }
                 return false;
             }
             thread::sleep(Duration::from_millis(10));
@@ -773,14 +802,34 @@ fn serve_connection(shared: &Arc<Shared>, mut client: Client, mut queue_wait: Du
         if !conn.has_buffered() {
             conn.release_buffers();
         }
-        let (state, reusable, panicked) = {
+        let request = Arc::new(request);
+        let (state, reusable, panicked, detached) = {
             let mut responder =
                 Responder::new(&mut conn.stream, request.version, head_only, keep_alive);
+            if shared.relays.get().is_some() {
+                responder.allow_relay();
+            }
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                shared.handler.handle(&request, &mut responder);
+                shared.handler.clone().handle(&request, &mut responder);
             }));
-            (responder.state, responder.keep_alive(), outcome.is_err())
+            let detached = responder.take_detached();
+            (
+                responder.state,
+                responder.keep_alive(),
+                outcome.is_err(),
+                detached,
+            )
         };
+        if let (Some(detached), Some(relays)) = (detached, shared.relays.get()) {
+            // The stream goes on on a relay thread, with the connection; this worker is free.
+            relays.hand(Handoff {
+                conn: client,
+                pump: detached.pump,
+                chunked: detached.chunked,
+                keep_alive: detached.keep_alive && !panicked,
+            });
+            return;
+        }
         if panicked {
             log::error!(
                 "handler panicked on {} {} from {}",
@@ -841,9 +890,29 @@ fn serve_connection(shared: &Arc<Shared>, mut client: Client, mut queue_wait: Du
     }
 }
 
+/// Where a connection goes after the relay loop carried its stream: back to serving requests
+/// when the whole body was delivered and it is kept alive (its next request, if already sent,
+/// queues for a worker; else it parks), closed otherwise.
+fn after_relay(shared: &Arc<Shared>, mut client: Client, reusable: bool) {
+    if !reusable || shared.stopping.load(Ordering::SeqCst) {
+        return;
+    }
+    if client.conn.stream.set_nonblocking(false).is_err() {
+        return;
+    }
+    if client.conn.has_buffered() {
+        hand_over(shared, client, Instant::now());
+    } else {
+        client.conn.release_buffers();
+        let deadline = Instant::now() + shared.config.keepalive_idle;
+        drop(shared.parking.park(client, deadline));
+    }
+}
+
 /// The 500 for a request the handler panicked on or left unanswered: the refusal carries the
 /// request's head (its body is dropped first).
-fn refuse_after_handler(shared: &Shared, mut request: Request, message: &str) -> Response {
+fn refuse_after_handler(shared: &Shared, request: Arc<Request>, message: &str) -> Response {
+    let mut request = Arc::unwrap_or_clone(request);
     request.body = Vec::new();
     let refusal = Refusal {
         status: 500,

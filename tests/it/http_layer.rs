@@ -4,12 +4,14 @@
 //! `http_layer/hostile.rs` attacks the server, `http_layer/lifecycle.rs` covers the connection
 //! cap, panics, graceful shutdown and descriptor exhaustion, `http_layer/refusals.rs` what the
 //! handler hears of the requests the layer refuses (`Handler::refuse`), `http_layer/parking.rs`
-//! idle keep-alive connections parked in the poller instead of holding workers.
+//! idle keep-alive connections parked in the poller instead of holding workers,
+//! `http_layer/relay.rs` streams carried by the relay loop instead of a worker.
 
 mod hostile;
 mod lifecycle;
 mod parking;
 mod refusals;
+mod relay;
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -55,7 +57,11 @@ impl Gate {
 
 /// Routes: `/ok`, `/echo` (the body back), `/big?n=` (n bytes), `/queue-wait` (the request's
 /// queue wait in µs), `/panic`, `/silent` (answers nothing), `/slow?ms=`, `/stream?n=&ms=` (n events, a pause between), `/gated` (one event,
-/// then waits for the gate, then two more). Streams report their outcome on a channel.
+/// then waits for the gate, then two more), `/relayed?n=&size=&ms=&silent=&idle_ms=` (a stream
+/// handed to the relay loop: n events of `size` bytes from a socket pair a thread writes, a
+/// pause between; with `silent` the writer then stays silent, the pump's idle timeout being
+/// `idle_ms`). Streams report their outcome on a channel (a relayed one: `sent` = body bytes
+/// delivered, `gone` = not delivered).
 pub struct TestHandler {
     outcomes: Mutex<Sender<StreamOutcome>>,
     gate: Arc<Gate>,
@@ -108,7 +114,7 @@ impl TestHandler {
 }
 
 impl Handler for TestHandler {
-    fn handle(&self, req: &Request, res: &mut Responder<'_>) {
+    fn handle(self: Arc<Self>, req: &Arc<Request>, res: &mut Responder<'_>) {
         let _ = match req.path() {
             "/ok" => res.send(Response::text(200, "ok")),
             "/echo" => res.send(
@@ -133,6 +139,10 @@ impl Handler for TestHandler {
                     .map(|i| format!("data: {i}\n\n").into_bytes())
                     .collect();
                 self.stream(res, &events, Duration::from_millis(ms), false);
+                Ok(())
+            }
+            "/relayed" => {
+                relay::start(&self, req, res);
                 Ok(())
             }
             "/gated" => {

@@ -55,7 +55,7 @@ struct RecordingHandler {
 }
 
 impl Handler for RecordingHandler {
-    fn handle(&self, req: &Request, res: &mut Responder<'_>) {
+    fn handle(self: Arc<Self>, req: &Arc<Request>, res: &mut Responder<'_>) {
         match req.path() {
             "/ok" => {
                 let _ = res.send(Response::text(200, "ok"));
