@@ -756,6 +756,7 @@ def gateway_schemas():
                                 "open": integer,
                                 "parked": integer,
                                 "queued": integer,
+                                "relayed": integer,
                                 "max": integer,
                             },
                         },

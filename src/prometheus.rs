@@ -86,13 +86,18 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
                 load.connections_queued,
             ),
             (
+                "connections_relayed",
+                "Client connections whose stream the relay loop carries (no worker held).",
+                load.connections_relayed,
+            ),
+            (
                 "connections_max",
                 "MAX_CONNECTIONS: past it new connections get a 503.",
                 load.connections_max,
             ),
             (
                 "workers_busy",
-                "Workers inside a request (a relayed stream included).",
+                "Workers inside a request (a stream on its worker included).",
                 load.workers_busy,
             ),
             (

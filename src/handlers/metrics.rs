@@ -91,6 +91,7 @@ pub fn get(x: &Exchange, res: &mut Responder<'_>) {
                 "open": s.connections_open,
                 "parked": s.connections_parked,
                 "queued": s.connections_queued,
+                "relayed": s.connections_relayed,
                 "max": s.connections_max,
             },
             "workers": {"busy": s.workers_busy, "started": s.workers_started, "max": s.workers_max},

@@ -361,8 +361,11 @@ pub struct LoadNow {
     pub connections_parked: usize,
     /// Queued for a worker now.
     pub connections_queued: usize,
+    /// Carrying a stream in the relay loop (no worker held).
+    pub connections_relayed: usize,
     pub connections_max: usize,
-    /// Workers reading, handling or answering a request (a stream being relayed included).
+    /// Workers reading, handling or answering a request (a stream not handed to the relay loop
+    /// included).
     pub workers_busy: usize,
     /// Worker threads running (they start on demand and idle ones retire).
     pub workers_started: usize,
@@ -376,6 +379,7 @@ impl Load {
             connections_open: shared.open_connections.load(Ordering::Relaxed),
             connections_parked: shared.parking.len(),
             connections_queued: shared.ready_rx.len(),
+            connections_relayed: shared.relays.get().map_or(0, Relays::len),
             connections_max: shared.config.max_connections,
             workers_busy: shared.in_request.load(Ordering::Relaxed),
             workers_started: shared.started_workers.load(Ordering::Relaxed),

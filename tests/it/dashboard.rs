@@ -441,7 +441,8 @@ fn dashboard_shows_the_served_totals_model_rows_and_charts_without_script_errors
                 server["workers"]["max"]
             ))
             && load.contains(&format!(" of {} open, ", server["connections"]["max"]))
-            && load.ends_with(" idle"),
+            && load.contains(" idle, ")
+            && load.ends_with(" streaming"),
         "{load}"
     );
 

@@ -296,6 +296,7 @@ fn metrics_show_connections_parked_and_workers_busy_against_their_limits() {
         "five idle connections parked, one request in a worker: {server}"
     );
     assert_eq!(server["connections"]["queued"], 0, "{server}");
+    assert_eq!(server["connections"]["relayed"], 0, "{server}");
     assert_eq!(server["connections"]["max"], 50);
     let started = server["workers"]["started"].as_u64().unwrap();
     assert!((1..=8).contains(&started), "{server}");
@@ -312,6 +313,7 @@ fn metrics_show_connections_parked_and_workers_busy_against_their_limits() {
     for gauge in [
         "connections_open",
         "connections_queued",
+        "connections_relayed",
         "workers_busy",
         "workers_started",
     ] {
