@@ -1,6 +1,6 @@
 //! `POST /v1/chat/completions`: validates the request, asks the router for its plan, and walks
 //! it: each candidate's dialect builds the provider's request, the answer is translated back
-//! (or relayed as is), streams event by event. Events that arrived together leave together;
+//! (or relayed as is), streams event by event (a [`Relayer`] run by [`relay::run`]). Events that arrived together leave together;
 //! nothing else is held back. The handler knows no provider: everything provider-specific is
 //! behind the dialect interface.
 //!
@@ -16,14 +16,15 @@ use crate::assembler::Assembler;
 use crate::error::ApiError;
 use crate::events::{Body, Outcome};
 use crate::exchange::Exchange;
+use crate::handlers::relay::{self, Flow, Relayer};
 use crate::handlers::{json_object, model_name, optional_bool, params, provider_error};
-use crate::http::{ClientGone, Responder, Stream};
+use crate::http::Responder;
 use crate::ingress::openai::OpenAi;
 use crate::ingress::{Egress, Ingress};
 use crate::providers::{self, ChatStream, Emit, Target};
 use crate::router::{self, Failure};
 use crate::tokens;
-use crate::upstream::{self, Answer, Call, Received, StreamError};
+use crate::upstream::{Answer, Call, Received, SseEvent, StreamError};
 
 pub fn completions(x: &Exchange, res: &mut Responder<'_>) {
     x.mark_api_call();
@@ -149,17 +150,18 @@ pub fn attempt(
     let Ok(sse) = x.start_sse(res, headers) else {
         return Ok(());
     };
-    let relay = Relay {
+    let relayer = Relay {
         idle_timeout: target.idle_timeout(x.gw.config.stream_idle_timeout),
         translator: dialect.chat_stream(target),
         assembled: Assembler::new(x.log_text_limit()),
         egress: ingress.stream(wants_usage),
-        ingress,
         provider_error: None,
-        request: &x.req.body,
         estimated: false,
+        complete: false,
+        failure: None,
+        relayed: false,
     };
-    relay.run(x, sse, answer.into_events());
+    relay::run(x, sse, answer.into_events(), Box::new(relayer));
     Ok(())
 }
 
@@ -204,126 +206,123 @@ pub fn send(
     Ok((answer, started))
 }
 
-/// How a relayed stream ended.
-enum End {
-    Complete,
-    Failed(ApiError),
-    ClientGone,
-}
-
 /// One stream being relayed: the dialect's translator, the completion it adds up to (for the
 /// log and the usage), and the route's writer of what the client gets.
-struct Relay<'i> {
+struct Relay {
     /// The silence after which the stream is cut (for the error's message).
     idle_timeout: Duration,
     translator: Box<dyn ChatStream>,
     assembled: Assembler,
     egress: Box<dyn Egress>,
-    ingress: &'i dyn Ingress,
     /// The provider's own error event (`{"error": …}`), relayed as it came: the record's error.
     provider_error: Option<Value>,
-    /// The client's request, for the estimated usage of a stream that reported none.
-    request: &'i [u8],
     /// The usage chunk that ended the stream was the gateway's estimate.
     estimated: bool,
+    /// The stream reached its end (`[DONE]`, or the provider's error event).
+    complete: bool,
+    /// What cut the stream short (its error event is the last the client gets).
+    failure: Option<ApiError>,
+    /// Something of the stream itself was written for the client: the time to first token
+    /// counts that, not an error that cut the stream before anything.
+    relayed: bool,
 }
 
-impl Relay<'_> {
-    /// Relays until `[DONE]`, an error, or the client leaving. Events that arrived together
-    /// are written together; before waiting on the network for the next one, everything in
-    /// hand is sent.
-    fn run(mut self, x: &Exchange, mut sse: Stream<'_, '_>, mut events: upstream::EventReader) {
-        // Grown to what arrives together (an event is a few hundred bytes); a capacity
-        // reserved up front would be held by every open stream (issue 18).
-        let mut out = Vec::new();
-        let mut first_sent = None;
-        let end = loop {
-            let emitted = match events.next_event() {
-                Ok(Some(event)) => self.translator.on_event(event),
-                // The body ended without the dialect's terminal event.
-                Ok(None) => self.translator.finish(),
-                Err(StreamError::Idle) => Err(ApiError::gateway_timeout(format!(
-                    "The provider sent nothing for {} s; the stream was cut.",
-                    self.idle_timeout.as_secs_f64()
-                ))),
-                Err(StreamError::Broken(why)) => Err(ApiError::bad_gateway(
-                    "upstream_stream_broken",
-                    format!("The provider's stream broke: {why}."),
-                )),
-            };
-            match emitted.and_then(|emits| self.emit(emits, &mut out)) {
-                Ok(true) => break End::Complete,
-                Ok(false) => {}
-                Err(e) => break End::Failed(e),
-            }
-            if !events.has_complete_event() && !out.is_empty() {
-                first_sent.get_or_insert_with(|| x.req.received_at.elapsed());
-                if sse.send(&out).is_err() {
-                    break End::ClientGone;
-                }
-                out.clear();
-            }
+impl Relayer for Relay {
+    /// Translates one read until `[DONE]`, an error, or the provider's error event.
+    fn on_read(
+        &mut self,
+        x: &Exchange,
+        read: Result<Option<SseEvent>, StreamError>,
+        out: &mut Vec<u8>,
+    ) -> Flow {
+        let emitted = match read {
+            Ok(Some(event)) => self.translator.on_event(event),
+            // The body ended without the dialect's terminal event.
+            Ok(None) => self.translator.finish(),
+            Err(e) => Err(relay::read_failure(e, self.idle_timeout)),
         };
-        if !out.is_empty() {
-            first_sent.get_or_insert_with(|| x.req.received_at.elapsed());
+        let before = out.len();
+        let emitted = emitted.and_then(|emits| self.emit(emits, &x.req.body, out));
+        self.relayed |= out.len() > before;
+        match emitted {
+            Ok(false) => Flow::Go,
+            Ok(true) => {
+                self.complete = true;
+                Flow::End
+            }
+            Err(e) => {
+                self.egress.fail(&e, out);
+                self.failure = Some(e);
+                Flow::End
+            }
         }
-        // Whatever happened, the record gets what the stream amounted to and its usage: the
-        // provider's, else an estimate of what was relayed (a client that left is billed too).
-        match self.assembled.usage().cloned() {
-            Some(usage) if !self.estimated => x.set_usage(Some(usage)),
+    }
+
+    fn completed(&self) -> bool {
+        self.complete
+    }
+
+    /// Whatever happened, the record gets what the stream amounted to and its usage: the
+    /// provider's, else an estimate of what was relayed (a client that left is billed too).
+    fn finish(self: Box<Self>, x: &Exchange, first_sent: Option<Duration>, delivered: bool) {
+        let Relay {
+            assembled,
+            egress,
+            provider_error,
+            estimated,
+            failure,
+            relayed,
+            ..
+        } = *self;
+        match assembled.usage().cloned() {
+            Some(usage) if !estimated => x.set_usage(Some(usage)),
             Some(usage) => x.set_estimated_usage(usage),
-            None if self.assembled.chunks() > 0 => {
-                x.set_estimated_usage(self.assembled.estimated_usage(self.request))
+            None if assembled.chunks() > 0 => {
+                x.set_estimated_usage(assembled.estimated_usage(&x.req.body))
             }
             None => x.set_usage(None),
         };
         {
             let mut record = x.record();
-            record.time_to_first_token = first_sent;
-            record.chunks = Some(self.assembled.chunks());
+            record.time_to_first_token = first_sent.filter(|_| relayed);
+            record.chunks = Some(assembled.chunks());
             if x.keeps_bodies() {
-                let completion = self.ingress.recorded(self.assembled.to_value());
+                let completion = egress.recorded(assembled.to_value());
                 record.response_body = Some(Body::Value(completion));
             }
         }
-        if let Some(error) = self.provider_error.take() {
+        if let Some(error) = provider_error {
             let mut record = x.record();
             record.error = Some(error);
             record.outcome = Some(Outcome::Error);
         }
-        let delivered = match end {
-            End::Complete => {
-                let delivered = sse.finish_with(&out);
-                // After the client has it all: read the provider's body to its end so the
-                // connection is reused (dropping it unread closes it).
-                events.drain(64 * 1024);
-                delivered
-            }
-            End::Failed(e) => {
-                x.record_error(&e);
-                self.egress.fail(&e, &mut out);
-                sse.finish_with(&out)
-            }
-            // Dropping the event reader closes the provider's connection.
-            End::ClientGone => Err(ClientGone),
-        };
-        if delivered.is_err() {
-            log::info!("request {}: the client closed the stream", x.request_id);
-            x.record().outcome = Some(Outcome::ClientClosed);
+        if let Some(e) = &failure {
+            x.record_error(e);
+        }
+        if !delivered {
+            relay::client_closed(x);
         }
     }
+}
 
+impl Relay {
     /// Writes what the translator emitted into `out`, through the route's egress; true once
     /// the stream is complete. An error object from the provider is relayed and ends the
-    /// stream too; an event that is not JSON is an error.
-    fn emit(&mut self, emits: Vec<Emit>, out: &mut Vec<u8>) -> Result<bool, ApiError> {
+    /// stream too; an event that is not JSON is an error. `request`: the client's, for the
+    /// usage estimate of a stream that reported none.
+    fn emit(
+        &mut self,
+        emits: Vec<Emit>,
+        request: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool, ApiError> {
         for emit in emits {
             let data = match emit {
                 Emit::Done => {
                     if self.assembled.usage().is_none() {
                         // The provider reported none: the estimate ends the stream instead,
                         // through the egress like the provider's own usage chunk would.
-                        let data = self.assembled.estimated_usage_chunk(self.request);
+                        let data = self.assembled.estimated_usage_chunk(request);
                         let seen = self.assembled.add(&data).map_err(|e| {
                             providers::bad_response(format_args!("a usage estimate: {e}"))
                         })?;

@@ -20,17 +20,18 @@ use std::time::Duration;
 
 use crate::assembler::Assembler;
 use crate::error::ApiError;
-use crate::events::{Body, Outcome};
+use crate::events::Body;
 use crate::exchange::Exchange;
 use crate::handlers::chat::{self, send_error};
+use crate::handlers::relay::{self, Flow, Relayer};
 use crate::handlers::{json_object, model_name, optional_bool, provider_error};
-use crate::http::{Responder, Stream};
+use crate::http::Responder;
 use crate::ingress::anthropic::{is_native, native_call, request, Messages};
-use crate::ingress::Ingress;
+use crate::ingress::{Egress, Ingress};
 use crate::providers::{self, ChatStream, Emit, Target};
 use crate::router::{self, Failure};
 use crate::tokens;
-use crate::upstream::{Answer, EventReader, StreamError};
+use crate::upstream::{Answer, EventReader, SseEvent, StreamError};
 
 const MESSAGES_PATH: &str = "/v1/messages";
 const COUNT_PATH: &str = "/v1/messages/count_tokens";
@@ -164,8 +165,22 @@ fn passthrough(
     let Ok(sse) = x.start_sse(res, headers) else {
         return Ok(());
     };
-    let idle = target.idle_timeout(x.gw.config.stream_idle_timeout);
-    relay_bytes(x, sse, answer, dialect.chat_stream(target), ingress, idle);
+    // The provider's bytes as they arrive, copied as the event parser reads them.
+    let copy = Arc::new(Mutex::new(Vec::new()));
+    let events = EventReader::new(Tee {
+        inner: answer.response.into_body().into_reader(),
+        copy: copy.clone(),
+    });
+    let relayer = Bytes {
+        copy,
+        translator: dialect.chat_stream(target),
+        assembled: Assembler::new(x.log_text_limit()),
+        egress: ingress.stream(false),
+        idle: target.idle_timeout(x.gw.config.stream_idle_timeout),
+        failure: None,
+        complete: false,
+    };
+    relay::run(x, sse, events, Box::new(relayer));
     Ok(())
 }
 
@@ -204,98 +219,89 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
-/// Relays Anthropic's stream byte for byte: whatever was read is sent before waiting on the
+/// Anthropic's stream relayed byte for byte: whatever was read is sent before waiting on the
 /// network again. The events are also read by the dialect's translator and added up, for the
 /// record's usage and body; a transport failure ends the stream with an Anthropic `error`
 /// event.
-fn relay_bytes(
-    x: &Exchange,
-    mut sse: Stream<'_, '_>,
-    answer: Answer,
-    mut translator: Box<dyn ChatStream>,
-    ingress: &Messages,
+struct Bytes {
+    /// The bytes read from the provider since the last read was relayed (the [`Tee`]'s copy).
+    copy: Arc<Mutex<Vec<u8>>>,
+    translator: Box<dyn ChatStream>,
+    assembled: Assembler,
+    /// The Messages writer: the error event of a cut stream, the record's message.
+    egress: Box<dyn Egress>,
+    /// The silence after which the stream is cut (for the error's message).
     idle: Duration,
-) {
-    let copy = Arc::new(Mutex::new(Vec::new()));
-    let body = answer.response.into_body().into_reader();
-    let mut events = EventReader::new(Tee {
-        inner: body,
-        copy: copy.clone(),
-    });
-    let mut assembled = Assembler::new(x.log_text_limit());
-    let mut failure: Option<ApiError> = None;
-    let mut first_sent = None;
-    let mut client_gone = false;
-    let mut cut = false;
-    loop {
-        let end = match events.next_event() {
+    /// Anthropic's own error event, or what cut the stream.
+    failure: Option<ApiError>,
+    /// The provider's body reached its end.
+    complete: bool,
+}
+
+impl Relayer for Bytes {
+    fn on_read(
+        &mut self,
+        _x: &Exchange,
+        read: Result<Option<SseEvent>, StreamError>,
+        out: &mut Vec<u8>,
+    ) -> Flow {
+        let cut = match read {
             Ok(Some(event)) => {
-                match translator.on_event(event) {
+                match self.translator.on_event(event) {
                     Ok(emits) => {
                         for emit in emits {
                             let _ = match emit {
-                                Emit::Raw(data) => assembled.add(&data),
-                                Emit::Chunk(chunk) => assembled.add(&chunk.to_string()),
+                                Emit::Raw(data) => self.assembled.add(&data),
+                                Emit::Chunk(chunk) => self.assembled.add(&chunk.to_string()),
                                 Emit::Done => continue,
                             };
                         }
                     }
                     // Anthropic's own error event: relayed like every byte, recorded here.
-                    Err(e) => failure = Some(e),
+                    Err(e) => self.failure = Some(e),
                 }
-                false
+                None
             }
-            Ok(None) => true,
-            Err(StreamError::Idle) => {
-                cut = true;
-                failure = Some(ApiError::gateway_timeout(format!(
-                    "The provider sent nothing for {} s; the stream was cut.",
-                    idle.as_secs_f64()
-                )));
-                true
+            Ok(None) => {
+                self.complete = true;
+                None
             }
-            Err(StreamError::Broken(why)) => {
-                cut = true;
-                failure = Some(ApiError::bad_gateway(
-                    "upstream_stream_broken",
-                    format!("The provider's stream broke: {why}."),
-                ));
-                true
-            }
+            Err(e) => Some(relay::read_failure(e, self.idle)),
         };
-        if end || !events.has_complete_event() {
-            let mut out = std::mem::take(&mut *copy.lock().unwrap_or_else(PoisonError::into_inner));
-            if cut {
-                if let Some(e) = &failure {
-                    ingress.stream(false).fail(e, &mut out);
-                }
+        out.append(&mut self.copy.lock().unwrap_or_else(PoisonError::into_inner));
+        if let Some(e) = cut {
+            // After the bytes that came before the failure.
+            self.egress.fail(&e, out);
+            self.failure = Some(e);
+            return Flow::End;
+        }
+        if self.complete {
+            Flow::End
+        } else {
+            Flow::Go
+        }
+    }
+
+    fn completed(&self) -> bool {
+        self.complete
+    }
+
+    fn finish(self: Box<Self>, x: &Exchange, first_sent: Option<Duration>, delivered: bool) {
+        x.set_usage(self.assembled.usage().cloned());
+        {
+            let mut record = x.record();
+            record.time_to_first_token = first_sent;
+            record.chunks = Some(self.assembled.chunks());
+            if x.keeps_bodies() {
+                let message = self.egress.recorded(self.assembled.to_value());
+                record.response_body = Some(Body::Value(message));
             }
-            if !out.is_empty() {
-                first_sent.get_or_insert_with(|| x.req.received_at.elapsed());
-                if sse.send(&out).is_err() {
-                    client_gone = true;
-                    break;
-                }
-            }
         }
-        if end {
-            break;
+        if let Some(e) = &self.failure {
+            x.record_error(e);
         }
-    }
-    x.set_usage(assembled.usage().cloned());
-    {
-        let mut record = x.record();
-        record.time_to_first_token = first_sent;
-        record.chunks = Some(assembled.chunks());
-        if x.keeps_bodies() {
-            record.response_body = Some(Body::Value(ingress.recorded(assembled.to_value())));
+        if !delivered {
+            relay::client_closed(x);
         }
-    }
-    if let Some(e) = &failure {
-        x.record_error(e);
-    }
-    if client_gone || sse.finish().is_err() {
-        log::info!("request {}: the client closed the stream", x.request_id);
-        x.record().outcome = Some(Outcome::ClientClosed);
     }
 }

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod models;
 pub mod native;
 pub mod params;
+pub mod relay;
 pub mod responses;
 pub mod spend;
 

@@ -12,19 +12,18 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-use crate::events::{Body, Outcome};
+use crate::events::Body;
 use crate::exchange::{sse_data, Exchange};
 use crate::handlers::chat;
 use crate::handlers::provider_error;
-use crate::http::{Responder, Stream};
-use crate::ingress::Ingress;
+use crate::handlers::relay::{self, Flow, Relayer};
+use crate::http::Responder;
+use crate::ingress::responses::Keeper;
+use crate::ingress::{Egress, Ingress};
 use crate::providers::{self, Api, Target};
 use crate::router::Failure;
 use crate::tokens;
-use crate::upstream::{EventReader, SseEvent, StreamError};
-
-/// What is done with the final Responses object before the client gets it.
-pub type Hook<'h> = Option<&'h dyn Fn(&Value)>;
+use crate::upstream::{SseEvent, StreamError};
 
 /// Sends the client's request to a target that serves `api` itself and relays its answer.
 /// `wants_usage`: a completions client that asked for the usage chunk (the gateway asks for
@@ -39,7 +38,7 @@ pub fn relay(
     stream: bool,
     wants_usage: bool,
     ingress: &dyn Ingress,
-    hook: Hook<'_>,
+    hook: Option<Keeper>,
 ) -> Result<(), Failure> {
     x.note_target(target);
     let dialect = target.dialect();
@@ -66,7 +65,7 @@ pub fn relay(
         }
         let (name, ms) = x.overhead(upstream_time);
         headers.push((name.into(), ms));
-        if let (Api::Responses, Some(hook)) = (api, hook) {
+        if let (Api::Responses, Some(hook)) = (api, &hook) {
             hook(&parsed);
         }
         let _ = x.send_json(res, status, received.body, headers);
@@ -77,8 +76,7 @@ pub fn relay(
     let Ok(sse) = x.start_sse(res, headers) else {
         return Ok(());
     };
-    let idle = target.idle_timeout(x.gw.config.stream_idle_timeout);
-    let mut events = Events {
+    let relayer = Events {
         api,
         wants_usage,
         usage: None,
@@ -88,8 +86,12 @@ pub fn relay(
         hook,
         last_sequence: None,
         prompt,
+        idle: target.idle_timeout(x.gw.config.stream_idle_timeout),
+        egress: (api != Api::Responses).then(|| ingress.stream(false)),
+        failure: None,
+        relayed: false,
     };
-    events.run(x, sse, answer.into_events(), ingress, idle);
+    relay::run(x, sse, answer.into_events(), Box::new(relayer));
     Ok(())
 }
 
@@ -143,7 +145,7 @@ fn answer_text(answer: &Value) -> String {
 }
 
 /// One relayed stream.
-struct Events<'h> {
+struct Events {
     api: Api,
     wants_usage: bool,
     usage: Option<Value>,
@@ -153,63 +155,53 @@ struct Events<'h> {
     /// an estimate).
     texts: Vec<String>,
     chunks: u64,
-    hook: Hook<'h>,
+    /// What is done with the final Responses object before the client gets it.
+    hook: Option<Keeper>,
     /// Responses: the last `sequence_number` relayed.
     last_sequence: Option<u64>,
     /// The request's estimated input tokens, for a stream that reports no usage.
     prompt: u64,
+    /// The silence after which the stream is cut (for the error's message).
+    idle: Duration,
+    /// Completions: the ingress's writer of the error that cuts a stream (a Responses stream's
+    /// is numbered here instead).
+    egress: Option<Box<dyn Egress>>,
+    /// What cut the stream short (its error event is the last the client gets).
+    failure: Option<ApiError>,
+    /// Something of the stream itself was written for the client: the time to first token
+    /// counts that, not an error that cut the stream before anything.
+    relayed: bool,
 }
 
-impl Events<'_> {
-    /// Relays until the stream is complete, fails, or the client leaves.
-    fn run(
+impl Relayer for Events {
+    /// Relays until the stream is complete or fails.
+    fn on_read(
         &mut self,
-        x: &Exchange,
-        mut sse: Stream<'_, '_>,
-        mut events: EventReader,
-        ingress: &dyn Ingress,
-        idle: Duration,
-    ) {
-        // Grown to what arrives together (an event is a few hundred bytes); a capacity
-        // reserved up front would be held by every open stream (issue 18).
-        let mut out = Vec::new();
-        let mut first_sent = None;
-        let mut client_gone = false;
-        let failure = loop {
-            let event = match events.next_event() {
-                Ok(Some(event)) => event,
-                Ok(None) if self.complete() => break None,
-                Ok(None) => break Some(providers::truncated()),
-                Err(StreamError::Idle) => {
-                    break Some(ApiError::gateway_timeout(format!(
-                        "The provider sent nothing for {} s; the stream was cut.",
-                        idle.as_secs_f64()
-                    )))
-                }
-                Err(StreamError::Broken(why)) => {
-                    break Some(ApiError::bad_gateway(
-                        "upstream_stream_broken",
-                        format!("The provider's stream broke: {why}."),
-                    ))
-                }
-            };
-            let done = self.forward(&event, &mut out);
-            if (!events.has_complete_event() || done) && !out.is_empty() {
-                first_sent.get_or_insert_with(|| x.req.received_at.elapsed());
-                if sse.send(&out).is_err() {
-                    client_gone = true;
-                    break None;
-                }
-                out.clear();
+        _x: &Exchange,
+        read: Result<Option<SseEvent>, StreamError>,
+        out: &mut Vec<u8>,
+    ) -> Flow {
+        let failure = match read {
+            Ok(Some(event)) => {
+                let before = out.len();
+                let done = self.forward(&event, out);
+                self.relayed |= out.len() > before;
+                return if done { Flow::End } else { Flow::Go };
             }
-            if done {
-                events.drain(64 * 1024);
-                break None;
-            }
+            Ok(None) if self.complete() => return Flow::End,
+            Ok(None) => providers::truncated(),
+            Err(e) => relay::read_failure(e, self.idle),
         };
-        if let Some(e) = &failure {
-            self.fail(e, ingress, &mut out);
-        }
+        self.fail(&failure, out);
+        self.failure = Some(failure);
+        Flow::End
+    }
+
+    fn completed(&self) -> bool {
+        self.complete()
+    }
+
+    fn finish(self: Box<Self>, x: &Exchange, first_sent: Option<Duration>, delivered: bool) {
         match self.usage.as_ref().and_then(|u| chat_usage(self.api, u)) {
             Some(usage) => x.set_usage(Some(usage)),
             // The provider reported none (or left early): the estimate of what was relayed.
@@ -221,18 +213,17 @@ impl Events<'_> {
         };
         {
             let mut record = x.record();
-            record.time_to_first_token = first_sent;
+            record.time_to_first_token = first_sent.filter(|_| self.relayed);
             record.chunks = Some(self.chunks);
             if x.keeps_bodies() {
                 record.response_body = Some(Body::Value(self.recorded()));
             }
         }
-        if let Some(e) = &failure {
+        if let Some(e) = &self.failure {
             x.record_error(e);
         }
-        if client_gone || sse.finish_with(&out).is_err() {
-            log::info!("request {}: the client closed the stream", x.request_id);
-            x.record().outcome = Some(Outcome::ClientClosed);
+        if !delivered {
+            relay::client_closed(x);
         }
         let failed = self
             .finished
@@ -245,12 +236,14 @@ impl Events<'_> {
             }
         }
     }
+}
 
+impl Events {
     /// The event that ends a stream cut short: for Responses, OpenAI's `error` event numbered
     /// after the provider's last; for completions, the error object in the ingress's shape.
-    fn fail(&self, e: &ApiError, ingress: &dyn Ingress, out: &mut Vec<u8>) {
-        if self.api != Api::Responses {
-            ingress.stream(false).fail(e, out);
+    fn fail(&mut self, e: &ApiError, out: &mut Vec<u8>) {
+        if let Some(egress) = &mut self.egress {
+            egress.fail(e, out);
             return;
         }
         let sequence_number = self.last_sequence.map_or(0, |n| n + 1);
@@ -298,7 +291,7 @@ impl Events<'_> {
                     "response.completed" | "response.incomplete" | "response.failed"
                 ) {
                     self.usage = parsed["response"].get("usage").cloned();
-                    if let Some(hook) = self.hook {
+                    if let Some(hook) = &self.hook {
                         hook(&parsed["response"]);
                     }
                     self.finished = Some(parsed["response"].clone());

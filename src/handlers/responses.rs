@@ -174,7 +174,6 @@ fn run(x: &Exchange, res: &mut Responder<'_>, ingress: &mut Responses) -> Result
     let native_keeper = keeper_for(true);
     x.walk(&plan, translated, |target, translated| {
         if relays(target) {
-            let hook = native_keeper.as_deref().map(|k| k as &dyn Fn(&Value));
             native::relay(
                 x,
                 res,
@@ -184,7 +183,7 @@ fn run(x: &Exchange, res: &mut Responder<'_>, ingress: &mut Responses) -> Result
                 stream,
                 false,
                 ingress,
-                hook,
+                native_keeper.clone(),
             )
         } else {
             chat::attempt(x, res, target, translated, stream, ingress)

@@ -22,6 +22,7 @@ const DEFAULT_VERSION: &str = "2023-06-01";
 
 /// The Messages ingress; `model` is the name the client asked for (answers carry the
 /// provider's own name when it gives one).
+#[derive(Clone)]
 pub struct Messages {
     pub model: String,
 }
@@ -42,11 +43,7 @@ impl Ingress for Messages {
     }
 
     fn stream(&self, _wants_usage: bool) -> Box<dyn Egress> {
-        Box::new(stream::Events::new(self.model.clone()))
-    }
-
-    fn recorded(&self, completion: Value) -> Value {
-        self.message(&completion)
+        Box::new(stream::Events::new(self.clone()))
     }
 }
 

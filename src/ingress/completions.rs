@@ -36,6 +36,7 @@ const SHARED_PARAMS: &[&str] = &[
 ];
 
 /// The completions ingress for one request.
+#[derive(Clone)]
 pub struct Completions {
     /// The name the client asked for (answers carry the provider's own when it gives one).
     pub model: String,
@@ -242,22 +243,17 @@ impl Ingress for Completions {
     fn stream(&self, wants_usage: bool) -> Box<dyn Egress> {
         Box::new(Chunks {
             wants_usage,
-            model: self.model.clone(),
-            echo: self.echo.clone(),
+            ingress: self.clone(),
             echoed: Vec::new(),
         })
-    }
-
-    fn recorded(&self, completion: Value) -> Value {
-        self.text_completion(&completion)
     }
 }
 
 /// `chat.completion.chunk`s → `text_completion` chunks.
 struct Chunks {
     wants_usage: bool,
-    model: String,
-    echo: Option<String>,
+    /// The request's model and echo (and, for the record, its answer's shape).
+    ingress: Completions,
     /// The choice indices whose prompt was echoed already.
     echoed: Vec<u64>,
 }
@@ -278,7 +274,7 @@ impl Egress for Chunks {
         for choice in chunk["choices"].as_array().into_iter().flatten() {
             let index = choice["index"].as_u64().unwrap_or(0);
             let mut text = String::new();
-            if let Some(echo) = &self.echo {
+            if let Some(echo) = &self.ingress.echo {
                 if !self.echoed.contains(&index) {
                     self.echoed.push(index);
                     text.push_str(echo);
@@ -300,7 +296,7 @@ impl Egress for Chunks {
         let model = chunk["model"]
             .as_str()
             .filter(|m| !m.is_empty())
-            .unwrap_or(&self.model);
+            .unwrap_or(&self.ingress.model);
         let mut out_chunk = json!({
             "id": completion_id(&chunk["id"]),
             "object": "text_completion",
@@ -320,6 +316,10 @@ impl Egress for Chunks {
 
     fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
         sse_data(out, &error.to_value().to_string());
+    }
+
+    fn recorded(&self, completion: Value) -> Value {
+        self.ingress.text_completion(&completion)
     }
 }
 

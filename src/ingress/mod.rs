@@ -29,13 +29,10 @@ pub trait Ingress: Sync {
 
     /// The writer of one stream (`wants_usage`: the client asked for OpenAI's usage chunk).
     fn stream(&self, wants_usage: bool) -> Box<dyn Egress>;
-
-    /// The completion a stream added up to, as the interactions log records it: in the shape
-    /// the client received.
-    fn recorded(&self, completion: Value) -> Value;
 }
 
-/// One stream's writer: OpenAI chunks in, the client's events out.
+/// One stream's writer: OpenAI chunks in, the client's events out. It owns what it needs
+/// (no borrow of the route's [`Ingress`]), so a stream's relay can move to another thread.
 pub trait Egress: Send {
     /// One chunk (its JSON text, and what the assembler saw in it) → events appended to `out`.
     /// A chunk carrying the provider's error object ends the stream after this.
@@ -46,4 +43,8 @@ pub trait Egress: Send {
 
     /// The stream failed after its head was sent: the error event that ends it.
     fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>);
+
+    /// The completion the stream added up to, as the interactions log records it: in the
+    /// shape the client received (as the route's own non-stream answer would be).
+    fn recorded(&self, completion: Value) -> Value;
 }

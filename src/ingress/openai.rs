@@ -24,10 +24,6 @@ impl Ingress for OpenAi {
     fn stream(&self, wants_usage: bool) -> Box<dyn Egress> {
         Box::new(Chunks { wants_usage })
     }
-
-    fn recorded(&self, completion: Value) -> Value {
-        completion
-    }
 }
 
 /// OpenAI chunks relayed as `data:` events.
@@ -48,5 +44,9 @@ impl Egress for Chunks {
 
     fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
         sse_data(out, &error.to_value().to_string());
+    }
+
+    fn recorded(&self, completion: Value) -> Value {
+        completion
     }
 }

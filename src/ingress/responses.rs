@@ -93,20 +93,20 @@ impl Responses {
             keeper: None,
         }
     }
+}
 
-    /// A `chat.completion` → the response object.
-    fn response(&self, completion: &Value) -> Value {
-        let choice = &completion["choices"][0];
-        let output = output_items(&choice["message"]);
-        let mut response = self.template.clone();
-        finish(
-            &mut response,
-            output,
-            choice["finish_reason"].as_str(),
-            completion.get("usage"),
-        );
-        response
-    }
+/// A `chat.completion` → the response object, on the request's `template`.
+fn response(template: &Value, completion: &Value) -> Value {
+    let choice = &completion["choices"][0];
+    let output = output_items(&choice["message"]);
+    let mut response = template.clone();
+    finish(
+        &mut response,
+        output,
+        choice["finish_reason"].as_str(),
+        completion.get("usage"),
+    );
+    response
 }
 
 /// The request's tools as a response shows them: function tools with their `strict` and
@@ -234,7 +234,7 @@ impl Ingress for Responses {
     fn reply(&self, completion: Vec<u8>) -> Result<Vec<u8>, ApiError> {
         let completion: Value = serde_json::from_slice(&completion)
             .map_err(|_| bad_response("the answer is not JSON"))?;
-        let response = self.response(&completion);
+        let response = response(&self.template, &completion);
         if let Some(keep) = &self.keeper {
             keep(&response);
         }
@@ -265,10 +265,6 @@ impl Ingress for Responses {
             self.template.clone(),
             self.keeper.clone(),
         ))
-    }
-
-    fn recorded(&self, completion: Value) -> Value {
-        self.response(&completion)
     }
 }
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use super::{error_object, message_id, stop_reason, usage};
+use super::{error_object, message_id, stop_reason, usage, Messages};
 use crate::assembler::Seen;
 use crate::error::ApiError;
 use crate::ingress::Egress;
@@ -27,6 +27,8 @@ enum Kind {
 }
 
 pub struct Events {
+    /// The route's ingress (the model the client asked for), for the record.
+    ingress: Messages,
     /// The model the client asked for, until the provider names its own.
     model: String,
     started: bool,
@@ -40,9 +42,10 @@ pub struct Events {
 }
 
 impl Events {
-    pub fn new(model: String) -> Events {
+    pub fn new(ingress: Messages) -> Events {
         Events {
-            model,
+            model: ingress.model.clone(),
+            ingress,
             started: false,
             open: None,
             next_index: 0,
@@ -211,6 +214,10 @@ impl Egress for Events {
     fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
         let (_, kind) = super::status_and_type(error.status);
         event(out, "error", error_object(kind, &error.message));
+    }
+
+    fn recorded(&self, completion: Value) -> Value {
+        self.ingress.message(&completion)
     }
 }
 

@@ -346,4 +346,8 @@ impl Egress for Events {
     fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
         self.failed(error_code(error.status), &error.message, out);
     }
+
+    fn recorded(&self, completion: Value) -> Value {
+        super::response(&self.response, &completion)
+    }
 }
