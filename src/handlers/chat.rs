@@ -262,6 +262,10 @@ impl Relayer for Relay {
         self.complete
     }
 
+    fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
     /// Whatever happened, the record gets what the stream amounted to and its usage: the
     /// provider's, else an estimate of what was relayed (a client that left is billed too).
     fn finish(self: Box<Self>, x: &Exchange, first_sent: Option<Duration>, delivered: bool) {

@@ -286,6 +286,10 @@ impl Relayer for Bytes {
         self.complete
     }
 
+    fn idle_timeout(&self) -> Duration {
+        self.idle
+    }
+
     fn finish(self: Box<Self>, x: &Exchange, first_sent: Option<Duration>, delivered: bool) {
         x.set_usage(self.assembled.usage().cloned());
         {

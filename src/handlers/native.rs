@@ -201,6 +201,10 @@ impl Relayer for Events {
         self.complete()
     }
 
+    fn idle_timeout(&self) -> Duration {
+        self.idle
+    }
+
     fn finish(self: Box<Self>, x: &Exchange, first_sent: Option<Duration>, delivered: bool) {
         match self.usage.as_ref().and_then(|u| chat_usage(self.api, u)) {
             Some(usage) => x.set_usage(Some(usage)),

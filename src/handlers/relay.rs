@@ -1,19 +1,24 @@
 //! Relaying a provider's stream to the client: one [`Relayer`] per stream holds its logic
 //! (translate, write, add up for the record) and all its state; a driver feeds it the
-//! provider's reads and writes what it appends. [`run`] is the blocking driver (a worker
-//! thread relays the whole stream); the trait is what lets a stream be pumped from elsewhere
-//! too, a relayer owning everything it needs ('static + Send), nothing of the handler's stack.
+//! provider's reads and writes what it appends. [`run`] picks the driver: a stream whose
+//! provider connection can be read without blocking goes to the HTTP layer's relay loop
+//! ([`StreamPump`]: many streams on a few epoll threads, no worker held, issue 18); any other
+//! (the built-in models' in-process answers, a CONNECT proxy) is relayed by its worker, which
+//! blocks on each read. A relayer owns everything it needs ('static + Send), nothing of the
+//! handler's stack, and gets the request's shared [`Exchange`] on every call.
 //!
 //! The relayers: the chat path's (`chat`), the native relay of OpenAI's own APIs (`native`),
 //! Anthropic's byte-for-byte relay (`messages`).
 
-use std::time::Duration;
+use std::os::fd::RawFd;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use crate::error::ApiError;
 use crate::events::Outcome;
 use crate::exchange::Exchange;
-use crate::http::Stream;
-use crate::upstream::{EventReader, SseEvent, StreamError};
+use crate::http::{Pump, Pumped, Stream};
+use crate::upstream::{EventReader, NonBlockingReads, SseEvent, StreamError};
 
 /// Whether a stream goes on after a read.
 pub enum Flow {
@@ -39,11 +44,97 @@ pub trait Relayer: Send + 'static {
     /// read to the end (`EventReader::drain(64 * 1024)`) for the connection's reuse.
     fn completed(&self) -> bool;
 
+    /// How long the provider may stay silent before the stream is cut.
+    fn idle_timeout(&self) -> Duration;
+
     /// Once, at the very end, whatever happened: the record gets what the stream amounted to
     /// (usage or its estimate, chunks, body, errors, time to first token) and, when `delivered`
     /// is false (the client left, a write failed), the ClientClosed outcome and its log line, in
     /// the same order of record writes as today's code.
     fn finish(self: Box<Self>, x: &Exchange, first_sent: Option<Duration>, delivered: bool);
+}
+
+/// Relays a stream: in the relay loop when its provider connection can be read without
+/// blocking, else on this worker ([`relay_here`]).
+///
+/// A stream of a call whose key is counted in Redis stays on its worker: its settlement at the
+/// end is a Redis round trip, which on a relay thread would stall every other stream there.
+pub fn run(x: &Exchange, sse: Stream<'_, '_>, events: EventReader, relayer: Box<dyn Relayer>) {
+    let redis_settled = x.gw.config.redis_url.is_some() && x.caller().is_some();
+    match events.source() {
+        Some(source) if sse.can_detach() && !redis_settled => {
+            let pump = StreamPump {
+                x: x.share(),
+                events,
+                relayer,
+                source,
+            };
+            if let Err(pump) = sse.detach(Box::new(pump)) {
+                // `can_detach` said yes; should it not hold, the stream ends undelivered
+                // rather than unrecorded.
+                log::error!("request {}: the relay loop refused a stream", x.request_id);
+                pump.finish(None, false);
+            }
+        }
+        _ => relay_here(x, sse, events, relayer),
+    }
+}
+
+/// A stream in the HTTP layer's relay loop: each time the provider's connection is readable,
+/// the events that came are read without blocking and fed to the relayer; the exchange is
+/// shared, so the request is recorded when the stream ends.
+struct StreamPump {
+    x: Exchange,
+    events: EventReader,
+    relayer: Box<dyn Relayer>,
+    source: RawFd,
+}
+
+/// What one pump appends at most before it is written: a provider that sends faster than the
+/// client reads is held back there.
+const PUMP_BYTES: usize = 64 * 1024;
+
+impl Pump for StreamPump {
+    fn source(&self) -> RawFd {
+        self.source
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        self.relayer.idle_timeout()
+    }
+
+    fn pump(&mut self, out: &mut Vec<u8>) -> Pumped {
+        let _nonblocking = NonBlockingReads::enter();
+        loop {
+            let read = match self.events.poll_event() {
+                Poll::Pending => return Pumped::Blocked,
+                Poll::Ready(read) => read,
+            };
+            if let Flow::End = self.relayer.on_read(&self.x, read, out) {
+                if self.relayer.completed() {
+                    // Whatever the provider sent after its end and is here already, so that
+                    // its connection goes back to the pool (else it is closed).
+                    self.events.drain(64 * 1024);
+                }
+                return Pumped::End;
+            }
+            if out.len() >= PUMP_BYTES {
+                return Pumped::More;
+            }
+        }
+    }
+
+    fn idle(&mut self, out: &mut Vec<u8>) {
+        let _ = self
+            .relayer
+            .on_read(&self.x, Err(StreamError::Idle), out);
+    }
+
+    fn finish(self: Box<Self>, first_sent: Option<Instant>, delivered: bool) {
+        let StreamPump { x, relayer, .. } = *self;
+        let first_sent = first_sent.map(|t| t.saturating_duration_since(x.req.received_at));
+        relayer.finish(&x, first_sent, delivered);
+    }
 }
 
 /// The blocking driver (a worker thread relays the whole stream): reads with
@@ -55,7 +146,7 @@ pub trait Relayer: Send + 'static {
 ///
 /// The relayer's `finish` comes before the drain: the record (and the call's cost, which the
 /// key's next call reserves) does not wait on what the provider still sends after its end.
-pub fn run(
+fn relay_here(
     x: &Exchange,
     mut sse: Stream<'_, '_>,
     mut events: EventReader,

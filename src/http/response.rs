@@ -222,12 +222,17 @@ impl Stream<'_, '_> {
         result
     }
 
+    /// Whether [`Stream::detach`] would take the stream.
+    pub fn can_detach(&self) -> bool {
+        self.responder.relay && self.responder.state == State::Streaming
+    }
+
     /// Hands the rest of the body to the relay loop, which pumps `pump` whenever its source is
     /// readable and writes what it makes, on a relay thread; the handler returns and its worker
     /// is free. Gives the pump back when the server has no relay loop or the stream is not
     /// open (a `HEAD` request, a failed write): the caller then drives it itself.
     pub fn detach(self, pump: Box<dyn Pump>) -> Result<(), Box<dyn Pump>> {
-        if !self.responder.relay || self.responder.state != State::Streaming {
+        if !self.can_detach() {
             return Err(pump);
         }
         self.responder.detached = Some(Detached {
