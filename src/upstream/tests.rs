@@ -266,3 +266,60 @@ fn a_pooled_connection_the_provider_closed_is_replaced() {
     assert_eq!(answer.read().unwrap().body, b"{\"ok\":true}");
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
+
+/// A CONNECT proxy on 127.0.0.1 tunnelling to whatever it is asked; its URL and the count of
+/// tunnels it opened.
+fn connect_proxy() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let tunnels = Arc::new(AtomicUsize::new(0));
+    let count = tunnels.clone();
+    thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            thread::spawn(move || {
+                client
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let target = line.split_whitespace().nth(1).unwrap().to_string();
+                while reader.read_line(&mut line).unwrap() > 0 && !line.ends_with("\r\n\r\n") {}
+                let upstream = TcpStream::connect(target).unwrap();
+                let mut client_out = client.try_clone().unwrap();
+                client_out
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let mut upstream_in = upstream.try_clone().unwrap();
+                thread::spawn(move || std::io::copy(&mut reader, &mut upstream_in));
+                let mut upstream = upstream;
+                let _ = std::io::copy(&mut upstream, &mut client_out);
+            });
+        }
+    });
+    (url, tunnels)
+}
+
+#[test]
+fn a_stream_through_a_connect_proxy_is_read_without_blocking() {
+    let (url, accepted) = provider();
+    let (proxy, tunnels) = connect_proxy();
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(Some(ureq::Proxy::new(&proxy).unwrap()))
+        .build();
+    let agent = ureq::Agent::with_parts(
+        config,
+        SteppedConnector::default(),
+        InlineResolver::default(),
+    );
+    let answer = post(&agent, &call(&url, "/stream")).unwrap();
+    let (got, pending) = poll_all(answer);
+    assert_all_events(&got);
+    assert!(pending > 0);
+    let answer = post(&agent, &call(&url, "/plain")).unwrap();
+    assert_eq!(answer.read().unwrap().body, b"{\"ok\":true}");
+    assert_eq!(tunnels.load(Ordering::SeqCst), 1);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
