@@ -1,12 +1,16 @@
 //! Transport to providers: pooled `ureq` agents, a `post` that never turns a provider's
 //! 4xx/5xx into a transport error, the mapping of transport failures to 502/504, and the
-//! readers of streamed bodies ([`sse`], with AWS event-stream framing from [`eventstream`]).
-//! It knows no dialect: a [`Call`] is a URL, headers and a body that a dialect built.
+//! readers of streamed bodies ([`sse`], with AWS event-stream framing from [`eventstream`]),
+//! which a relay may read without blocking over the gateway's own TCP transport
+//! (`transport`: [`NonBlockingReads`], [`Answer::fd`]). It knows no dialect: a [`Call`] is a
+//! URL, headers and a body that a dialect built.
 
 pub mod eventstream;
 pub mod sse;
+mod transport;
 
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -15,13 +19,15 @@ use ureq::http::{response::Parts, Response};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
     ConnectProxyConnector, ConnectionDetails, Connector, Either, NextTimeout, RustlsConnector,
-    TcpConnector, Transport,
+    Transport,
 };
 use ureq::{Body, ProxyProtocol};
 
 use crate::error::ApiError;
 
 pub use sse::{EventReader, SseEvent, StreamError};
+pub use transport::NonBlockingReads;
+use transport::TcpConnector;
 
 /// Largest non-stream response body read from a provider (large embedding batches included).
 const MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
@@ -105,13 +111,15 @@ impl Resolver for InlineResolver {
     }
 }
 
-/// Opens a provider connection with ureq's own connectors, in the order of ureq's
-/// `DefaultConnector` (a CONNECT proxy when one is configured, else TCP; then rustls for
-/// https), one step per function. `DefaultConnector` chains them generically, and the compiler
-/// merged the chain into one 12 KB stack frame (the transports pass through it by value) that
-/// every worker opening a connection touched and kept resident for its life (issue 18,
-/// `bench/memory.sh`); one step at a time, only the deepest step's frame is on the stack. The
-/// boxed transport between steps is what ureq's chain ends with anyway.
+/// Opens a provider connection in the order of ureq's `DefaultConnector` (a CONNECT proxy when
+/// one is configured, else TCP; then rustls for https), one step per function: ureq's own
+/// connectors but for TCP, whose transport is the gateway's (`transport`) so that a stream's
+/// body can be read without blocking; a proxy's tunnel is made through this connector too.
+/// `DefaultConnector` chains them generically, and the compiler merged the chain into one 12 KB
+/// stack frame (the transports pass through it by value) that every worker opening a
+/// connection touched and kept resident for its life (issue 18, `bench/memory.sh`); one step
+/// at a time, only the deepest step's frame is on the stack. The boxed transport between steps
+/// is what ureq's chain ends with anyway.
 #[derive(Debug, Default)]
 struct SteppedConnector {
     proxy: ConnectProxyConnector,
@@ -215,6 +223,10 @@ pub struct Answer {
     pub response: Response<Body>,
     /// From sending the request to receiving the response head.
     pub latency: Duration,
+    /// The descriptor of the connection the body arrives on (to watch for readiness while
+    /// reading it inside [`NonBlockingReads`]); `None` for an answer made in-process. Only to
+    /// poll: its mode and ownership stay the transport's.
+    pub fd: Option<RawFd>,
 }
 
 impl Answer {
@@ -230,6 +242,7 @@ impl Answer {
         Answer {
             response,
             latency: Duration::ZERO,
+            fd: None,
         }
     }
 
@@ -306,6 +319,10 @@ pub fn post(agent: &ureq::Agent, call: &Call) -> Result<Answer, ApiError> {
     }
     let request = request.content_type("application/json");
     let started = Instant::now();
+    // ureq exposes no connection, but it sends the call and reads its head on this thread
+    // through the gateway's transport, which records the descriptor of every read and write:
+    // the last one recorded once the head is in is the connection the body will come on.
+    transport::forget_connection();
     // A request-level configuration copies the agent's; only calls with a timing of their
     // own need one.
     let sent = match (call.idle_timeout, call.deadline) {
@@ -327,6 +344,7 @@ pub fn post(agent: &ureq::Agent, call: &Call) -> Result<Answer, ApiError> {
     Ok(Answer {
         response,
         latency: started.elapsed(),
+        fd: transport::last_connection(),
     })
 }
 
@@ -404,3 +422,6 @@ fn describe(e: &ureq::Error) -> String {
         None => text,
     }
 }
+
+#[cfg(test)]
+mod tests;

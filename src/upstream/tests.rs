@@ -1,0 +1,325 @@
+//! Provider streams read without blocking, over a real socket: a loopback provider answers with
+//! chunked event streams whose events come with pauses, split across chunks (and chunk heads
+//! apart from their data), plain or gzip-encoded; the gateway's agents call it and read the
+//! events by polling, then reuse the pooled connection for an ordinary blocking call.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use flate2::write::GzEncoder;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll as Readiness, Token};
+
+use super::*;
+
+const EVENTS: usize = 5;
+
+/// The stream's events, `data: {"n":i}`.
+fn event_bytes() -> Vec<Vec<u8>> {
+    (0..EVENTS)
+        .map(|i| format!("data: {{\"n\":{i}}}\n\n").into_bytes())
+        .collect()
+}
+
+/// Writes one chunk, its head apart from its data.
+fn chunk(stream: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
+    stream.write_all(format!("{:x}\r\n", data.len()).as_bytes())?;
+    stream.flush()?;
+    thread::sleep(Duration::from_millis(5));
+    stream.write_all(data)?;
+    stream.write_all(b"\r\n")?;
+    stream.flush()
+}
+
+/// The events as chunks 30 ms apart, each chunk the end of one event and the start of the
+/// next; gzip-encoded (each chunk a sync-flushed piece of one gzip member) when asked.
+fn answer_stream(stream: &mut TcpStream, gzip: bool) -> std::io::Result<()> {
+    let encoding = if gzip {
+        "Content-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
+    stream.write_all(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n{encoding}\
+             Transfer-Encoding: chunked\r\n\r\n"
+        )
+        .as_bytes(),
+    )?;
+    let mut pieces = Vec::new();
+    let mut carry = Vec::new();
+    for event in event_bytes() {
+        let (head, tail) = event.split_at(event.len() / 2);
+        carry.extend_from_slice(head);
+        pieces.push(std::mem::take(&mut carry));
+        carry.extend_from_slice(tail);
+    }
+    pieces.push(carry);
+    let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for piece in pieces {
+        let data = if gzip {
+            encoder.write_all(&piece)?;
+            encoder.flush()?;
+            std::mem::take(encoder.get_mut())
+        } else {
+            piece
+        };
+        chunk(stream, &data)?;
+        thread::sleep(Duration::from_millis(30));
+    }
+    if gzip {
+        chunk(stream, &encoder.finish()?)?;
+    }
+    stream.write_all(b"0\r\n\r\n")?;
+    stream.flush()
+}
+
+/// Reads one request (head and `Content-Length` body); its path, `None` at the end.
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<String> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok().filter(|n| *n > 0)?;
+    let path = line.split_whitespace().nth(1)?.to_string();
+    let mut length = 0;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).ok().filter(|n| *n > 0)?;
+        if line.trim_end().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(path)
+}
+
+/// A provider on 127.0.0.1 answering `/stream` and `/gzip` with event streams, anything
+/// else with a short JSON body; its base URL and the count of connections it accepted.
+fn provider() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            thread::spawn(move || {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                while let Some(path) = read_request(&mut reader) {
+                    let answered = match path.as_str() {
+                        "/stream" => answer_stream(&mut writer, false),
+                        "/gzip" => answer_stream(&mut writer, true),
+                        // Answers, then closes the connection without saying so.
+                        "/close" => {
+                            let _ =
+                                writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+                            return;
+                        }
+                        _ => {
+                            // A pause first: a read that did not wait would find nothing.
+                            thread::sleep(Duration::from_millis(30));
+                            writer.write_all(
+                                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                                  Content-Length: 11\r\n\r\n{\"ok\":true}",
+                            )
+                        }
+                    };
+                    if answered.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+/// Reads every event of `answer` by polling without blocking (1 ms naps between polls, a few
+/// seconds at most); the events and how many polls found nothing. The first poll that finds
+/// nothing also checks that the answer's descriptor becomes readable when the provider sends.
+fn poll_all(answer: Answer) -> (Vec<SseEvent>, usize) {
+    let fd = answer.fd.expect("a provider's answer names its connection");
+    // Before the reader: a gzip decoder reads the body's first bytes as it is made.
+    let _non_blocking = NonBlockingReads::enter();
+    let mut events = answer.into_events();
+    let (mut got, mut pending) = (Vec::new(), 0);
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(Instant::now() < until, "the stream did not end in time");
+        match events.poll_event() {
+            Poll::Ready(Ok(Some(event))) => got.push(event),
+            Poll::Ready(Ok(None)) => return (got, pending),
+            Poll::Ready(Err(e)) => panic!("the stream broke: {e:?}"),
+            Poll::Pending => {
+                if pending == 0 {
+                    let mut readiness = Readiness::new().unwrap();
+                    readiness
+                        .registry()
+                        .register(&mut SourceFd(&fd), Token(0), Interest::READABLE)
+                        .unwrap();
+                    let mut ready = Events::with_capacity(1);
+                    readiness
+                        .poll(&mut ready, Some(Duration::from_secs(2)))
+                        .unwrap();
+                    assert!(!ready.is_empty(), "the descriptor never became readable");
+                    readiness.registry().deregister(&mut SourceFd(&fd)).unwrap();
+                }
+                pending += 1;
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+fn assert_all_events(got: &[SseEvent]) {
+    let expected: Vec<String> = (0..EVENTS).map(|i| format!("{{\"n\":{i}}}")).collect();
+    let data: Vec<&str> = got.iter().map(|e| e.data.as_str()).collect();
+    assert_eq!(data, expected);
+}
+
+fn call(url: &str, path: &str) -> Call {
+    Call {
+        idle_timeout: Some(Duration::from_secs(5)),
+        ..Call::post(format!("{url}{path}"), Vec::new(), b"{}".to_vec())
+    }
+}
+
+#[test]
+fn a_stream_is_read_without_blocking_and_its_connection_reused() {
+    let (url, accepted) = provider();
+    let agents = Agents::new(Duration::from_secs(2), Duration::from_secs(5));
+    let answer = post(agents.get(), &call(&url, "/stream")).unwrap();
+    assert_eq!(answer.status(), 200);
+    let (got, pending) = poll_all(answer);
+    assert_all_events(&got);
+    assert!(pending > 0, "no poll found the body empty");
+
+    // The pooled connection, back to blocking reads: the answer comes after a pause.
+    let answer = post(
+        agents.get(),
+        &Call::post(format!("{url}/plain"), Vec::new(), b"{}".to_vec()),
+    )
+    .unwrap();
+    assert!(answer.fd.is_some());
+    assert_eq!(answer.read().unwrap().body, b"{\"ok\":true}");
+    // And a stream read by waiting.
+    let mut events = post(agents.get(), &call(&url, "/stream"))
+        .unwrap()
+        .into_events();
+    let mut got = Vec::new();
+    while let Some(event) = events.next_event().unwrap() {
+        got.push(event);
+    }
+    assert_all_events(&got);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "the connection was not reused"
+    );
+}
+
+#[test]
+fn a_gzip_stream_is_read_without_blocking() {
+    let (url, accepted) = provider();
+    let agents = Agents::new(Duration::from_secs(2), Duration::from_secs(5));
+    let answer = post(agents.get(), &call(&url, "/gzip")).unwrap();
+    // ureq decodes it (and drops the header): the events read are the plain ones.
+    let (got, pending) = poll_all(answer);
+    assert_all_events(&got);
+    assert!(pending > 0, "no poll found the body empty");
+    let answer = post(agents.get(), &call(&url, "/plain")).unwrap();
+    assert_eq!(answer.read().unwrap().body, b"{\"ok\":true}");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "the connection was not reused"
+    );
+}
+
+#[test]
+fn an_answer_made_in_process_names_no_connection() {
+    assert!(Answer::local(200, &[], Vec::new()).fd.is_none());
+}
+
+/// ureq's probe of a pooled connection, kept: one the provider closed is not reused.
+#[test]
+fn a_pooled_connection_the_provider_closed_is_replaced() {
+    let (url, accepted) = provider();
+    let agents = Agents::new(Duration::from_secs(2), Duration::from_secs(5));
+    let answer = post(agents.get(), &call(&url, "/close")).unwrap();
+    assert_eq!(answer.read().unwrap().body, b"{}");
+    thread::sleep(Duration::from_millis(50));
+    let answer = post(agents.get(), &call(&url, "/plain")).unwrap();
+    assert_eq!(answer.read().unwrap().body, b"{\"ok\":true}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+/// A CONNECT proxy on 127.0.0.1 tunnelling to whatever it is asked; its URL and the count of
+/// tunnels it opened.
+fn connect_proxy() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let tunnels = Arc::new(AtomicUsize::new(0));
+    let count = tunnels.clone();
+    thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            thread::spawn(move || {
+                client
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let target = line.split_whitespace().nth(1).unwrap().to_string();
+                while reader.read_line(&mut line).unwrap() > 0 && !line.ends_with("\r\n\r\n") {}
+                let upstream = TcpStream::connect(target).unwrap();
+                let mut client_out = client.try_clone().unwrap();
+                client_out
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let mut upstream_in = upstream.try_clone().unwrap();
+                thread::spawn(move || std::io::copy(&mut reader, &mut upstream_in));
+                let mut upstream = upstream;
+                let _ = std::io::copy(&mut upstream, &mut client_out);
+            });
+        }
+    });
+    (url, tunnels)
+}
+
+#[test]
+fn a_stream_through_a_connect_proxy_is_read_without_blocking() {
+    let (url, accepted) = provider();
+    let (proxy, tunnels) = connect_proxy();
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(Some(ureq::Proxy::new(&proxy).unwrap()))
+        .build();
+    let agent = ureq::Agent::with_parts(
+        config,
+        SteppedConnector::default(),
+        InlineResolver::default(),
+    );
+    let answer = post(&agent, &call(&url, "/stream")).unwrap();
+    let (got, pending) = poll_all(answer);
+    assert_all_events(&got);
+    assert!(pending > 0);
+    let answer = post(&agent, &call(&url, "/plain")).unwrap();
+    assert_eq!(answer.read().unwrap().body, b"{\"ok\":true}");
+    assert_eq!(tunnels.load(Ordering::SeqCst), 1);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
