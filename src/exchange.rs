@@ -244,9 +244,7 @@ impl Shared {
     /// Sends a whole response with the headers every answer carries, and records its status.
     pub fn send(&self, res: &mut Responder<'_>, mut response: Response) -> Result<(), ClientGone> {
         self.record().http_status = response.status;
-        response
-            .headers
-            .extend(lock(&self.common).iter().cloned());
+        response.headers.extend(lock(&self.common).iter().cloned());
         response.headers.extend(self.attempts_header());
         let sent = res.send(response);
         if sent.is_err() {
@@ -327,7 +325,9 @@ impl Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         let mut record = std::mem::replace(
-            self.record.get_mut().unwrap_or_else(PoisonError::into_inner),
+            self.record
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
             Interaction::new(String::new(), "", "", self.req.peer),
         );
         record.processing_time = self.req.received_at.elapsed();

@@ -30,11 +30,7 @@ pub fn create(x: &Exchange, res: &mut Responder<'_>) {
     }
 }
 
-fn run(
-    x: &Exchange,
-    res: &mut Responder<'_>,
-    ingress: &mut Completions,
-) -> Result<(), ApiError> {
+fn run(x: &Exchange, res: &mut Responder<'_>, ingress: &mut Completions) -> Result<(), ApiError> {
     let body = json_object(&x.req.body)?;
     let model = model_name(&body)?;
     x.record().model_requested = Some(model.clone());

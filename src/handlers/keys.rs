@@ -204,11 +204,7 @@ fn budget(max: &Value, duration: &Value, param: &str) -> Result<Option<Budget>, 
 }
 
 /// Applies the body's fields to a record (absent: unchanged; null: cleared).
-fn apply(
-    x: &Exchange,
-    record: &mut KeyRecord,
-    body: &Map<String, Value>,
-) -> Result<(), ApiError> {
+fn apply(x: &Exchange, record: &mut KeyRecord, body: &Map<String, Value>) -> Result<(), ApiError> {
     let access = &x.gw.access;
     if let Some(alias) = opt_string(body, "key_alias")? {
         if let Some(a) = &alias {

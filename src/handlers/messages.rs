@@ -104,11 +104,7 @@ fn run(x: &Exchange, res: &mut Responder<'_>, ingress: &mut Messages) -> Result<
     })
 }
 
-fn count(
-    x: &Exchange,
-    res: &mut Responder<'_>,
-    ingress: &mut Messages,
-) -> Result<(), ApiError> {
+fn count(x: &Exchange, res: &mut Responder<'_>, ingress: &mut Messages) -> Result<(), ApiError> {
     let (body, plan) = read(x, ingress, true)?;
     let translated = internal(x, &plan, &body)?;
     let ingress = &*ingress;
@@ -167,10 +163,12 @@ fn passthrough(
     };
     // The provider's bytes as they arrive, copied as the event parser reads them.
     let copy = Arc::new(Mutex::new(Vec::new()));
+    let source = answer.fd;
     let events = EventReader::new(Tee {
         inner: answer.response.into_body().into_reader(),
         copy: copy.clone(),
-    });
+    })
+    .with_source(source);
     let relayer = Bytes {
         copy,
         translator: dialect.chat_stream(target),

@@ -125,9 +125,7 @@ impl Pump for StreamPump {
     }
 
     fn idle(&mut self, out: &mut Vec<u8>) {
-        let _ = self
-            .relayer
-            .on_read(&self.x, Err(StreamError::Idle), out);
+        let _ = self.relayer.on_read(&self.x, Err(StreamError::Idle), out);
     }
 
     fn finish(self: Box<Self>, first_sent: Option<Instant>, delivered: bool) {

@@ -169,12 +169,8 @@ impl<C: Carried> Relays<C> {
             let _ = lane.tx.send(Message::Stop);
             let _ = lane.waker.wake();
         }
-        let threads = std::mem::take(
-            &mut *self
-                .threads
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
         for thread in threads {
             let _ = thread.join();
         }

@@ -276,11 +276,12 @@ impl Answer {
             .header("content-type")
             .is_some_and(|t| t.starts_with(eventstream::CONTENT_TYPE));
         let body = self.response.into_body().into_reader();
-        if binary {
+        let events = if binary {
             EventReader::event_stream(body)
         } else {
             EventReader::new(body)
-        }
+        };
+        events.with_source(self.fd)
     }
 
     /// Whether the body is a stream of events (SSE or AWS event-stream).

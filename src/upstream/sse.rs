@@ -8,6 +8,7 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::mem;
+use std::os::fd::RawFd;
 use std::task::Poll;
 
 use super::eventstream;
@@ -40,6 +41,8 @@ pub struct EventReader {
     /// The bytes of the event being read so far: SSE, its lines (the one in `line` included);
     /// event-stream, the bytes of `line` filled.
     size: usize,
+    /// The provider connection's descriptor (see [`EventReader::source`]).
+    source: Option<RawFd>,
 }
 
 /// A read failure as the relay sees it.
@@ -109,7 +112,20 @@ impl EventReader {
             event: SseEvent::default(),
             has_data: false,
             size: 0,
+            source: None,
         }
+    }
+
+    /// The provider connection the body is read from, for a relay loop to wait on its
+    /// readability ([`super::Answer::fd`]).
+    pub fn with_source(mut self, fd: Option<RawFd>) -> Self {
+        self.source = fd;
+        self
+    }
+
+    /// The provider connection's descriptor, when known.
+    pub fn source(&self) -> Option<RawFd> {
+        self.source
     }
 
     /// A reader of AWS event-stream messages (`application/vnd.amazon.eventstream`).

@@ -155,7 +155,9 @@ fn a_relayed_stream_holds_no_worker_and_arrives_whole_on_a_reusable_connection()
     );
     // The connection serves the next request.
     client.get("/ok", "");
-    let reply = client.read_reply().expect("the next answer on the same connection");
+    let reply = client
+        .read_reply()
+        .expect("the next answer on the same connection");
     assert_eq!(reply.text(), "ok");
     assert!(!reply.closes());
 }
@@ -199,9 +201,15 @@ fn a_client_that_leaves_a_relayed_stream_is_reported_and_its_connection_counted_
     client.read_stream_head().expect("the stream's head");
     client.read_chunk().expect("the first chunk");
     drop(client);
-    assert!(server.outcome().gone, "the stream is reported not delivered");
     assert!(
-        wait_until(Duration::from_secs(5), || server.server().open_connections() == 0),
+        server.outcome().gone,
+        "the stream is reported not delivered"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || server
+            .server()
+            .open_connections()
+            == 0),
         "the connection is counted out"
     );
     server.assert_alive();
@@ -251,6 +259,13 @@ fn graceful_shutdown_waits_for_relayed_streams() {
     while let Some(chunk) = client.read_chunk().expect("a chunk") {
         body.extend(chunk);
     }
-    assert_eq!(body.iter().filter(|b| **b == b'\n').count(), 8, "all four events");
-    assert!(shutdown.join().unwrap(), "shutdown finished within its grace");
+    assert_eq!(
+        body.iter().filter(|b| **b == b'\n').count(),
+        8,
+        "all four events"
+    );
+    assert!(
+        shutdown.join().unwrap(),
+        "shutdown finished within its grace"
+    );
 }
