@@ -42,7 +42,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("OPENAI_RESPONSES_API", "auto", "whether the openai upstream serves /v1/responses itself (relayed as it came): true, false, or auto (only at api.openai.com); otherwise Responses requests are translated to chat"),
     ("MODELS_CACHE_SECS", "300", "how long /v1/models keeps each provider's model list before asking it again"),
     ("DROP_UNSUPPORTED_PARAMS", "false", "true drops request parameters a provider cannot honour (the interactions log lists them) instead of answering 400"),
-    ("WORKERS", "1024", "most worker threads: requests in flight; each holds one request, for a whole LLM call or stream (idle keep-alive connections hold none)"),
+    ("WORKERS", "1024", "most worker threads: requests in flight; each holds one request until its answer, a stream until its head (the relay loop carries the events; idle keep-alive connections hold none)"),
     ("MAX_CONNECTIONS", "10000", "most open client connections, idle keep-alive ones included; past it new ones get 503 + retry-after"),
     ("LISTEN_BACKLOG", "4096", "connections the kernel completes and holds until the gateway accepts them (capped by net.core.somaxconn); a burst past it retries its SYN after a second"),
     ("KEEPALIVE_IDLE_SECS", "5", "an idle keep-alive connection is closed after this long"),
