@@ -148,7 +148,8 @@ fn provider() -> (String, Arc<AtomicUsize>) {
 }
 
 /// Reads every event of `answer` by polling without blocking (1 ms naps between polls, a few
-/// seconds at most); the events and how many polls found nothing. The first poll that finds
+/// seconds at most; each poll enters `NonBlockingReads` again, as a relay loop does on each
+/// readiness event); the events and how many polls found nothing. The first poll that finds
 /// nothing also checks that the answer's descriptor becomes readable when the provider sends.
 fn poll_all(answer: Answer) -> (Vec<SseEvent>, usize) {
     let fd = answer.fd.expect("a provider's answer names its connection");
@@ -159,6 +160,7 @@ fn poll_all(answer: Answer) -> (Vec<SseEvent>, usize) {
     let until = Instant::now() + Duration::from_secs(5);
     loop {
         assert!(Instant::now() < until, "the stream did not end in time");
+        let _poll = NonBlockingReads::enter();
         match events.poll_event() {
             Poll::Ready(Ok(Some(event))) => got.push(event),
             Poll::Ready(Ok(None)) => return (got, pending),
