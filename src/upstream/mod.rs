@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use ureq::http::{response::Parts, Response};
+use ureq::tls::TlsConfig;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
     ConnectProxyConnector, ConnectionDetails, Connector, Either, NextTimeout, RustlsConnector,
@@ -60,6 +61,12 @@ const UPSTREAM_BUFFER_BYTES: usize = 8 * 1024;
 impl Agents {
     /// Agents that connect within `connect_timeout` and wait `timeout` for a response head.
     pub fn new(connect_timeout: Duration, timeout: Duration) -> Self {
+        Agents::with_tls(connect_timeout, timeout, TlsConfig::default())
+    }
+
+    /// [`Agents::new`] checking providers' certificates as `tls` says: ureq's default (the
+    /// webpki roots) in production, a test's own certificate in the TLS tests.
+    fn with_tls(connect_timeout: Duration, timeout: Duration, tls: TlsConfig) -> Self {
         let agents = (0..POOLS)
             .map(|_| {
                 let config = ureq::Agent::config_builder()
@@ -72,6 +79,7 @@ impl Agents {
                     .timeout_recv_response(Some(timeout))
                     .user_agent(concat!("llmcallgateway/", env!("CARGO_PKG_VERSION")))
                     .no_delay(true)
+                    .tls_config(tls.clone())
                     .build();
                 ureq::Agent::with_parts(
                     config,

@@ -1,12 +1,14 @@
 //! Provider streams read without blocking, over a real socket: a loopback provider answers with
 //! chunked event streams whose events come with pauses, split across chunks (and chunk heads
-//! apart from their data), plain or gzip-encoded; the gateway's agents call it and read the
-//! events by polling, then reuse the pooled connection for an ordinary blocking call.
+//! apart from their data), plain or gzip-encoded, directly, through a CONNECT proxy, or over
+//! TLS (records cut across TCP segments); the gateway's agents call it and read the events by
+//! polling (over TLS, as the relay loop will: on each `Pending`, waiting for the connection's
+//! next readable edge), then reuse the pooled connection for an ordinary blocking call.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::Poll;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -14,6 +16,8 @@ use std::time::{Duration, Instant};
 use flate2::write::GzEncoder;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll as Readiness, Token};
+use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned, SupportedProtocolVersion};
 
 use super::*;
 
@@ -26,19 +30,25 @@ fn event_bytes() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Writes one chunk, its head apart from its data.
-fn chunk(stream: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
+/// Writes one chunk, its head apart from its data (one write for the data and its line end,
+/// so that over TLS the last record of a chunk is the one completing its events).
+fn chunk(stream: &mut impl Write, data: &[u8]) -> std::io::Result<()> {
     stream.write_all(format!("{:x}\r\n", data.len()).as_bytes())?;
     stream.flush()?;
     thread::sleep(Duration::from_millis(5));
-    stream.write_all(data)?;
-    stream.write_all(b"\r\n")?;
+    stream.write_all(&[data, b"\r\n"].concat())?;
     stream.flush()
 }
 
 /// The events as chunks 30 ms apart, each chunk the end of one event and the start of the
-/// next; gzip-encoded (each chunk a sync-flushed piece of one gzip member) when asked.
-fn answer_stream(stream: &mut TcpStream, gzip: bool) -> std::io::Result<()> {
+/// next; gzip-encoded (each chunk a sync-flushed piece of one gzip member) when asked. After
+/// each chunk, `gate` is told how many events the chunks so far complete, and the stream goes
+/// on only if it returns true (a provider may wait there until the client read them).
+fn answer_stream(
+    stream: &mut impl Write,
+    gzip: bool,
+    gate: &dyn Fn(usize) -> bool,
+) -> std::io::Result<()> {
     let encoding = if gzip {
         "Content-Encoding: gzip\r\n"
     } else {
@@ -61,7 +71,8 @@ fn answer_stream(stream: &mut TcpStream, gzip: bool) -> std::io::Result<()> {
     }
     pieces.push(carry);
     let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::default());
-    for piece in pieces {
+    // Chunk i completes events 0..i.
+    for (completed, piece) in pieces.into_iter().enumerate() {
         let data = if gzip {
             encoder.write_all(&piece)?;
             encoder.flush()?;
@@ -70,6 +81,11 @@ fn answer_stream(stream: &mut TcpStream, gzip: bool) -> std::io::Result<()> {
             piece
         };
         chunk(stream, &data)?;
+        if !gate(completed) {
+            return Err(std::io::Error::other(
+                "the client did not read the events sent",
+            ));
+        }
         thread::sleep(Duration::from_millis(30));
     }
     if gzip {
@@ -80,7 +96,7 @@ fn answer_stream(stream: &mut TcpStream, gzip: bool) -> std::io::Result<()> {
 }
 
 /// Reads one request (head and `Content-Length` body); its path, `None` at the end.
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<String> {
+fn read_request(reader: &mut impl BufRead) -> Option<String> {
     let mut line = String::new();
     reader.read_line(&mut line).ok().filter(|n| *n > 0)?;
     let path = line.split_whitespace().nth(1)?.to_string();
@@ -120,8 +136,8 @@ fn provider() -> (String, Arc<AtomicUsize>) {
                 let mut reader = BufReader::new(stream);
                 while let Some(path) = read_request(&mut reader) {
                     let answered = match path.as_str() {
-                        "/stream" => answer_stream(&mut writer, false),
-                        "/gzip" => answer_stream(&mut writer, true),
+                        "/stream" => answer_stream(&mut writer, false, &|_| true),
+                        "/gzip" => answer_stream(&mut writer, true, &|_| true),
                         // Answers, then closes the connection without saying so.
                         "/close" => {
                             let _ =
@@ -324,4 +340,224 @@ fn a_stream_through_a_connect_proxy_is_read_without_blocking() {
     assert_eq!(answer.read().unwrap().body, b"{\"ok\":true}");
     assert_eq!(tunnels.load(Ordering::SeqCst), 1);
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+/// How many events of the stream being read the client has got, shared with a provider that
+/// sends nothing more until the client got every event it sent (see [`tls_provider`]).
+#[derive(Default)]
+struct Progress {
+    got: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Progress {
+    fn set(&self, got: usize) {
+        *self.got.lock().unwrap() = got;
+        self.changed.notify_all();
+    }
+
+    /// Waits until the client got `events` events; false if it did not within 3 s.
+    fn wait_for(&self, events: usize) -> bool {
+        let got = self.got.lock().unwrap();
+        let (_got, waited) = self
+            .changed
+            .wait_timeout_while(got, Duration::from_secs(3), |got| *got < events)
+            .unwrap();
+        !waited.timed_out()
+    }
+}
+
+/// A TLS connection's writer sending each write as its own record, the record's bytes in two
+/// TCP segments 2 ms apart: a reader meets records cut in two, as well as events and chunks
+/// cut across records.
+struct Records<'a> {
+    tls: &'a mut StreamOwned<ServerConnection, TcpStream>,
+}
+
+impl Write for Records<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.tls.conn.writer().write(buf)?;
+        let mut record = Vec::new();
+        while self.tls.conn.wants_write() {
+            self.tls.conn.write_tls(&mut record)?;
+        }
+        let (first, rest) = record.split_at(record.len() / 2);
+        self.tls.sock.write_all(first)?;
+        thread::sleep(Duration::from_millis(2));
+        self.tls.sock.write_all(rest)?;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A provider over TLS (`version` only) on 127.0.0.1, its certificate made for `localhost`
+/// and 127.0.0.1 at the start: `/stream` and `/gzip` answer event streams written record by
+/// record ([`Records`]) in lockstep with the client (each chunk is sent only once the client
+/// got every event the chunks before it complete, as `progress` says, so a client that stops
+/// on data it already holds is never sent more), anything else a short JSON body after a
+/// pause. Returns its base URL (`https://localhost:PORT`), its certificate, and the count of
+/// connections it accepted.
+fn tls_provider(
+    version: &'static SupportedProtocolVersion,
+    progress: Arc<Progress>,
+) -> (String, CertificateDer<'static>, Arc<AtomicUsize>) {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    let certificate = certified.cert.der().clone();
+    let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
+    let config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![certificate.clone()], key.into())
+            .unwrap();
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "https://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            let config = config.clone();
+            let progress = progress.clone();
+            thread::spawn(move || {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                stream.set_nodelay(true).unwrap();
+                let connection = ServerConnection::new(config).unwrap();
+                let mut reader = BufReader::new(StreamOwned::new(connection, stream));
+                let gate = |events| progress.wait_for(events);
+                while let Some(path) = read_request(&mut reader) {
+                    let mut records = Records {
+                        tls: reader.get_mut(),
+                    };
+                    let answered = match path.as_str() {
+                        "/stream" => answer_stream(&mut records, false, &gate),
+                        "/gzip" => answer_stream(&mut records, true, &gate),
+                        _ => {
+                            thread::sleep(Duration::from_millis(30));
+                            records.write_all(
+                                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                                  Content-Length: 11\r\n\r\n{\"ok\":true}",
+                            )
+                        }
+                    };
+                    if answered.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, certificate, accepted)
+}
+
+/// The gateway's agents ([`Agents::new`]) trusting only `certificate`.
+fn agents_trusting(certificate: &CertificateDer<'static>) -> Agents {
+    let roots = vec![ureq::tls::Certificate::from_der(certificate.as_ref()).to_owned()];
+    let tls = TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots)))
+        .build();
+    Agents::with_tls(Duration::from_secs(2), Duration::from_secs(5), tls)
+}
+
+/// Reads every event of `answer` as the relay loop will: polls until `Pending`, then waits for
+/// the next readable edge of the connection (mio, edge-triggered: epoll's `EPOLLET`) for 2 s at
+/// most, then polls again. A wait that runs out fails the test: after `Pending`, nothing may
+/// be left above the socket (in rustls, ureq or the event reader) that the socket will not
+/// signal, and the lockstep provider sends nothing more while the client holds an event it has
+/// not returned. Tells `progress` of each event got; returns the events and how many polls
+/// found nothing.
+fn poll_by_edges(answer: Answer, progress: &Progress) -> (Vec<SseEvent>, usize) {
+    let fd = answer.fd.expect("a provider's answer names its connection");
+    let mut readiness = Readiness::new().unwrap();
+    readiness
+        .registry()
+        .register(&mut SourceFd(&fd), Token(0), Interest::READABLE)
+        .unwrap();
+    let mut ready = Events::with_capacity(4);
+    let _non_blocking = NonBlockingReads::enter();
+    let mut events = answer.into_events();
+    let (mut got, mut pending) = (Vec::new(), 0);
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(Instant::now() < until, "the stream did not end in time");
+        match events.poll_event() {
+            Poll::Ready(Ok(Some(event))) => {
+                got.push(event);
+                progress.set(got.len());
+            }
+            Poll::Ready(Ok(None)) => break,
+            Poll::Ready(Err(e)) => panic!("the stream broke after {} events: {e:?}", got.len()),
+            Poll::Pending => {
+                pending += 1;
+                readiness
+                    .poll(&mut ready, Some(Duration::from_secs(2)))
+                    .unwrap();
+                assert!(
+                    !ready.is_empty(),
+                    "no readable edge after a poll found nothing ({} events got)",
+                    got.len()
+                );
+            }
+        }
+    }
+    readiness.registry().deregister(&mut SourceFd(&fd)).unwrap();
+    (got, pending)
+}
+
+/// A stream over TLS read by polling on readable edges; then, on the same pooled TLS
+/// connection, a blocking JSON call and a stream read by waiting.
+fn tls_stream_read_on_edges(version: &'static SupportedProtocolVersion, path: &str) {
+    let progress = Arc::new(Progress::default());
+    let (url, certificate, accepted) = tls_provider(version, progress.clone());
+    let agents = agents_trusting(&certificate);
+    let answer = post(agents.get(), &call(&url, path)).unwrap();
+    assert_eq!(answer.status(), 200);
+    let (got, pending) = poll_by_edges(answer, &progress);
+    assert_all_events(&got);
+    assert!(pending > 0, "no poll found the body empty");
+
+    // The pooled TLS connection, back to blocking reads: the answer comes after a pause.
+    let answer = post(agents.get(), &call(&url, "/plain")).unwrap();
+    assert!(answer.fd.is_some());
+    assert_eq!(answer.read().unwrap().body, b"{\"ok\":true}");
+    progress.set(0);
+    let mut events = post(agents.get(), &call(&url, path)).unwrap().into_events();
+    let mut got = Vec::new();
+    while let Some(event) = events.next_event().unwrap() {
+        got.push(event);
+        progress.set(got.len());
+    }
+    assert_all_events(&got);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "the TLS connection was not reused"
+    );
+}
+
+#[test]
+fn a_tls13_stream_is_read_on_readable_edges_and_its_connection_reused() {
+    tls_stream_read_on_edges(&rustls::version::TLS13, "/stream");
+}
+
+#[test]
+fn a_tls12_stream_is_read_on_readable_edges_and_its_connection_reused() {
+    tls_stream_read_on_edges(&rustls::version::TLS12, "/stream");
+}
+
+#[test]
+fn a_gzip_stream_over_tls_is_read_on_readable_edges() {
+    tls_stream_read_on_edges(&rustls::version::TLS13, "/gzip");
 }
