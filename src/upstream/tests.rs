@@ -492,6 +492,8 @@ fn poll_by_edges(answer: Answer, progress: &Progress) -> (Vec<SseEvent>, usize) 
     let until = Instant::now() + Duration::from_secs(5);
     loop {
         assert!(Instant::now() < until, "the stream did not end in time");
+        // Entered again after each readiness, as the relay loop's pump is.
+        let _poll = NonBlockingReads::enter();
         match events.poll_event() {
             Poll::Ready(Ok(Some(event))) => {
                 got.push(event);

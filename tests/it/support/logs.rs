@@ -17,13 +17,18 @@ pub fn log_files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     files
 }
 
-/// Every line of the interactions files under `dir`, parsed.
+/// Every line of the interactions files under `dir`, parsed, in the order the calls began.
 pub fn interaction_lines(dir: &Path) -> Vec<Value> {
     let mut lines = Vec::new();
     for path in log_files(dir, "llmcallgateway_llm_interactions_") {
         for line in fs::read_to_string(&path).unwrap().lines() {
-            lines.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")));
+            lines.push(
+                serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}")),
+            );
         }
     }
+    // Written as calls end (a stream's line when its relay ends, which may be after the
+    // client's next call); `timestamp` is when each began (RFC 3339, UTC, microseconds).
+    lines.sort_by(|a, b| a["timestamp"].as_str().cmp(&b["timestamp"].as_str()));
     lines
 }
