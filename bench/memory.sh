@@ -55,6 +55,7 @@ URL="http://$GW_ADDR/v1/chat/completions"
 sleep 0.5
 IDLE_RSS=$(status_field "$GW_PID" VmRSS)
 IDLE_THREADS=$(status_field "$GW_PID" Threads)
+IDLE_FDS=$(find "/proc/$GW_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
 IDLE_BREAKDOWN=$(python3 "$ROOT/bench/smaps_breakdown.py" "$GW_PID")
 
 if ((IDLE > 0)); then
@@ -94,9 +95,11 @@ OUT=$(cat "$TMP/load.json")
 sleep 1
 AFTER=$(status_field "$GW_PID" VmRSS)
 echo "gateway memory: $what ${GATEWAY_ENV:+($GATEWAY_ENV)}"
-# Streams open at once: one worker thread each, so the peak thread count above idle says how
-# many were (a burst larger than the machine can start at once never has all of them open).
-((IDLE == 0)) && OPEN=$((PEAK_T - IDLE_THREADS))
+# Streams open at once: two descriptors each (the client's connection and the provider's), so
+# the peak descriptor count above idle says how many were (a burst larger than the machine can
+# start at once never has all of them open). Not threads: the relay loop carries streams on a
+# few threads, and the workers that started them are not one per stream.
+((IDLE == 0)) && OPEN=$(((PEAK_F - IDLE_FDS) / 2))
 printf '  idle RSS %.1f MB (%s threads); peak RSS %.1f MB (%s threads, %s fds); %.1f KB per open %s above idle (%s open at the peak); RSS 1 s after %.1f MB\n' \
     "$(awk -v k="$IDLE_RSS" 'BEGIN{print k/1024}')" "$IDLE_THREADS" "$(awk -v k="$PEAK" 'BEGIN{print k/1024}')" \
     "$PEAK_T" "$PEAK_F" "$(awk -v p="$PEAK" -v i="$IDLE_RSS" -v n="$OPEN" 'BEGIN{print (p-i)/n}')" \
