@@ -14,10 +14,14 @@
 //!
 //! Events that arrive together leave together, as on a worker: a stream is pumped until its
 //! source would block, then written once.
+//!
+//! A pump that panics ends its own stream only (the client sees it cut, the panic is logged),
+//! as a panic on a worker closes only its connection: a lane carries thousands of streams.
 
 use std::io::{self, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -346,8 +350,10 @@ impl<C: Carried> LaneLoop<C> {
             let waits_on_source = !entry.ended && !entry.source_ready;
             if waits_on_source && now.duration_since(entry.last_read) >= entry.idle_timeout {
                 self.body.clear();
-                entry.pump.idle(&mut self.body);
-                frame(entry, &self.body, true);
+                match guarded("idle", || entry.pump.idle(&mut self.body)) {
+                    Some(()) => frame(entry, &self.body, true),
+                    None => entry.gone = true,
+                }
                 wake = true;
             }
             if entry
@@ -396,7 +402,7 @@ impl<C: Carried> LaneLoop<C> {
             first_sent,
             ..
         } = entry;
-        pump.finish(first_sent, delivered);
+        guarded("finish", || pump.finish(first_sent, delivered));
         self.open.fetch_sub(1, Ordering::SeqCst);
         (self.done)(conn, delivered && keep_alive);
     }
@@ -444,7 +450,9 @@ fn service<C: Carried>(entry: &mut Entry<C>, body: &mut Vec<u8>) -> Serviced {
         }
         pumps += 1;
         body.clear();
-        let pumped = entry.pump.pump(body);
+        let Some(pumped) = guarded("pump", || entry.pump.pump(body)) else {
+            return Serviced::Over(false);
+        };
         if pumped == Pumped::Blocked {
             // The source's silence counts from here (a worker's read timeout counts from the
             // start of its read the same way), not while the client was being waited for.
@@ -472,6 +480,22 @@ fn frame<C>(entry: &mut Entry<C>, body: &[u8], last: bool) {
     }
     if last {
         entry.ended = true;
+    }
+}
+
+/// Runs one of a pump's methods; a panic there is logged and answers `None`.
+fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Option<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => Some(value),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(no message)");
+            log::error!("a relayed stream panicked in {what}: {message}; the stream is cut");
+            None
+        }
     }
 }
 

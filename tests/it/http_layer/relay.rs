@@ -1,8 +1,8 @@
 //! Streams handed to the relay loop (`Stream::detach`): they hold no worker, arrive whole and
 //! in order (as chunks, with the client's back-pressure), end with the pump's own bytes when
 //! their source goes silent, report a client that left or stopped reading, keep their
-//! connection alive for the next request (pipelined or not), and graceful shutdown waits for
-//! them.
+//! connection alive for the next request (pipelined or not), a pump that panics cuts only its
+//! own stream, and graceful shutdown waits for them.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -20,6 +20,8 @@ use crate::support::raw::{get_within, Client};
 struct PairPump {
     source: UnixStream,
     idle: Duration,
+    /// Panics on its first pump (`/relayed?panic=1`).
+    panics: bool,
     delivered_bytes: usize,
     report: std::sync::mpsc::Sender<StreamOutcome>,
 }
@@ -34,6 +36,7 @@ impl Pump for PairPump {
     }
 
     fn pump(&mut self, out: &mut Vec<u8>) -> Pumped {
+        assert!(!self.panics, "the test pump panics on purpose");
         let mut buf = [0u8; 4096];
         loop {
             match self.source.read(&mut buf) {
@@ -100,6 +103,7 @@ pub(super) fn start(handler: &TestHandler, req: &Request, res: &mut Responder<'_
     let pump = Box::new(PairPump {
         source,
         idle,
+        panics: param(req, "panic").is_some(),
         delivered_bytes: 0,
         report,
     });
@@ -267,5 +271,37 @@ fn graceful_shutdown_waits_for_relayed_streams() {
     assert!(
         shutdown.join().unwrap(),
         "shutdown finished within its grace"
+    );
+}
+
+#[test]
+fn a_pump_that_panics_cuts_only_its_own_stream() {
+    let server = TestServer::start(config());
+    let mut steady = Client::connect(server.addr);
+    steady.read_timeout(Duration::from_secs(5));
+    steady.get("/relayed?n=5&ms=100", "");
+    steady.read_stream_head().expect("the steady stream's head");
+    let mut doomed = Client::connect(server.addr);
+    doomed.read_timeout(Duration::from_secs(5));
+    doomed.get("/relayed?panic=1", "");
+    doomed.read_stream_head().expect("the doomed stream's head");
+    assert!(
+        doomed.read_chunk().is_err(),
+        "the panicking stream is cut, not ended"
+    );
+    assert!(server.outcome().gone, "the cut stream is reported");
+    // The other stream on the relay loop goes on to its end, and new ones are carried.
+    let mut events = 0;
+    while let Some(chunk) = steady.read_chunk().expect("a chunk") {
+        events += chunk.iter().filter(|b| **b == b'\n').count() / 2;
+    }
+    assert_eq!(events, 5);
+    let mut next = Client::connect(server.addr);
+    next.read_timeout(Duration::from_secs(5));
+    next.get("/relayed?n=2&ms=10", "");
+    assert_eq!(read_events(&mut next), ["0 ", "1 "]);
+    assert!(
+        wait_until(Duration::from_secs(5), || server.server().open_connections() == 2),
+        "the cut connection is counted out"
     );
 }
