@@ -432,3 +432,56 @@ fn tool_call_deltas_without_an_index_reach_the_client_indexed_as_logged() {
     assert_eq!(calls[&0].2, "{\"x\":1}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A stream the relay loop carries (issue 18) is framed for its client: an HTTP/1.0 client
+/// gets the raw events and the connection closed at the end; an HTTP/1.1 client's connection
+/// serves its next request after the stream.
+#[test]
+fn relayed_streams_are_framed_for_http10_and_keep_an_http11_connection_alive() {
+    use std::io::{Read, Write};
+    let upstream = MockUpstream::always(Script::sse_fixture("openai/chat_completion_stream.sse"));
+    let gw = Gateway::in_front_of(&upstream, &[]);
+    let post = |version: &str, stream: bool| {
+        let body = chat_request(stream).to_string();
+        format!(
+            "POST /v1/chat/completions HTTP/{version}\r\nhost: gateway.test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let mut old = std::net::TcpStream::connect(gw.addr).unwrap();
+    old.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    old.write_all(post("1.0", true).as_bytes()).unwrap();
+    let mut raw = String::new();
+    old.read_to_string(&mut raw)
+        .expect("the whole answer, then the connection closed");
+    let (head, events) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding"),
+        "{head}"
+    );
+    let got = client::split_events(events);
+    assert_eq!(got.last().map(String::as_str), Some("[DONE]"), "{events}");
+    assert_eq!(
+        got.len(),
+        fixture_events("openai/chat_completion_stream.sse").len() - 1,
+        "every event but the unrequested usage chunk"
+    );
+
+    let mut conn = crate::support::raw::Client::connect(gw.addr);
+    conn.read_timeout(Duration::from_secs(5));
+    conn.send(post("1.1", true));
+    assert_eq!(conn.read_stream_head().unwrap().status, 200);
+    let mut body = Vec::new();
+    while let Some(chunk) = conn.read_chunk().expect("a chunk") {
+        body.extend(chunk);
+    }
+    let events = client::split_events(&String::from_utf8(body).unwrap());
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    // The same connection serves the next request (the provider answers every call with the
+    // stream).
+    conn.send(post("1.1", true));
+    assert_eq!(conn.read_stream_head().unwrap().status, 200);
+    while conn.read_chunk().expect("a chunk").is_some() {}
+    assert_eq!(upstream.requests().len(), 3);
+}

@@ -301,7 +301,10 @@ fn a_pump_that_panics_cuts_only_its_own_stream() {
     next.get("/relayed?n=2&ms=10", "");
     assert_eq!(read_events(&mut next), ["0 ", "1 "]);
     assert!(
-        wait_until(Duration::from_secs(5), || server.server().open_connections() == 2),
+        wait_until(Duration::from_secs(5), || server
+            .server()
+            .open_connections()
+            == 2),
         "the cut connection is counted out"
     );
 }
