@@ -2,7 +2,8 @@
 //! on one works on the other and a block reaches it, a 60 rpm key gets exactly 60 successes
 //! across two gateway processes under concurrent load, a budget is overspent by at most one
 //! call per instance, and with Redis down a key with limits gets 503 (or passes unchecked with
-//! `REDIS_FAIL_OPEN=true`) until Redis returns.
+//! `REDIS_FAIL_OPEN=true`) until Redis returns; a keyed stream counted in Redis stays on its
+//! worker.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -11,9 +12,10 @@ use serde_json::{json, Value};
 
 use crate::access::{admin, chat, generate, priced_mock, ADMIN};
 use crate::support::binary::Binary;
-use crate::support::client::{assert_error, send, wait_until};
+use crate::support::client::{assert_error, send, wait_until, Conn};
 use crate::support::gateway::{temp_dir, Gateway};
 use crate::support::redis::RedisServer;
+use crate::support::upstream::{fixture_events, Gate, MockUpstream, Script, Step};
 
 fn instance(redis: &RedisServer, extra: &[(&str, &str)]) -> Gateway {
     let url = redis.url();
@@ -198,4 +200,60 @@ fn with_redis_fail_open_a_limited_key_passes_unchecked_while_redis_is_down() {
     for _ in 0..3 {
         assert_eq!(chat(gw.addr, &limited, "mock/echo").status, 200);
     }
+}
+
+/// A keyed stream whose key is counted in Redis stays on its worker (its settlement at the end
+/// is a Redis round trip, which would stall a relay thread's other streams), arrives whole, and
+/// is charged to its key.
+#[test]
+fn a_keyed_stream_counted_in_redis_stays_on_its_worker_and_is_charged() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let events = fixture_events("openai/chat_completion_stream.sse");
+    let gate = Gate::new();
+    let mut steps = vec![Step::Event(events[0].clone()), gate.step()];
+    steps.extend(events[1..].iter().cloned().map(Step::Event));
+    let upstream = MockUpstream::always(Script::sse(steps));
+    let gw = Gateway::in_front_of(
+        &upstream,
+        &[
+            ("ADMIN_API_KEY", ADMIN),
+            ("REDIS_URL", url.as_str()),
+            ("WORKERS", "32"),
+        ],
+    );
+    let key = generate(&gw, json!({"key_alias": "streamer"}));
+    let mut conn = Conn::open(gw.addr);
+    let body = json!({
+        "model": "openai/gpt-4o-mini",
+        "messages": [{"role": "user", "content": "hello"}],
+        "stream": true,
+    })
+    .to_string();
+    let auth = format!("Bearer {key}");
+    conn.write_request(
+        "POST",
+        "/v1/chat/completions",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &auth),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(conn.read_head().status, 200);
+    let mut sse = conn.sse();
+    assert!(sse.next_event().is_some(), "the first event");
+    let server = admin(&gw, "GET", "/metrics", &Value::Null).json()["server"].clone();
+    assert_eq!(server["connections"]["relayed"], 0, "{server}");
+    assert_eq!(
+        server["workers"]["busy"], 2,
+        "the stream's worker and the metrics request's: {server}"
+    );
+    gate.open();
+    assert_eq!(sse.rest().last().map(String::as_str), Some("[DONE]"));
+    let info = || admin(&gw, "GET", &format!("/key/info?key={key}"), &Value::Null).json();
+    let charged = wait_until(Duration::from_secs(5), || {
+        info()["info"]["spend"].as_f64().is_some_and(|s| s > 0.0)
+    });
+    assert!(charged, "{}", info());
 }

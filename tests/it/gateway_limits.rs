@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::client::{assert_error, post_json, wait_until, Conn};
+use crate::support::client::{assert_error, get, post_json, wait_until, Conn};
 use crate::support::gateway::Gateway;
 use crate::support::upstream::{fixture_events, MockUpstream, Script, Step};
 
@@ -56,6 +56,12 @@ fn streams_hold_no_worker_and_a_client_leaving_mid_stream_closes_the_upstream_ca
     assert_eq!(
         post_json(gw.addr, "/v1/chat/completions", &echo).status,
         200
+    );
+    let server = get(gw.addr, "/metrics").json()["server"].clone();
+    assert_eq!(server["connections"]["relayed"], CLIENTS, "{server}");
+    assert_eq!(
+        server["workers"]["busy"], 1,
+        "only the metrics request: {server}"
     );
     for sse in streams.drain(..) {
         sse.into_conn().close();
