@@ -1,7 +1,7 @@
 //! `POST /v1/chat/completions`: validates the request, asks the router for its plan, and walks
 //! it: each candidate's dialect builds the provider's request, the answer is translated back
-//! (or relayed as is), streams event by event (a [`Relayer`] run by [`relay::run`]). Events that arrived together leave together;
-//! nothing else is held back. The handler knows no provider: everything provider-specific is
+//! (or relayed as is), streams event by event (a [`Relayer`] run by [`relay::run`]). Events
+//! that arrived together leave together; nothing else is held back. The handler knows no provider: everything provider-specific is
 //! behind the dialect interface.
 //!
 //! The call and the relay are shared by every chat-shaped ingress route ([`attempt`]): what

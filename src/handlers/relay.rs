@@ -30,9 +30,9 @@ pub enum Flow {
 /// state ('static + Send): it moves to another thread when the stream is pumped by an event loop.
 pub trait Relayer: Send + 'static {
     /// One read of the provider's stream: an event, the body's end (`Ok(None)`), or a failure
-    /// (`StreamError::Idle` / `Broken`). Appends what the client gets to `out`. `Flow::End` once the
-    /// stream is over (complete, failed or cut: the closing/error bytes are in `out` by then);
-    /// after that only `completed` and `finish` are called.
+    /// (`StreamError::Idle` / `Broken`). Appends what the client gets to `out`. `Flow::End`
+    /// once the stream is over (complete, failed or cut: the closing/error bytes are in `out`
+    /// by then); after that only `completed` and `finish` are called.
     fn on_read(
         &mut self,
         x: &Exchange,
@@ -49,8 +49,9 @@ pub trait Relayer: Send + 'static {
 
     /// Once, at the very end, whatever happened: the record gets what the stream amounted to
     /// (usage or its estimate, chunks, body, errors, time to first token) and, when `delivered`
-    /// is false (the client left, a write failed), the ClientClosed outcome and its log line, in
-    /// the same order of record writes as today's code.
+    /// is false (the client left, a write failed), the ClientClosed outcome and its log line
+    /// ([`client_closed`]). `first_sent` is from the request's arrival to the first bytes
+    /// written for the client.
     fn finish(self: Box<Self>, x: &Exchange, first_sent: Option<Duration>, delivered: bool);
 }
 
@@ -136,10 +137,10 @@ impl Pump for StreamPump {
 }
 
 /// The blocking driver (a worker thread relays the whole stream): reads with
-/// `events.next_event()`, feeds `on_read`; writes `out` with `sse.send` whenever no further whole
-/// event is already buffered (`!events.has_complete_event()`) and `out` is non-empty (exactly
-/// today's batching: events that arrived together leave together); at `End`: `sse.finish_with(&out)`,
-/// then drain when `completed()`; a failed send stops reading at once (delivered = false).
+/// `events.next_event()`, feeds `on_read`; writes `out` with `sse.send` whenever no further
+/// whole event is already buffered (`!events.has_complete_event()`) and `out` is non-empty
+/// (events that arrived together leave together); at `End`: `sse.finish_with(&out)`, then
+/// drain when `completed()`; a failed send stops reading at once (delivered = false).
 /// `first_sent` = `x.req.received_at.elapsed()` at the first non-empty write.
 ///
 /// The relayer's `finish` comes before the drain: the record (and the call's cost, which the
