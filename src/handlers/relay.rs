@@ -58,12 +58,14 @@ pub trait Relayer: Send + 'static {
 /// Relays a stream: in the relay loop when its provider connection can be read without
 /// blocking, else on this worker ([`relay_here`]).
 ///
-/// A stream of a call whose key is counted in Redis stays on its worker: its settlement at the
-/// end is a Redis round trip, which on a relay thread would stall every other stream there.
+/// With Redis (`REDIS_URL`) a stream stays on its worker: a keyed call's settlement at the end,
+/// and a Responses stream's stored response, are Redis round trips, which on a relay thread
+/// would stall every other stream there (for seconds, with Redis unreachable). The embedded
+/// store's writes are local (SQLite, batched in memory for spend).
 pub fn run(x: &Exchange, sse: Stream<'_, '_>, events: EventReader, relayer: Box<dyn Relayer>) {
-    let redis_settled = x.gw.config.redis_url.is_some() && x.caller().is_some();
+    let redis = x.gw.config.redis_url.is_some();
     match events.source() {
-        Some(source) if sse.can_detach() && !redis_settled => {
+        Some(source) if sse.can_detach() && !redis => {
             let pump = StreamPump {
                 x: x.share(),
                 events,

@@ -202,9 +202,9 @@ fn with_redis_fail_open_a_limited_key_passes_unchecked_while_redis_is_down() {
     }
 }
 
-/// A keyed stream whose key is counted in Redis stays on its worker (its settlement at the end
-/// is a Redis round trip, which would stall a relay thread's other streams), arrives whole, and
-/// is charged to its key.
+/// With Redis, a keyed stream stays on its worker (its settlement at the end is a Redis round
+/// trip, which would stall a relay thread's other streams), arrives whole, and is charged to
+/// its key.
 #[test]
 fn a_keyed_stream_counted_in_redis_stays_on_its_worker_and_is_charged() {
     let redis = RedisServer::start();
