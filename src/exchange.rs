@@ -33,7 +33,6 @@ const EXPOSED_HEADERS: &str =
 /// One request's exchange, shared: the handler holds it, and so does a stream it hands to the
 /// relay loop ([`Exchange::share`]), which may outlive the handler. The record goes to the
 /// recorder when the last holder drops it, so a relayed stream is recorded when it ends.
-#[derive(Clone)]
 pub struct Exchange(Arc<Shared>);
 
 /// What an [`Exchange`] holds. Locked state rather than cells: a relayed stream fills in the
@@ -91,7 +90,7 @@ impl Exchange {
 
     /// Another holder of this exchange, for a stream that goes on after its handler returns.
     pub fn share(&self) -> Exchange {
-        self.clone()
+        Exchange(self.0.clone())
     }
 }
 

@@ -286,15 +286,10 @@ impl Relayer for Relay {
             }
             None => x.set_usage(None),
         };
-        {
-            let mut record = x.record();
-            record.time_to_first_token = first_sent.filter(|_| relayed);
-            record.chunks = Some(assembled.chunks());
-            if x.keeps_bodies() {
-                let completion = egress.recorded(assembled.to_value());
-                record.response_body = Some(Body::Value(completion));
-            }
-        }
+        let first_sent = first_sent.filter(|_| relayed);
+        relay::record_stream(x, first_sent, assembled.chunks(), || {
+            egress.recorded(assembled.to_value())
+        });
         if let Some(error) = provider_error {
             let mut record = x.record();
             record.error = Some(error);

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use crate::assembler::Assembler;
 use crate::error::ApiError;
-use crate::events::Body;
 use crate::exchange::Exchange;
 use crate::handlers::chat::{self, send_error};
 use crate::handlers::relay::{self, Flow, Relayer};
@@ -290,15 +289,9 @@ impl Relayer for Bytes {
 
     fn finish(self: Box<Self>, x: &Exchange, first_sent: Option<Duration>, delivered: bool) {
         x.set_usage(self.assembled.usage().cloned());
-        {
-            let mut record = x.record();
-            record.time_to_first_token = first_sent;
-            record.chunks = Some(self.assembled.chunks());
-            if x.keeps_bodies() {
-                let message = self.egress.recorded(self.assembled.to_value());
-                record.response_body = Some(Body::Value(message));
-            }
-        }
+        relay::record_stream(x, first_sent, self.assembled.chunks(), || {
+            self.egress.recorded(self.assembled.to_value())
+        });
         if let Some(e) = &self.failure {
             x.record_error(e);
         }

@@ -12,7 +12,6 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-use crate::events::Body;
 use crate::exchange::{sse_data, Exchange};
 use crate::handlers::chat;
 use crate::handlers::provider_error;
@@ -215,14 +214,8 @@ impl Relayer for Events {
             }
             None => x.set_usage(None),
         };
-        {
-            let mut record = x.record();
-            record.time_to_first_token = first_sent.filter(|_| self.relayed);
-            record.chunks = Some(self.chunks);
-            if x.keeps_bodies() {
-                record.response_body = Some(Body::Value(self.recorded()));
-            }
-        }
+        let first_sent = first_sent.filter(|_| self.relayed);
+        relay::record_stream(x, first_sent, self.chunks, || self.recorded());
         if let Some(e) = &self.failure {
             x.record_error(e);
         }

@@ -14,8 +14,10 @@ use std::os::fd::RawFd;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use crate::error::ApiError;
-use crate::events::Outcome;
+use crate::events::{Body, Outcome};
 use crate::exchange::Exchange;
 use crate::http::{Pump, Pumped, Stream};
 use crate::upstream::{EventReader, NonBlockingReads, SseEvent, StreamError};
@@ -198,6 +200,23 @@ pub fn read_failure(e: StreamError, idle: Duration) -> ApiError {
             "upstream_stream_broken",
             format!("The provider's stream broke: {why}."),
         ),
+    }
+}
+
+/// What every relayed stream leaves on its record: when its first bytes reached the client,
+/// its chunks, and, when bodies are kept, what it amounted to (`body`, made only then).
+pub fn record_stream(
+    x: &Exchange,
+    first_sent: Option<Duration>,
+    chunks: u64,
+    body: impl FnOnce() -> Value,
+) {
+    let body = x.keeps_bodies().then(body);
+    let mut record = x.record();
+    record.time_to_first_token = first_sent;
+    record.chunks = Some(chunks);
+    if let Some(body) = body {
+        record.response_body = Some(Body::Value(body));
     }
 }
 

@@ -15,6 +15,7 @@
 //! shapes the answer, records it and can echo the client's request id. The status, the
 //! `connection: close` and the closing of the connection stay the layer's.
 
+mod chunked;
 mod poller;
 mod relay;
 mod request;

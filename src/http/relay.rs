@@ -31,6 +31,8 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use super::chunked::frame_chunk;
+
 /// What a pump made of its source this time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pumped {
@@ -467,14 +469,7 @@ fn service<C: Carried>(entry: &mut Entry<C>, body: &mut Vec<u8>) -> Serviced {
 /// chunked; `last` ends the body (the terminating chunk).
 fn frame<C>(entry: &mut Entry<C>, body: &[u8], last: bool) {
     if entry.chunked {
-        if !body.is_empty() {
-            let _ = write!(entry.pending, "{:x}\r\n", body.len());
-            entry.pending.extend_from_slice(body);
-            entry.pending.extend_from_slice(b"\r\n");
-        }
-        if last {
-            entry.pending.extend_from_slice(b"0\r\n\r\n");
-        }
+        frame_chunk(&mut entry.pending, body, last);
     } else {
         entry.pending.extend_from_slice(body);
     }

@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::net::TcpStream;
 
+use super::chunked::frame_chunk;
 use super::relay::Pump;
 use super::request::Version;
 
@@ -213,9 +214,7 @@ impl Stream<'_, '_> {
             return self.responder.write(data);
         }
         self.buf.clear();
-        let _ = write!(self.buf, "{:x}\r\n", data.len());
-        self.buf.extend_from_slice(data);
-        self.buf.extend_from_slice(b"\r\n");
+        frame_chunk(&mut self.buf, data, false);
         let framed = std::mem::take(&mut self.buf);
         let result = self.responder.write(&framed);
         self.buf = framed;
@@ -261,13 +260,7 @@ impl Stream<'_, '_> {
             self.responder.write(data)?;
         } else {
             self.buf.clear();
-            if !data.is_empty() {
-                self.buf
-                    .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-                self.buf.extend_from_slice(data);
-                self.buf.extend_from_slice(b"\r\n");
-            }
-            self.buf.extend_from_slice(b"0\r\n\r\n");
+            frame_chunk(&mut self.buf, data, true);
             let framed = std::mem::take(&mut self.buf);
             self.responder.write(&framed)?;
         }

@@ -897,7 +897,7 @@ fn serve_connection(shared: &Arc<Shared>, mut client: Client, mut queue_wait: Du
 /// Where a connection goes after the relay loop carried its stream: back to serving requests
 /// when the whole body was delivered and it is kept alive (its next request, if already sent,
 /// queues for a worker; else it parks), closed otherwise.
-fn after_relay(shared: &Arc<Shared>, mut client: Client, reusable: bool) {
+fn after_relay(shared: &Arc<Shared>, client: Client, reusable: bool) {
     if !reusable || shared.stopping.load(Ordering::SeqCst) {
         return;
     }
@@ -907,7 +907,7 @@ fn after_relay(shared: &Arc<Shared>, mut client: Client, reusable: bool) {
     if client.conn.has_buffered() {
         hand_over(shared, client, Instant::now());
     } else {
-        client.conn.release_buffers();
+        // Its read buffers were freed before the handler ran (nothing was buffered then).
         let deadline = Instant::now() + shared.config.keepalive_idle;
         drop(shared.parking.park(client, deadline));
     }

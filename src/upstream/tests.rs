@@ -121,46 +121,55 @@ fn read_request(reader: &mut impl BufRead) -> Option<String> {
 /// A provider on 127.0.0.1 answering `/stream` and `/gzip` with event streams, anything
 /// else with a short JSON body; its base URL and the count of connections it accepted.
 fn provider() -> (String, Arc<AtomicUsize>) {
+    let (port, accepted) = listen(|stream| {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        while let Some(path) = read_request(&mut reader) {
+            let answered = match path.as_str() {
+                "/stream" => answer_stream(&mut writer, false, &|_| true),
+                "/gzip" => answer_stream(&mut writer, true, &|_| true),
+                // Answers, then closes the connection without saying so.
+                "/close" => {
+                    let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+                    return;
+                }
+                _ => {
+                    // A pause first: a read that did not wait would find nothing.
+                    thread::sleep(Duration::from_millis(30));
+                    writer.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                                  Content-Length: 11\r\n\r\n{\"ok\":true}",
+                    )
+                }
+            };
+            if answered.is_err() {
+                return;
+            }
+        }
+    });
+    (format!("http://127.0.0.1:{port}"), accepted)
+}
+
+/// Accepts connections on 127.0.0.1 and serves each on a thread of its own with `serve` (its
+/// reads time out after 10 s); the port and the count of connections accepted.
+fn listen(serve: impl Fn(TcpStream) + Clone + Send + 'static) -> (u16, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let port = listener.local_addr().unwrap().port();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
     thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             count.fetch_add(1, Ordering::SeqCst);
+            let serve = serve.clone();
             thread::spawn(move || {
                 stream
                     .set_read_timeout(Some(Duration::from_secs(10)))
                     .unwrap();
-                let mut writer = stream.try_clone().unwrap();
-                let mut reader = BufReader::new(stream);
-                while let Some(path) = read_request(&mut reader) {
-                    let answered = match path.as_str() {
-                        "/stream" => answer_stream(&mut writer, false, &|_| true),
-                        "/gzip" => answer_stream(&mut writer, true, &|_| true),
-                        // Answers, then closes the connection without saying so.
-                        "/close" => {
-                            let _ =
-                                writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
-                            return;
-                        }
-                        _ => {
-                            // A pause first: a read that did not wait would find nothing.
-                            thread::sleep(Duration::from_millis(30));
-                            writer.write_all(
-                                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                                  Content-Length: 11\r\n\r\n{\"ok\":true}",
-                            )
-                        }
-                    };
-                    if answered.is_err() {
-                        return;
-                    }
-                }
+                serve(stream);
             });
         }
     });
-    (url, accepted)
+    (port, accepted)
 }
 
 /// Reads every event of `answer` by polling without blocking (1 ms naps between polls, a few
@@ -288,35 +297,23 @@ fn a_pooled_connection_the_provider_closed_is_replaced() {
 /// A CONNECT proxy on 127.0.0.1 tunnelling to whatever it is asked; its URL and the count of
 /// tunnels it opened.
 fn connect_proxy() -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let tunnels = Arc::new(AtomicUsize::new(0));
-    let count = tunnels.clone();
-    thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            count.fetch_add(1, Ordering::SeqCst);
-            thread::spawn(move || {
-                client
-                    .set_read_timeout(Some(Duration::from_secs(10)))
-                    .unwrap();
-                let mut reader = BufReader::new(client.try_clone().unwrap());
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                let target = line.split_whitespace().nth(1).unwrap().to_string();
-                while reader.read_line(&mut line).unwrap() > 0 && !line.ends_with("\r\n\r\n") {}
-                let upstream = TcpStream::connect(target).unwrap();
-                let mut client_out = client.try_clone().unwrap();
-                client_out
-                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                    .unwrap();
-                let mut upstream_in = upstream.try_clone().unwrap();
-                thread::spawn(move || std::io::copy(&mut reader, &mut upstream_in));
-                let mut upstream = upstream;
-                let _ = std::io::copy(&mut upstream, &mut client_out);
-            });
-        }
+    let (port, tunnels) = listen(|client| {
+        let mut reader = BufReader::new(client.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let target = line.split_whitespace().nth(1).unwrap().to_string();
+        while reader.read_line(&mut line).unwrap() > 0 && !line.ends_with("\r\n\r\n") {}
+        let upstream = TcpStream::connect(target).unwrap();
+        let mut client_out = client.try_clone().unwrap();
+        client_out
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .unwrap();
+        let mut upstream_in = upstream.try_clone().unwrap();
+        thread::spawn(move || std::io::copy(&mut reader, &mut upstream_in));
+        let mut upstream = upstream;
+        let _ = std::io::copy(&mut upstream, &mut client_out);
     });
-    (url, tunnels)
+    (format!("http://127.0.0.1:{port}"), tunnels)
 }
 
 #[test]
@@ -417,49 +414,32 @@ fn tls_provider(
             .with_single_cert(vec![certificate.clone()], key.into())
             .unwrap();
     let config = Arc::new(config);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "https://localhost:{}",
-        listener.local_addr().unwrap().port()
-    );
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            count.fetch_add(1, Ordering::SeqCst);
-            let config = config.clone();
-            let progress = progress.clone();
-            thread::spawn(move || {
-                stream
-                    .set_read_timeout(Some(Duration::from_secs(10)))
-                    .unwrap();
-                stream.set_nodelay(true).unwrap();
-                let connection = ServerConnection::new(config).unwrap();
-                let mut reader = BufReader::new(StreamOwned::new(connection, stream));
-                let gate = |events| progress.wait_for(events);
-                while let Some(path) = read_request(&mut reader) {
-                    let mut records = Records {
-                        tls: reader.get_mut(),
-                    };
-                    let answered = match path.as_str() {
-                        "/stream" => answer_stream(&mut records, false, &gate),
-                        "/gzip" => answer_stream(&mut records, true, &gate),
-                        _ => {
-                            thread::sleep(Duration::from_millis(30));
-                            records.write_all(
-                                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+    let (port, accepted) = listen(move |stream| {
+        stream.set_nodelay(true).unwrap();
+        let connection = ServerConnection::new(config.clone()).unwrap();
+        let mut reader = BufReader::new(StreamOwned::new(connection, stream));
+        let gate = |events| progress.wait_for(events);
+        while let Some(path) = read_request(&mut reader) {
+            let mut records = Records {
+                tls: reader.get_mut(),
+            };
+            let answered = match path.as_str() {
+                "/stream" => answer_stream(&mut records, false, &gate),
+                "/gzip" => answer_stream(&mut records, true, &gate),
+                _ => {
+                    thread::sleep(Duration::from_millis(30));
+                    records.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
                                   Content-Length: 11\r\n\r\n{\"ok\":true}",
-                            )
-                        }
-                    };
-                    if answered.is_err() {
-                        return;
-                    }
+                    )
                 }
-            });
+            };
+            if answered.is_err() {
+                return;
+            }
         }
     });
-    (url, certificate, accepted)
+    (format!("https://localhost:{port}"), certificate, accepted)
 }
 
 /// The gateway's agents ([`Agents::new`]) trusting only `certificate`.

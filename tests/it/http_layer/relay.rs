@@ -112,6 +112,14 @@ pub(super) fn start(handler: &TestHandler, req: &Request, res: &mut Responder<'_
     }
 }
 
+/// A new connection (reads time out after 5 s) that has sent `GET path`.
+fn request(server: &TestServer, path: &str) -> Client {
+    let mut client = Client::connect(server.addr);
+    client.read_timeout(Duration::from_secs(5));
+    client.get(path, "");
+    client
+}
+
 /// Reads a chunked stream to its end: the events' data lines.
 fn read_events(client: &mut Client) -> Vec<String> {
     let head = client.read_stream_head().expect("the stream's head");
@@ -133,9 +141,7 @@ fn a_relayed_stream_holds_no_worker_and_arrives_whole_on_a_reusable_connection()
     let mut cfg = config();
     cfg.workers = 1;
     let server = TestServer::start(cfg);
-    let mut client = Client::connect(server.addr);
-    client.read_timeout(Duration::from_secs(5));
-    client.get("/relayed?n=6&ms=100", "");
+    let mut client = request(&server, "/relayed?n=6&ms=100");
     let head = client.read_stream_head().expect("the stream's head");
     assert_eq!(head.status, 200);
     // The only worker is free while the stream runs: with a worker per stream this request
@@ -186,9 +192,7 @@ fn a_large_fast_stream_to_a_slow_reader_arrives_intact() {
 #[test]
 fn a_silent_source_ends_with_the_pumps_own_bytes_after_its_idle_timeout() {
     let server = TestServer::start(config());
-    let mut client = Client::connect(server.addr);
-    client.read_timeout(Duration::from_secs(5));
-    client.get("/relayed?n=1&silent=1&idle_ms=300", "");
+    let mut client = request(&server, "/relayed?n=1&silent=1&idle_ms=300");
     let started = Instant::now();
     let events = read_events(&mut client);
     assert_eq!(events, ["0 ", "idle"]);
@@ -199,9 +203,7 @@ fn a_silent_source_ends_with_the_pumps_own_bytes_after_its_idle_timeout() {
 #[test]
 fn a_client_that_leaves_a_relayed_stream_is_reported_and_its_connection_counted_out() {
     let server = TestServer::start(config());
-    let mut client = Client::connect(server.addr);
-    client.read_timeout(Duration::from_secs(5));
-    client.get("/relayed?n=50&ms=50", "");
+    let mut client = request(&server, "/relayed?n=50&ms=50");
     client.read_stream_head().expect("the stream's head");
     client.read_chunk().expect("the first chunk");
     drop(client);
@@ -253,9 +255,7 @@ fn a_request_pipelined_behind_a_relayed_stream_is_answered_after_it() {
 #[test]
 fn graceful_shutdown_waits_for_relayed_streams() {
     let mut server = TestServer::start(config());
-    let mut client = Client::connect(server.addr);
-    client.read_timeout(Duration::from_secs(5));
-    client.get("/relayed?n=4&ms=150", "");
+    let mut client = request(&server, "/relayed?n=4&ms=150");
     client.read_stream_head().expect("the stream's head");
     let running = server.take();
     let shutdown = thread::spawn(move || running.shutdown());
@@ -277,13 +277,9 @@ fn graceful_shutdown_waits_for_relayed_streams() {
 #[test]
 fn a_pump_that_panics_cuts_only_its_own_stream() {
     let server = TestServer::start(config());
-    let mut steady = Client::connect(server.addr);
-    steady.read_timeout(Duration::from_secs(5));
-    steady.get("/relayed?n=5&ms=100", "");
+    let mut steady = request(&server, "/relayed?n=5&ms=100");
     steady.read_stream_head().expect("the steady stream's head");
-    let mut doomed = Client::connect(server.addr);
-    doomed.read_timeout(Duration::from_secs(5));
-    doomed.get("/relayed?panic=1", "");
+    let mut doomed = request(&server, "/relayed?panic=1");
     doomed.read_stream_head().expect("the doomed stream's head");
     assert!(
         doomed.read_chunk().is_err(),
@@ -296,9 +292,7 @@ fn a_pump_that_panics_cuts_only_its_own_stream() {
         events += chunk.iter().filter(|b| **b == b'\n').count() / 2;
     }
     assert_eq!(events, 5);
-    let mut next = Client::connect(server.addr);
-    next.read_timeout(Duration::from_secs(5));
-    next.get("/relayed?n=2&ms=10", "");
+    let mut next = request(&server, "/relayed?n=2&ms=10");
     assert_eq!(read_events(&mut next), ["0 ", "1 "]);
     assert!(
         wait_until(Duration::from_secs(5), || server
