@@ -118,6 +118,23 @@ fn read_request(reader: &mut impl BufRead) -> Option<String> {
     Some(path)
 }
 
+/// A provider's answer to `path`: `/stream` and `/gzip` event streams (`gate` as in
+/// [`answer_stream`]), anything else a short JSON body after a pause (a read that did not wait
+/// would find nothing).
+fn answer(out: &mut impl Write, path: &str, gate: &dyn Fn(usize) -> bool) -> std::io::Result<()> {
+    match path {
+        "/stream" => answer_stream(out, false, gate),
+        "/gzip" => answer_stream(out, true, gate),
+        _ => {
+            thread::sleep(Duration::from_millis(30));
+            out.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                  Content-Length: 11\r\n\r\n{\"ok\":true}",
+            )
+        }
+    }
+}
+
 /// A provider on 127.0.0.1 answering `/stream` and `/gzip` with event streams, anything
 /// else with a short JSON body; its base URL and the count of connections it accepted.
 fn provider() -> (String, Arc<AtomicUsize>) {
@@ -125,24 +142,12 @@ fn provider() -> (String, Arc<AtomicUsize>) {
         let mut writer = stream.try_clone().unwrap();
         let mut reader = BufReader::new(stream);
         while let Some(path) = read_request(&mut reader) {
-            let answered = match path.as_str() {
-                "/stream" => answer_stream(&mut writer, false, &|_| true),
-                "/gzip" => answer_stream(&mut writer, true, &|_| true),
+            if path == "/close" {
                 // Answers, then closes the connection without saying so.
-                "/close" => {
-                    let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
-                    return;
-                }
-                _ => {
-                    // A pause first: a read that did not wait would find nothing.
-                    thread::sleep(Duration::from_millis(30));
-                    writer.write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                                  Content-Length: 11\r\n\r\n{\"ok\":true}",
-                    )
-                }
-            };
-            if answered.is_err() {
+                let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+                return;
+            }
+            if answer(&mut writer, &path, &|_| true).is_err() {
                 return;
             }
         }
@@ -423,18 +428,7 @@ fn tls_provider(
             let mut records = Records {
                 tls: reader.get_mut(),
             };
-            let answered = match path.as_str() {
-                "/stream" => answer_stream(&mut records, false, &gate),
-                "/gzip" => answer_stream(&mut records, true, &gate),
-                _ => {
-                    thread::sleep(Duration::from_millis(30));
-                    records.write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                                  Content-Length: 11\r\n\r\n{\"ok\":true}",
-                    )
-                }
-            };
-            if answered.is_err() {
+            if answer(&mut records, &path, &gate).is_err() {
                 return;
             }
         }
