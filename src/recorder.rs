@@ -9,14 +9,15 @@
 //! switch each, and under saturation it got too little CPU to keep up. Each line written is
 //! also kept in the explorer's ring of recent lines (`explorer::Recent`), as logged.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use serde::de::IgnoredAny;
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::config::{Config, LogBodies};
@@ -142,7 +143,7 @@ impl Recorder {
         let line = self
             .render
             .lines
-            .then(|| self.render.line(&interaction, route, bodies));
+            .then(|| self.render.line(&interaction, &route, bodies));
         let record = Record(Box::new(interaction), line);
         self.max_depth
             .fetch_max(self.tx.len() + 1, Ordering::Relaxed);
@@ -452,49 +453,59 @@ impl Render {
     /// explorer reads the fields before it without parsing the bodies). Bodies are embedded as
     /// the JSON text they were exchanged as, not parsed into a tree and written again: that is
     /// most of the cost of a line, and the bodies are the bulk of it.
-    fn line(&self, i: &Interaction, route: String, bodies: Bodies) -> (String, usize) {
+    fn line(&self, i: &Interaction, route: &str, bodies: Bodies) -> (String, usize) {
         let fields = serde_json::to_string(&self.fields(i, route)).unwrap_or_default();
-        let mut line = self.redactor.text(&fields).into_owned();
+        // Redacted apart from the bodies, so that `meta_end` stays true; copied only when a
+        // secret was found.
+        let mut line = match self.redactor.text(&fields) {
+            Cow::Borrowed(_) => fields,
+            Cow::Owned(redacted) => redacted,
+        };
         // The object's closing brace gives way to the bodies.
         line.pop();
         let meta_end = line.len();
-        let mut rest = String::new();
-        for (name, body) in [
+        let bodies = [
             ("client_request", self.body(bodies.client, None)),
             ("downstream_request", self.body(bodies.request, None)),
             ("downstream_response", self.body(bodies.response, i.chunks)),
-        ] {
+        ];
+        let size = bodies
+            .iter()
+            .map(|(name, body)| name.len() + body.as_ref().map_or(4, String::len) + 4)
+            .sum::<usize>();
+        let mut rest = String::with_capacity(size + 1);
+        for (name, body) in bodies {
             rest.push_str(",\"");
             rest.push_str(name);
             rest.push_str("\":");
-            rest.push_str(body.as_deref().map_or("null", RawValue::get));
+            rest.push_str(body.as_deref().unwrap_or("null"));
         }
         rest.push('}');
         line.push_str(&self.redactor.text(&rest));
         (line, meta_end)
     }
 
-    fn fields(&self, i: &Interaction, route: String) -> Line {
+    fn fields<'a>(&self, i: &'a Interaction, route: &'a str) -> Line<'a> {
         let secs = |d: Duration| d.as_secs_f64();
         Line {
             timestamp: rfc3339_micros(i.timestamp),
-            request_id: i.request_id.clone(),
-            method: i.method.clone(),
+            request_id: &i.request_id,
+            method: &i.method,
             route,
             client: Client {
                 address: i.client_addr.to_string(),
-                user_agent: i.user_agent.clone(),
+                user_agent: i.user_agent.as_deref(),
             },
-            key_name: i.key_name.clone(),
-            team: i.team.clone(),
-            model_requested: i.model_requested.clone(),
-            model: i.model.clone(),
+            key_name: i.key_name.as_deref(),
+            team: i.team.as_deref(),
+            model_requested: i.model_requested.as_deref(),
+            model: i.model.as_deref(),
             provider: i.provider,
-            api_base: i.api_base.clone(),
+            api_base: i.api_base.as_deref(),
             stream: i.stream,
             http_status: i.http_status,
             status: i.outcome().as_str(),
-            error: i.error.as_ref().map(|e| e["error"].clone()),
+            error: i.error.as_ref().map(|e| &e["error"]),
             processing_time: secs(i.processing_time),
             upstream_latency: i.upstream_latency.map(secs),
             time_to_first_token: i.time_to_first_token.map(secs),
@@ -509,15 +520,15 @@ impl Render {
                 }
             }),
             cost_usd: i.cost,
-            dropped_params: i.dropped_params.clone(),
-            attempts: i.attempts.clone(),
+            dropped_params: &i.dropped_params,
+            attempts: &i.attempts,
         }
     }
 
     /// A body as the log keeps it: its JSON text (a JSON string when it is not JSON), embedding
     /// vectors summarised unless `full`, a stream's event count added, then capped when
     /// `truncated`. Secrets are redacted with the whole line.
-    fn body(&self, body: Option<Body>, chunks: Option<u64>) -> Option<Box<RawValue>> {
+    fn body(&self, body: Option<Body>, chunks: Option<u64>) -> Option<String> {
         if matches!(self.bodies, LogBodies::Metadata | LogBodies::None) {
             return None;
         }
@@ -555,28 +566,29 @@ impl Render {
         } else {
             text
         };
-        // Validated once, here (no tree is built); a body that is not JSON is logged as a
-        // JSON string.
-        match serde_json::from_str::<Box<RawValue>>(&text) {
-            Ok(raw) => Some(raw),
-            Err(_) => RawValue::from_string(Value::String(text).to_string()).ok(),
+        // Validated once, here (no tree is built, nothing is copied); a body that is not JSON
+        // is logged as a JSON string.
+        if serde_json::from_str::<IgnoredAny>(&text).is_ok() {
+            Some(text)
+        } else {
+            Some(Value::String(text).to_string())
         }
     }
 }
 
 /// The usage in one shape: prompt, completion, total, cached and reasoning tokens.
-fn usage(i: &Interaction) -> Option<Value> {
+fn usage(i: &Interaction) -> Option<Usage> {
     let usage = i.usage.as_ref().filter(|u| u.is_object())?;
     let n = |v: &Value| v.as_u64();
     let prompt = n(&usage["prompt_tokens"]);
     let completion = n(&usage["completion_tokens"]);
-    Some(json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": n(&usage["total_tokens"]).or(prompt.zip(completion).map(|(p, c)| p + c)),
-        "cached_tokens": n(&usage["prompt_tokens_details"]["cached_tokens"]),
-        "reasoning_tokens": n(&usage["completion_tokens_details"]["reasoning_tokens"]),
-    }))
+    Some(Usage {
+        cached_tokens: n(&usage["prompt_tokens_details"]["cached_tokens"]),
+        completion_tokens: completion,
+        prompt_tokens: prompt,
+        reasoning_tokens: n(&usage["completion_tokens_details"]["reasoning_tokens"]),
+        total_tokens: n(&usage["total_tokens"]).or(prompt.zip(completion).map(|(p, c)| p + c)),
+    })
 }
 
 /// Whether a body is an embeddings list (worth parsing to summarise its vectors).
@@ -610,50 +622,97 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 #[derive(Serialize)]
-struct Client {
+struct Client<'a> {
     address: String,
-    user_agent: Option<String>,
+    user_agent: Option<&'a str>,
 }
 
 /// One line of the interactions log, fields in reading order, but for the bodies. Every line has every key
-/// (`null` or empty when it does not apply), so a reader never has to guess.
+/// (`null` or empty when it does not apply), so a reader never has to guess. It borrows what
+/// the interaction holds: rendering a line copies nothing but into the line itself.
 #[derive(Serialize)]
-struct Line {
+struct Line<'a> {
     timestamp: String,
-    request_id: String,
-    method: String,
-    route: String,
-    client: Client,
+    request_id: &'a str,
+    method: &'a str,
+    route: &'a str,
+    client: Client<'a>,
     /// The gateway key's name (never the key) and its team; null without keys.
-    key_name: Option<String>,
-    team: Option<String>,
-    model_requested: Option<String>,
-    model: Option<String>,
+    key_name: Option<&'a str>,
+    team: Option<&'a str>,
+    model_requested: Option<&'a str>,
+    model: Option<&'a str>,
     provider: Option<&'static str>,
-    api_base: Option<String>,
+    api_base: Option<&'a str>,
     stream: bool,
     http_status: u16,
     status: &'static str,
-    error: Option<Value>,
+    error: Option<&'a Value>,
     processing_time: f64,
     upstream_latency: Option<f64>,
     time_to_first_token: Option<f64>,
     gateway_overhead_ms: Option<f64>,
     /// Time waiting for a worker before `processing_time` began.
     queue_wait_ms: f64,
-    usage: Option<Value>,
+    usage: Option<Usage>,
     /// `provider` or `estimated` (the provider reported none); null without usage.
     usage_source: Option<&'static str>,
     cost_usd: Option<f64>,
-    dropped_params: Vec<String>,
-    attempts: Vec<Attempt>,
+    dropped_params: &'a [String],
+    attempts: &'a [Attempt],
     // Then, written by `Render::line`: `client_request` (the client's body, when the request
     // was refused before any provider call), `downstream_request`, `downstream_response`.
+}
+
+/// The line's usage: keys in alphabetical order, as they were when this was a JSON map.
+#[derive(Serialize)]
+struct Usage {
+    cached_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    prompt_tokens: Option<u64>,
+    reasoning_tokens: Option<u64>,
+    total_tokens: Option<u64>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_borrows_its_fields_and_keeps_bodies_as_sent_or_as_strings() {
+        let render = Render {
+            lines: true,
+            access: false,
+            bodies: LogBodies::Truncated,
+            max_body: 1024,
+            redactor: Redactor::new(["sk-fake-redacted-secret".to_string()]),
+        };
+        let mut i = Interaction::new(
+            "req-1".into(),
+            "POST",
+            "/v1/chat/completions",
+            "127.0.0.1:9".parse().unwrap(),
+        );
+        i.usage = Some(json!({"prompt_tokens": 3, "completion_tokens": 4}));
+        i.error = Some(json!({"error": {"message": "m", "type": "t"}}));
+        let bodies = Bodies {
+            client: None,
+            request: Some(Body::Raw(br#" {"key":"sk-fake-redacted-secret"}"#.to_vec())),
+            response: Some(Body::Raw(b"not json".to_vec())),
+        };
+        let (line, meta_end) = render.line(&i, "/v1/chat/completions", bodies);
+        assert!(line[meta_end..].starts_with(r#","client_request":null"#));
+        let value: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["request_id"], "req-1");
+        assert_eq!(value["error"], json!({"message": "m", "type": "t"}));
+        assert_eq!(
+            value["usage"],
+            json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7,
+                   "cached_tokens": null, "reasoning_tokens": null})
+        );
+        assert_eq!(value["downstream_request"], json!({"key": "***"}));
+        assert_eq!(value["downstream_response"], "not json");
+    }
 
     #[test]
     fn embedding_vectors_are_summarised() {
