@@ -15,25 +15,13 @@ DUR=${DUR:-3}
 STREAMS=${STREAMS:-1000}
 GATEWAY_ENV=${GATEWAY_ENV:-}
 
-TMP=$(mktemp -d /tmp/llmcg-after.XXXXXX)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workspace after
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 build_release
 GATEWAY=${GATEWAY_BIN:-$BIN/llmcallgateway}
 
-"$BIN/mock-upstream" --port 0 >"$TMP/mock.out" 2>"$TMP/mock.err" &
-MOCK_PID=$!
-PIDS+=("$MOCK_PID")
-MOCK_ADDR=$(wait_listening "$TMP/mock.out" "$MOCK_PID") || { echo "mock did not start" >&2; exit 1; }
+start_mock
 
 mkdir -p "$TMP/gw"
 # shellcheck disable=SC2086
@@ -45,14 +33,13 @@ PIDS+=("$GW_PID")
 GW_ADDR=$(wait_listening "$TMP/gw/stdout" "$GW_PID") || { echo "gateway did not start" >&2; exit 1; }
 URL="http://$GW_ADDR/v1/chat/completions"
 
-ticks() { local s; s=$(cat "/proc/$1/stat"); s=${s##*) }; awk '{print $12 + $13}' <<<"$s"; }
 HZ=$(getconf CLK_TCK)
 
 calls() {
     local label=$1 t0 t1 out n
-    t0=$(ticks "$GW_PID")
+    t0=$(cpu_ticks "$GW_PID")
     out=$("$BIN/load" run --url "$URL" --mode nonstream -c "$C" -d "$DUR" --warmup 0.2 --label "$label")
-    t1=$(ticks "$GW_PID")
+    t1=$(cpu_ticks "$GW_PID")
     n=$(jnum all_requests "$out")
     awk -v l="$label" -v rps="$(jnum rps "$out")" -v e="$(jnum errors "$out")" -v n="$n" \
         -v t=$((t1 - t0)) -v hz="$HZ" -v th="$(status_field "$GW_PID" Threads)" \

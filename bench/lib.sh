@@ -31,3 +31,40 @@ status_field() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/nu
 
 # A number field from a flat JSON line.
 jnum() { sed -n "s/.*\"$1\":\([-0-9.]*\).*/\1/p" <<<"$2"; }
+
+# A scratch directory ($TMP) and a list of the processes started ($PIDS): the processes are
+# stopped and the directory removed when the script exits, however it exits.
+bench_workspace() {
+    TMP=$(mktemp -d "/tmp/llmcg-$1.XXXXXX")
+    PIDS=()
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+bench_cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+
+# Starts mock-upstream on a free loopback port: sets MOCK_PID and MOCK_ADDR.
+start_mock() {
+    "$BIN/mock-upstream" --port 0 >"$TMP/mock.out" 2>"$TMP/mock.err" &
+    MOCK_PID=$!
+    PIDS+=("$MOCK_PID")
+    MOCK_ADDR=$(wait_listening "$TMP/mock.out" "$MOCK_PID") || { echo "mock did not start" >&2; exit 1; }
+}
+
+# CPU ticks (user + system) the processes PID... have used so far, summed.
+cpu_ticks() {
+    local total=0 p s
+    for p in "$@"; do
+        if [[ -r /proc/$p/stat ]]; then
+            s=$(cat "/proc/$p/stat")
+            s=${s##*) }
+            # fields after "comm)": state=1 ... utime=12 stime=13
+            total=$((total + $(awk '{print $12 + $13}' <<<"$s")))
+        fi
+    done
+    echo "$total"
+}

@@ -20,25 +20,13 @@ IDLE=${IDLE:-0}
 DUR=${DUR:-5}
 GATEWAY_ENV=${GATEWAY_ENV:-}
 
-TMP=$(mktemp -d /tmp/llmcg-mem.XXXXXX)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workspace mem
 log() { echo "[memory] $*" >&2; }
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 build_release
 
-"$BIN/mock-upstream" --port 0 >"$TMP/mock.out" 2>"$TMP/mock.err" &
-MOCK_PID=$!
-PIDS+=("$MOCK_PID")
-MOCK_ADDR=$(wait_listening "$TMP/mock.out" "$MOCK_PID") || { echo "mock did not start" >&2; exit 1; }
+start_mock
 mkdir -p "$TMP/gw/logs"
 # Room for every stream: a worker each (WORKERS) and a connection each (MAX_CONNECTIONS);
 # idle connections are kept for the whole run. GATEWAY_ENV comes last and wins.

@@ -99,21 +99,6 @@ wait_port() {
 
 jkinds() { sed -n 's/.*"error_kinds":{\([^}]*\)}.*/\1/p' <<<"$1"; }
 
-# utime+stime in clock ticks of a process (all its threads), plus its child processes
-# (nginx workers).
-cpu_ticks() {
-    local total=0 p kids
-    for p in "$@"; do
-        if [[ -r /proc/$p/stat ]]; then
-            local s
-            s=$(cat "/proc/$p/stat")
-            s=${s##*) }
-            # fields after "comm)": state=1 ... utime=12 stime=13
-            total=$((total + $(awk '{print $12 + $13}' <<<"$s")))
-        fi
-    done
-    echo "$total"
-}
 # Context switches (voluntary and involuntary) of every thread of the given processes: each is
 # a thread put to sleep or woken, the cost a thread-per-stream relay pays per event and an
 # event loop shares among the events one epoll_wait returns.
