@@ -208,6 +208,7 @@ impl Config {
                 backlog: parse_count(&get, "LISTEN_BACKLOG", 4096)?
                     .try_into()
                     .unwrap_or(i32::MAX),
+                ..ServerConfig::default()
             },
             upstream_connect_timeout: parse_secs(&get, "UPSTREAM_CONNECT_TIMEOUT", 10.0)?,
             upstream_timeout: parse_secs(&get, "UPSTREAM_TIMEOUT", 600.0)?,

@@ -67,6 +67,9 @@ pub struct ServerConfig {
     /// acceptor takes them at once, but a burst of thousands arrives faster than one thread
     /// accepts; past the backlog the kernel drops SYNs and the clients retry a second later.
     pub backlog: i32,
+    /// Relay threads: the most threads that carry streams handed to the relay loop (one per
+    /// core, at most 4, by default; they fill in order, see `relay.rs`).
+    pub relay_lanes: usize,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +84,8 @@ impl Default for ServerConfig {
             max_body_bytes: 32 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
             backlog: 4096,
+            relay_lanes: thread::available_parallelism()
+                .map_or(1, |n| n.get().min(MAX_RELAY_LANES)),
         }
     }
 }
@@ -181,8 +186,8 @@ const MIN_WORKERS: usize = 4;
 /// A worker beyond those that waits this long for a connection retires.
 const WORKER_IDLE_LIFETIME: Duration = Duration::from_secs(60);
 
-/// Relay threads at most (one per core up to this): a lane pumps thousands of streams, and
-/// what one stream's events cost is the same on any lane.
+/// Relay threads at most by default (one per core up to this): a lane pumps thousands of
+/// streams, and what one stream's events cost is the same on any lane.
 const MAX_RELAY_LANES: usize = 4;
 
 /// How long the closer keeps draining a socket it was handed, at most.
@@ -231,10 +236,9 @@ impl Server {
             parking,
             relays: OnceLock::new(),
         });
-        let lanes = thread::available_parallelism().map_or(1, |n| n.get().min(MAX_RELAY_LANES));
         let relayed_shared = shared.clone();
         let relays = Relays::start(
-            lanes,
+            shared.config.relay_lanes,
             shared.config.send_timeout,
             Arc::new(move |client, reusable| after_relay(&relayed_shared, client, reusable)),
         )?;

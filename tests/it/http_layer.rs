@@ -228,6 +228,7 @@ pub fn config() -> ServerConfig {
         max_body_bytes: 64 * 1024,
         shutdown_grace: Duration::from_secs(10),
         backlog: 1024,
+        relay_lanes: 2,
     }
 }
 

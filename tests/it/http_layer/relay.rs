@@ -2,7 +2,8 @@
 //! in order (as chunks, with the client's back-pressure), end with the pump's own bytes when
 //! their source goes silent, report a client that left or stopped reading, keep their
 //! connection alive for the next request (pipelined or not), a pump that panics cuts only its
-//! own stream, and graceful shutdown waits for them.
+//! own stream, and graceful shutdown waits for them. A light load stays on the first relay
+//! thread; a lane kept busy moves streams to another, and they arrive whole there.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -22,6 +23,10 @@ struct PairPump {
     idle: Duration,
     /// Panics on its first pump (`/relayed?panic=1`).
     panics: bool,
+    /// Keeps its lane busy this long on every pump (`busy_us`).
+    busy: Duration,
+    /// Puts an SSE comment naming the relay thread before what each pump read (`lane=1`).
+    tag_lane: bool,
     delivered_bytes: usize,
     report: std::sync::mpsc::Sender<StreamOutcome>,
 }
@@ -37,6 +42,14 @@ impl Pump for PairPump {
 
     fn pump(&mut self, out: &mut Vec<u8>) -> Pumped {
         assert!(!self.panics, "the test pump panics on purpose");
+        let spin_until = Instant::now() + self.busy;
+        while Instant::now() < spin_until {
+            std::hint::spin_loop();
+        }
+        if self.tag_lane {
+            let name = thread::current().name().unwrap_or("?").to_string();
+            out.extend_from_slice(format!(": {name}\n\n").as_bytes());
+        }
         let mut buf = [0u8; 4096];
         loop {
             match self.source.read(&mut buf) {
@@ -104,6 +117,8 @@ pub(super) fn start(handler: &TestHandler, req: &Request, res: &mut Responder<'_
         source,
         idle,
         panics: param(req, "panic").is_some(),
+        busy: Duration::from_micros(param(req, "busy_us").unwrap_or(0)),
+        tag_lane: param(req, "lane").is_some(),
         delivered_bytes: 0,
         report,
     });
@@ -301,4 +316,62 @@ fn a_pump_that_panics_cuts_only_its_own_stream() {
             == 2),
         "the cut connection is counted out"
     );
+}
+
+/// Reads a stream of `/relayed?lane=1` to its end: its events' data, and the relay threads
+/// that carried it (in the order they did).
+fn read_lanes(client: &mut Client) -> (Vec<String>, Vec<String>) {
+    let (mut events, mut lanes) = (Vec::new(), Vec::<String>::new());
+    for event in read_events(client) {
+        match event.strip_prefix(": ") {
+            Some(lane) => {
+                if lanes.last().map(String::as_str) != Some(lane) {
+                    lanes.push(lane.to_string());
+                }
+            }
+            None => events.push(event),
+        }
+    }
+    (events, lanes)
+}
+
+#[test]
+fn a_light_load_stays_on_the_first_relay_thread() {
+    let server = TestServer::start(config());
+    let mut clients: Vec<Client> = (0..4)
+        .map(|_| request(&server, "/relayed?n=10&ms=20&lane=1"))
+        .collect();
+    for client in &mut clients {
+        let (events, lanes) = read_lanes(client);
+        assert_eq!(events, (0..10).map(|i| format!("{i} ")).collect::<Vec<_>>());
+        assert_eq!(lanes, ["relay-1"]);
+    }
+}
+
+#[test]
+fn a_lane_kept_busy_moves_streams_to_another_and_they_arrive_whole() {
+    let server = TestServer::start(config());
+    // Each pump keeps its lane busy 3 ms, and each stream has an event every 5 ms: four streams
+    // keep one lane busy all the time, so at its next tick it moves about half of them.
+    let mut clients: Vec<Client> = (0..4)
+        .map(|_| request(&server, "/relayed?n=120&ms=5&busy_us=3000&lane=1"))
+        .collect();
+    let mut moved = 0;
+    for client in &mut clients {
+        let (events, lanes) = read_lanes(client);
+        assert_eq!(
+            events,
+            (0..120).map(|i| format!("{i} ")).collect::<Vec<_>>()
+        );
+        assert_eq!(lanes[0], "relay-1", "a stream starts on the first lane");
+        if lanes.len() > 1 {
+            assert_eq!(lanes[1], "relay-2", "and moves to the other: {lanes:?}");
+            moved += 1;
+        }
+        // The connection of a moved stream serves the next request.
+        client.get("/ok", "");
+        let reply = client.read_reply().expect("the next answer");
+        assert_eq!(reply.text(), "ok");
+    }
+    assert!(moved > 0, "the busy lane moved streams");
 }
