@@ -2,9 +2,9 @@
 //! descriptor (a provider's stream), many streams per thread through epoll (`mio`), so that an
 //! open stream holds no worker thread and no worker stack (issue 18).
 //!
-//! A handler starts its stream on a worker (the head is written there) and hands the rest over
-//! with [`super::Stream::detach`]: a [`Pump`] that turns what its source has into body bytes
-//! without blocking. A lane (one relay thread) pumps a stream when its source is readable and
+//! A handler starts its stream on a worker (the head, and what the source has already, are
+//! written there) and hands the rest over with [`super::Stream::detach`]: a [`Pump`] that turns
+//! what its source has into body bytes without blocking. A lane (one relay thread) pumps a stream when its source is readable and
 //! writes what came as one chunk, without blocking either. It pumps no more while the client
 //! has not taken the last bytes (back-pressure: a stream holds at most what one pump made),
 //! ends a stream whose source stays silent past the pump's idle timeout (the pump writes the
@@ -58,7 +58,8 @@ pub trait Pump: Send + 'static {
     /// How long the source may stay silent before the stream is cut.
     fn idle_timeout(&self) -> Duration;
     /// Reads what the source has without blocking and appends the body bytes it makes to `out`.
-    /// Called once as soon as the stream is handed over (the source may have buffered bytes).
+    /// Called first on the worker that detaches the stream, then once as soon as the stream is
+    /// handed over (the source may have buffered bytes).
     fn pump(&mut self, out: &mut Vec<u8>) -> Pumped;
     /// The source was silent for the idle timeout: append the bytes that end the body (an error
     /// event). The stream ends after them.
@@ -80,6 +81,8 @@ pub(crate) struct Handoff<C> {
     pub pump: Box<dyn Pump>,
     pub chunked: bool,
     pub keep_alive: bool,
+    /// When the first body bytes went out, if the worker wrote some before handing over.
+    pub first_sent: Option<Instant>,
 }
 
 /// Where a connection goes after its stream: `true` when the whole body was delivered and the
@@ -433,7 +436,7 @@ impl<C: Carried> LaneLoop<C> {
             queued: true,
             last_read: now,
             stalled_since: None,
-            first_sent: None,
+            first_sent: handoff.first_sent,
         };
         if let Err(e) = entry.conn.socket().set_nonblocking(true) {
             log::error!("could not relay a stream ({e}); it is cut");
@@ -620,7 +623,7 @@ fn frame<C>(entry: &mut Entry<C>, body: &[u8], last: bool) {
 }
 
 /// Runs one of a pump's methods; a panic there is logged and answers `None`.
-fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Option<T> {
+pub(super) fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Option<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => Some(value),
         Err(panic) => {

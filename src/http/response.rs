@@ -5,9 +5,10 @@
 
 use std::io::Write;
 use std::net::TcpStream;
+use std::time::Instant;
 
 use super::chunked::frame_chunk;
-use super::relay::Pump;
+use super::relay::{guarded, Pump, Pumped};
 use super::request::Version;
 
 /// A fixed response: status, headers and the whole body.
@@ -61,7 +62,14 @@ pub(crate) struct Detached {
     pub pump: Box<dyn Pump>,
     pub chunked: bool,
     pub keep_alive: bool,
+    /// When the worker wrote the first body bytes, if it wrote some before handing over.
+    pub first_sent: Option<Instant>,
 }
+
+/// The most body bytes a worker writes itself before it hands a stream over even though its
+/// source still has more (one relay pump's worth): a provider that sends without pause does
+/// not keep the worker.
+const WORKER_PUMP_BYTES: usize = 64 * 1024;
 
 /// The handler's way to answer one request, once.
 pub struct Responder<'a> {
@@ -230,14 +238,49 @@ impl Stream<'_, '_> {
     /// readable and writes what it makes, on a relay thread; the handler returns and its worker
     /// is free. Gives the pump back when the server has no relay loop or the stream is not
     /// open (a `HEAD` request, a failed write): the caller then drives it itself.
-    pub fn detach(self, pump: Box<dyn Pump>) -> Result<(), Box<dyn Pump>> {
+    ///
+    /// What the source has already is pumped and written here first (up to
+    /// [`WORKER_PUMP_BYTES`]): a body that is all there (a short answer, a fast provider) ends on
+    /// this worker, recorded through [`Pump::finish`], without waking a relay thread; a stream
+    /// is handed over at its source's first wait. A client gone here, or a pump that panics
+    /// (logged, as on a relay thread), ends the stream as not delivered and the connection is
+    /// closed.
+    pub fn detach(mut self, mut pump: Box<dyn Pump>) -> Result<(), Box<dyn Pump>> {
         if !self.can_detach() {
             return Err(pump);
+        }
+        let mut out = Vec::new();
+        let mut written = 0;
+        let mut first_sent = None;
+        loop {
+            out.clear();
+            let Some(pumped) = guarded("pump", || pump.pump(&mut out)) else {
+                self.responder.state = State::Broken;
+                guarded("finish", || pump.finish(first_sent, false));
+                return Ok(());
+            };
+            if !out.is_empty() {
+                first_sent.get_or_insert_with(Instant::now);
+            }
+            if pumped == Pumped::End {
+                let delivered = self.finish_with(&out).is_ok();
+                guarded("finish", || pump.finish(first_sent, delivered));
+                return Ok(());
+            }
+            if self.send(&out).is_err() {
+                guarded("finish", || pump.finish(first_sent, false));
+                return Ok(());
+            }
+            written += out.len();
+            if pumped == Pumped::Blocked || written >= WORKER_PUMP_BYTES {
+                break;
+            }
         }
         self.responder.detached = Some(Detached {
             pump,
             chunked: self.chunked,
             keep_alive: self.responder.keep_alive,
+            first_sent,
         });
         self.responder.state = State::Detached;
         Ok(())

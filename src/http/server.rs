@@ -835,6 +835,7 @@ fn serve_connection(shared: &Arc<Shared>, mut client: Client, mut queue_wait: Du
                 pump: detached.pump,
                 chunked: detached.chunked,
                 keep_alive: detached.keep_alive && !panicked,
+                first_sent: detached.first_sent,
             });
             return;
         }

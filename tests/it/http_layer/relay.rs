@@ -2,8 +2,10 @@
 //! in order (as chunks, with the client's back-pressure), end with the pump's own bytes when
 //! their source goes silent, report a client that left or stopped reading, keep their
 //! connection alive for the next request (pipelined or not), a pump that panics cuts only its
-//! own stream, and graceful shutdown waits for them. A light load stays on the first relay
-//! thread; a lane kept busy moves streams to another, and they arrive whole there.
+//! own stream, and graceful shutdown waits for them. What the source has when the stream is
+//! detached goes out from the worker (a body that is all there never reaches a relay thread); a
+//! light load stays on the first relay thread; a lane kept busy moves streams to another, and
+//! they arrive whole there.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -90,7 +92,7 @@ pub(super) fn start(handler: &TestHandler, req: &Request, res: &mut Responder<'_
     let idle = Duration::from_millis(param(req, "idle_ms").unwrap_or(10_000));
     let (source, mut sink) = UnixStream::pair().expect("a socket pair");
     source.set_nonblocking(true).expect("non-blocking source");
-    thread::spawn(move || {
+    let write_events = move || {
         for i in 0..n {
             if i > 0 {
                 thread::sleep(pause);
@@ -103,7 +105,15 @@ pub(super) fn start(handler: &TestHandler, req: &Request, res: &mut Responder<'_
         if silent {
             thread::sleep(Duration::from_secs(30));
         }
-    });
+        // The source ends here.
+        drop(sink);
+    };
+    // `pre=1`: the whole body is in the pair, and its end, before the stream is detached.
+    if param(req, "pre").is_some() {
+        write_events();
+    } else {
+        thread::spawn(write_events);
+    }
     let report = handler
         .outcomes
         .lock()
@@ -318,8 +328,8 @@ fn a_pump_that_panics_cuts_only_its_own_stream() {
     );
 }
 
-/// Reads a stream of `/relayed?lane=1` to its end: its events' data, and the relay threads
-/// that carried it (in the order they did).
+/// Reads a stream of `/relayed?lane=1` to its end: its events' data, and the threads that
+/// carried it (in the order they did): the worker that detached it, then relay threads.
 fn read_lanes(client: &mut Client) -> (Vec<String>, Vec<String>) {
     let (mut events, mut lanes) = (Vec::new(), Vec::<String>::new());
     for event in read_events(client) {
@@ -344,8 +354,23 @@ fn a_light_load_stays_on_the_first_relay_thread() {
     for client in &mut clients {
         let (events, lanes) = read_lanes(client);
         assert_eq!(events, (0..10).map(|i| format!("{i} ")).collect::<Vec<_>>());
-        assert_eq!(lanes, ["relay-1"]);
+        assert!(lanes[0].starts_with("worker-"), "{lanes:?}");
+        assert_eq!(lanes[1..], ["relay-1"]);
     }
+}
+
+#[test]
+fn a_body_that_is_all_there_when_detached_ends_on_its_worker() {
+    let server = TestServer::start(config());
+    let mut client = request(&server, "/relayed?n=5&ms=0&pre=1&lane=1");
+    let (events, lanes) = read_lanes(&mut client);
+    assert_eq!(events, ["0 ", "1 ", "2 ", "3 ", "4 "]);
+    assert_eq!(lanes.len(), 1, "no relay thread: {lanes:?}");
+    assert!(lanes[0].starts_with("worker-"), "{lanes:?}");
+    assert!(!server.outcome().gone);
+    client.get("/ok", "");
+    let reply = client.read_reply().expect("the next answer");
+    assert_eq!(reply.text(), "ok");
 }
 
 #[test]
@@ -363,9 +388,10 @@ fn a_lane_kept_busy_moves_streams_to_another_and_they_arrive_whole() {
             events,
             (0..120).map(|i| format!("{i} ")).collect::<Vec<_>>()
         );
-        assert_eq!(lanes[0], "relay-1", "a stream starts on the first lane");
-        if lanes.len() > 1 {
-            assert_eq!(lanes[1], "relay-2", "and moves to the other: {lanes:?}");
+        assert!(lanes[0].starts_with("worker-"), "{lanes:?}");
+        assert_eq!(lanes[1], "relay-1", "then the first lane: {lanes:?}");
+        if lanes.len() > 2 {
+            assert_eq!(lanes[2], "relay-2", "and moves to the other: {lanes:?}");
             moved += 1;
         }
         // The connection of a moved stream serves the next request.
