@@ -8,7 +8,8 @@
 # stream/connection above idle, and where the resident memory was at its peak
 # (bench/smaps_breakdown.py: thread stacks, malloc arenas, main heap, other).
 # Knobs: STREAMS (1000), SLOW_EVENTS (100), SLOW_MS (100), IDLE (0), DUR (5),
-# GATEWAY_ENV (extra VAR=value words, e.g. "MALLOC_ARENA_MAX=2"), SKIP_BUILD=1.
+# GATEWAY_ENV (extra VAR=value words, e.g. "MALLOC_ARENA_MAX=2"), GATEWAY_BIN (another build to
+# measure), SKIP_BUILD=1.
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -34,7 +35,7 @@ mkdir -p "$TMP/gw/logs"
 (cd "$TMP/gw" && exec env HOST=127.0.0.1 PORT=0 LITELLM_BASE_URL="http://$MOCK_ADDR/v1" \
     LITELLM_API_KEY=sk-fake-bench LOG_DIR="$TMP/gw/logs" LOG_LEVEL=warn \
     WORKERS=$((STREAMS + 16)) MAX_CONNECTIONS=$((STREAMS + IDLE + 64)) KEEPALIVE_IDLE_SECS=120 \
-    $GATEWAY_ENV "$BIN/llmcallgateway") >"$TMP/gw/stdout" 2>"$TMP/gw/stderr" &
+    $GATEWAY_ENV "${GATEWAY_BIN:-$BIN/llmcallgateway}") >"$TMP/gw/stdout" 2>"$TMP/gw/stderr" &
 GW_PID=$!
 PIDS+=("$GW_PID")
 GW_ADDR=$(wait_listening "$TMP/gw/stdout" "$GW_PID") || { tail "$TMP/gw/stderr" >&2; exit 1; }
