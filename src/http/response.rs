@@ -259,17 +259,21 @@ impl Stream<'_, '_> {
                 guarded("finish", || pump.finish(first_sent, false));
                 return Ok(());
             };
-            if !out.is_empty() {
-                first_sent.get_or_insert_with(Instant::now);
-            }
             if pumped == Pumped::End {
                 let delivered = self.finish_with(&out).is_ok();
+                if delivered && !out.is_empty() {
+                    first_sent.get_or_insert_with(Instant::now);
+                }
                 guarded("finish", || pump.finish(first_sent, delivered));
                 return Ok(());
             }
             if self.send(&out).is_err() {
                 guarded("finish", || pump.finish(first_sent, false));
                 return Ok(());
+            }
+            // As on a relay thread: the first bytes count as sent once the socket took them.
+            if !out.is_empty() {
+                first_sent.get_or_insert_with(Instant::now);
             }
             written += out.len();
             if pumped == Pumped::Blocked || written >= WORKER_PUMP_BYTES {
