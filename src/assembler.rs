@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use crate::tokens;
@@ -30,7 +31,9 @@ pub struct Seen {
 struct ChunkView<'a> {
     #[serde(borrow)]
     id: Option<Cow<'a, str>>,
-    created: Option<Value>,
+    /// Raw: converted only while the envelope lacks it (once, not per event).
+    #[serde(borrow)]
+    created: Option<&'a RawValue>,
     #[serde(borrow)]
     model: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -40,9 +43,12 @@ struct ChunkView<'a> {
     #[serde(borrow)]
     choices: Option<Vec<ChoiceView<'a>>>,
     usage: Option<Value>,
-    error: Option<Value>,
+    /// Only whether there is one matters here (`null` reads as none).
+    #[serde(borrow)]
+    error: Option<&'a RawValue>,
     /// Azure's content-filter results of the prompt, kept for the record.
-    prompt_filter_results: Option<Value>,
+    #[serde(borrow)]
+    prompt_filter_results: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -116,21 +122,40 @@ fn unindexed_call(calls: &BTreeMap<u64, ToolCall>, id: Option<&str>) -> u64 {
     }
 }
 
-/// Sets an envelope field to `value` unless it is known already or the value is blank (Azure's
-/// filter chunk comes first with an empty id and model and `created: 0`: the answer's own come
-/// later).
-fn keep(envelope: &mut Map<String, Value>, key: &str, value: impl FnOnce() -> Option<Value>) {
-    if envelope.contains_key(key) {
+/// The envelope fields the assembler keeps, in the order of the bits of `Assembler::known`.
+const ENVELOPE: [&str; 6] = [
+    "id",
+    "created",
+    "model",
+    "system_fingerprint",
+    "service_tier",
+    "prompt_filter_results",
+];
+
+/// Sets envelope field `ENVELOPE[field]` to `value` unless it is known already or the value is
+/// blank (Azure's filter chunk comes first with an empty id and model and `created: 0`: the
+/// answer's own come later). What is known is a bit in `known`, not a search of the map: this
+/// runs six times per streamed event, and the map's string keys are cold by the next event.
+fn keep(
+    envelope: &mut Map<String, Value>,
+    known: &mut u8,
+    field: usize,
+    value: impl FnOnce() -> Option<Value>,
+) {
+    if *known & (1 << field) != 0 {
         return;
     }
     let blank = |v: &Value| v.is_null() || *v == "" || *v == 0;
     if let Some(v) = value().filter(|v| !blank(v)) {
-        envelope.insert(key.to_string(), v);
+        envelope.insert(ENVELOPE[field].to_string(), v);
+        *known |= 1 << field;
     }
 }
 
 pub struct Assembler {
     envelope: Map<String, Value>,
+    /// Which fields of [`ENVELOPE`] `envelope` has, a bit each.
+    known: u8,
     choices: BTreeMap<u64, Choice>,
     usage: Option<Value>,
     chunks: u64,
@@ -149,6 +174,7 @@ impl Assembler {
     pub fn new(limit: usize) -> Self {
         Assembler {
             envelope: Map::new(),
+            known: 0,
             choices: BTreeMap::new(),
             usage: None,
             chunks: 0,
@@ -175,7 +201,7 @@ impl Assembler {
                 });
             }
         };
-        if chunk.error.as_ref().is_some_and(|e| !e.is_null()) {
+        if chunk.error.is_some() {
             return Ok(Seen {
                 error: true,
                 usage_only: false,
@@ -186,16 +212,15 @@ impl Assembler {
         // The envelope keeps the first non-blank value of each field: once a field is known,
         // later chunks' values are not converted (this runs for every streamed event).
         let owned = |v: Cow<'_, str>| Value::String(v.into_owned());
-        let envelope = &mut self.envelope;
-        keep(envelope, "id", || chunk.id.map(owned));
-        keep(envelope, "created", || chunk.created);
-        keep(envelope, "model", || chunk.model.map(owned));
-        keep(envelope, "system_fingerprint", || {
-            chunk.system_fingerprint.map(owned)
-        });
-        keep(envelope, "service_tier", || chunk.service_tier.map(owned));
-        keep(envelope, "prompt_filter_results", || {
-            chunk.prompt_filter_results
+        let (envelope, known) = (&mut self.envelope, &mut self.known);
+        keep(envelope, known, 0, || chunk.id.map(owned));
+        let raw = |v: &RawValue| serde_json::from_str(v.get()).ok();
+        keep(envelope, known, 1, || chunk.created.and_then(raw));
+        keep(envelope, known, 2, || chunk.model.map(owned));
+        keep(envelope, known, 3, || chunk.system_fingerprint.map(owned));
+        keep(envelope, known, 4, || chunk.service_tier.map(owned));
+        keep(envelope, known, 5, || {
+            chunk.prompt_filter_results.and_then(raw)
         });
         let choices = chunk.choices.unwrap_or_default();
         let usage_only = choices.is_empty() && chunk.usage.as_ref().is_some_and(|u| !u.is_null());
