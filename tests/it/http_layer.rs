@@ -31,6 +31,8 @@ pub struct StreamOutcome {
     pub sent: usize,
     /// Whether a write reported `ClientGone`.
     pub gone: bool,
+    /// Whether the first byte after the head was counted as sent (the time to first byte).
+    pub first_sent: bool,
 }
 
 /// A latch the test opens to let a `/gated` stream go on.
@@ -90,6 +92,7 @@ impl TestHandler {
             self.report(StreamOutcome {
                 sent: 0,
                 gone: true,
+                first_sent: false,
             });
             return;
         };
@@ -103,13 +106,21 @@ impl TestHandler {
                 }
             }
             if stream.send(event).is_err() {
-                self.report(StreamOutcome { sent, gone: true });
+                self.report(StreamOutcome {
+                    sent,
+                    gone: true,
+                    first_sent: sent > 0,
+                });
                 return;
             }
             sent += 1;
         }
         let gone = stream.finish().is_err();
-        self.report(StreamOutcome { sent, gone });
+        self.report(StreamOutcome {
+            sent,
+            gone,
+            first_sent: sent > 0,
+        });
     }
 }
 
@@ -507,7 +518,8 @@ fn stream_events_are_sent_one_chunk_each_as_they_are_produced() {
         outcome,
         StreamOutcome {
             sent: 3,
-            gone: false
+            gone: false,
+            first_sent: true
         }
     );
     // A finished stream leaves the connection reusable.

@@ -135,7 +135,8 @@ fn graceful_shutdown_finishes_streams_refuses_new_connections_and_closes_idle_on
         server.outcome(),
         StreamOutcome {
             sent: 3,
-            gone: false
+            gone: false,
+            first_sent: true
         }
     );
     assert!(shutting.join().unwrap(), "shutdown finished within grace");

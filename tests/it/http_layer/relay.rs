@@ -3,9 +3,10 @@
 //! their source goes silent, report a client that left or stopped reading, keep their
 //! connection alive for the next request (pipelined or not), a pump that panics cuts only its
 //! own stream, and graceful shutdown waits for them. What the source has when the stream is
-//! detached goes out from the worker (a body that is all there never reaches a relay thread); a
-//! light load stays on the first relay thread; a lane kept busy moves streams to another, and
-//! they arrive whole there.
+//! detached goes out from the worker (a body that is all there never reaches a relay thread,
+//! and a client gone before its first byte gets no time to first byte); a light load stays on
+//! the first relay thread; a lane kept busy moves streams to another, and they arrive whole
+//! there.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -74,10 +75,11 @@ impl Pump for PairPump {
         out.extend_from_slice(b"data: idle\n\n");
     }
 
-    fn finish(self: Box<Self>, _first_sent: Option<Instant>, delivered: bool) {
+    fn finish(self: Box<Self>, first_sent: Option<Instant>, delivered: bool) {
         let _ = self.report.send(StreamOutcome {
             sent: self.delivered_bytes,
             gone: !delivered,
+            first_sent: first_sent.is_some(),
         });
     }
 }
@@ -185,7 +187,8 @@ fn a_relayed_stream_holds_no_worker_and_arrives_whole_on_a_reusable_connection()
         server.outcome(),
         StreamOutcome {
             sent: expected.len(),
-            gone: false
+            gone: false,
+            first_sent: true
         }
     );
     // The connection serves the next request.
@@ -195,6 +198,24 @@ fn a_relayed_stream_holds_no_worker_and_arrives_whole_on_a_reusable_connection()
         .expect("the next answer on the same connection");
     assert_eq!(reply.text(), "ok");
     assert!(!reply.closes());
+}
+
+/// The time to first byte is when the socket took it: a client reset before the worker's first
+/// write of a body that was all there has none (it was stamped before the write once).
+#[test]
+fn a_body_written_to_a_client_already_gone_has_no_first_byte() {
+    let server = TestServer::start(config());
+    // Every pump spins 300 ms first, time for the client to read the head and reset.
+    let mut client = request(&server, "/relayed?n=3&pre=1&busy_us=300000");
+    client.read_stream_head().expect("the stream's head");
+    socket2::SockRef::from(&client.stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("SO_LINGER 0");
+    drop(client);
+    let outcome = server.outcome();
+    assert!(outcome.gone, "the body is reported not delivered");
+    assert!(!outcome.first_sent, "no first byte reached the client");
+    server.assert_alive();
 }
 
 #[test]
