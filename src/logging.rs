@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use flexi_logger::writers::LogWriter;
 use flexi_logger::{DeferredNow, Duplicate, LoggerHandle};
 use memchr::memmem::Finder;
@@ -30,8 +31,8 @@ use crate::rotation::RotatingFile;
 
 pub use crate::rotation::FILE_PREFIX;
 
-/// JSON field names whose values are secrets wherever they appear (compared without case). Each
-/// starts with a, x, s or p (`redact_secret_fields` relies on it).
+/// JSON field names whose values are secrets wherever they appear (compared without case),
+/// in lowercase.
 const SECRET_FIELDS: &[&str] = &[
     "authorization",
     "api_key",
@@ -83,7 +84,7 @@ impl Redactor {
                 out = Cow::Owned(out.replace(secret.as_str(), "***"));
             }
         }
-        if !self.secrets.is_empty() && out.contains('\\') {
+        if !self.secrets.is_empty() && memchr::memchr(b'\\', out.as_bytes()).is_some() {
             if let Some(redacted) = self.escaped_secrets(&out) {
                 out = Cow::Owned(redacted);
             }
@@ -187,35 +188,47 @@ fn needs_pattern_scan(text: &str) -> bool {
             .any(|i| i > 0 && matches!(bytes[i - 1], b'?' | b'&' | b'_' | b'-'))
 }
 
+/// The secret field names, searched for in a lowercased copy of the text: a case-insensitive
+/// automaton has no fast prefilter, and looking at each quote in turn (about 150 in an
+/// interaction line) cost 1.3-1.5 µs a line in branch misses, against 0.25 µs for this.
+fn secret_field_names() -> &'static AhoCorasick {
+    static NAMES: OnceLock<AhoCorasick> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        // Leftmost-first is exact here: names hold no quote, so a match that is a whole string
+        // (a quote before and after) never overlaps another match.
+        AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(SECRET_FIELDS)
+            .expect("nine short names make an automaton")
+    })
+}
+
 /// Replaces the string values of JSON fields named like secrets (`"api_key": "…"`, any case)
 /// with `***`; `None` when there is none.
 fn redact_secret_fields(text: &str) -> Option<String> {
+    let lowered = text.as_bytes().to_ascii_lowercase();
+    let names = secret_field_names().find_iter(&lowered);
+    redact_values_after(text, names.map(|name| (name.start(), name.end())))
+}
+
+/// Replaces with `***` the string value of each secret name found in `text` (its start and
+/// end, in order) that is a whole JSON string followed by a colon: not one inside a value
+/// already passed.
+fn redact_values_after(text: &str, names: impl Iterator<Item = (usize, usize)>) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out: Option<String> = None;
     let mut copied = 0;
-    let mut i = 0;
-    while let Some(q) = memchr::memchr(b'"', &bytes[i..]) {
-        let start = i + q + 1;
-        i = start;
-        // Every secret name starts with one of these letters: most quotes are passed at once.
-        if !matches!(
-            bytes.get(start).map(u8::to_ascii_lowercase),
-            Some(b'a' | b'x' | b's' | b'p')
-        ) {
+    let mut scanned = 0;
+    for (start, end) in names {
+        if start < scanned
+            || start == 0
+            || bytes[start - 1] != b'"'
+            || bytes.get(end) != Some(&b'"')
+        {
             continue;
         }
-        // The name runs to the next quote: only a secret name of that length can be it (this
-        // runs over every line the gateway writes).
-        let Some(len) = memchr::memchr(b'"', &bytes[start..]) else {
-            continue;
-        };
-        let Some(name) = SECRET_FIELDS.iter().find(|f| {
-            f.len() == len && bytes[start..start + len].eq_ignore_ascii_case(f.as_bytes())
-        }) else {
-            continue;
-        };
         // After the name: optional spaces, a colon, optional spaces, then a string value.
-        let mut j = start + name.len() + 1;
+        let mut j = end + 1;
         let skip_spaces = |j: &mut usize| {
             while *j < bytes.len() && matches!(bytes[*j], b' ' | b'\t' | b'\n' | b'\r') {
                 *j += 1;
@@ -242,7 +255,7 @@ fn redact_secret_fields(text: &str) -> Option<String> {
             o.push_str("***");
             copied = value_end;
         }
-        i = value_end.max(start);
+        scanned = value_end;
     }
     out.map(|mut o| {
         o.push_str(&text[copied..]);
@@ -450,7 +463,88 @@ fn log_kind(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    /// How `redact_secret_fields` found names before it searched for them: at every quote, the
+    /// text up to the next quote compared with each name. The tests' oracle.
+    fn secret_fields_by_quotes(text: &str) -> Option<String> {
+        let bytes = text.as_bytes();
+        let names = memchr::memchr_iter(b'"', bytes).filter_map(|quote| {
+            let start = quote + 1;
+            let len = memchr::memchr(b'"', &bytes[start..])?;
+            let name = &bytes[start..start + len];
+            SECRET_FIELDS
+                .iter()
+                .any(|f| name.eq_ignore_ascii_case(f.as_bytes()))
+                .then_some((start, start + len))
+        });
+        redact_values_after(text, names)
+    }
+
+    /// Text made of the pieces that matter to the scan: quotes, colons, spaces, escapes, secret
+    /// names in any case, `***`, and other words.
+    fn jsonish() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("\"".to_string()),
+            Just(":".to_string()),
+            Just(" ".to_string()),
+            Just("\\".to_string()),
+            Just("***".to_string()),
+            Just(",".to_string()),
+            Just("{".to_string()),
+            (0..SECRET_FIELDS.len(), any::<u16>()).prop_map(|(i, case)| {
+                SECRET_FIELDS[i]
+                    .chars()
+                    .enumerate()
+                    .map(|(k, c)| {
+                        if case & (1 << (k % 16)) != 0 {
+                            c.to_ascii_uppercase()
+                        } else {
+                            c
+                        }
+                    })
+                    .collect()
+            }),
+            "[a-zA-Z_ -]{1,6}",
+            "[é€x]{1,2}",
+        ];
+        proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+    }
+
+    #[test]
+    fn secret_names_are_found_where_a_quote_by_quote_scan_finds_them_in_tricky_text() {
+        let cases = [
+            r#""api_key":"\"secret":"v""#,
+            r#""secret"secret":"v""#,
+            r#""x-api-key":"a","API_KEY" : "b""#,
+            r#""password":"***","Password":"p""#,
+            r#"{"Authorization":"Bearer x\"y","z":1}"#,
+            r#""api_key":"abc\"#,
+            r#""api_key": 12, "secret":"s""#,
+            r#""Secret""#,
+            r#""secret":"#,
+            r#"""api_key":"v""#,
+            r#""api_key":"v""password":"w""#,
+            r#""x-goog-api-key"	:
+ "k""#,
+            r#""access_token":"é€","apikey":"""#,
+        ];
+        for text in cases {
+            assert_eq!(
+                redact_secret_fields(text),
+                secret_fields_by_quotes(text),
+                "{text}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn secret_names_are_found_where_a_quote_by_quote_scan_finds_them(text in jsonish()) {
+            prop_assert_eq!(redact_secret_fields(&text), secret_fields_by_quotes(&text));
+        }
+    }
 
     #[test]
     fn the_pattern_precheck_says_yes_exactly_when_the_rewrite_changes_the_text() {
