@@ -5,6 +5,7 @@
 //! (`transport`: [`NonBlockingReads`], [`Answer::fd`]). It knows no dialect: a [`Call`] is a
 //! URL, headers and a body that a dialect built.
 
+mod buffers;
 pub mod eventstream;
 pub mod sse;
 mod transport;

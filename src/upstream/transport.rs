@@ -1,6 +1,6 @@
 //! The TCP step of a provider connection: ureq's `TcpConnector` and `TcpTransport` rebuilt
-//! (same connect order and timeouts, same buffers, same read and write timeouts and the same
-//! `is_open` probe), with two additions a relay loop pumping many streams on a few threads needs
+//! (same connect order and timeouts, same read and write timeouts and the same `is_open`
+//! probe), with three additions a relay loop pumping many streams on a few threads needs
 //! (issue 18):
 //!
 //! - reads that never wait, on demand: on a thread inside [`NonBlockingReads::enter`], a read
@@ -10,7 +10,8 @@
 //!   `WouldBlock` into a timeout, so it cannot serve;
 //! - the connection's descriptor: ureq exposes no connection, so every read and write
 //!   publishes its socket's descriptor on the calling thread ([`last_connection`]), for a
-//!   caller to watch it for readiness.
+//!   caller to watch it for readiness;
+//! - buffers that hold less while a stream is open (`buffers.rs`).
 //!
 //! Everything else behaves exactly like ureq's transport. A CONNECT proxy's tunnel is made by
 //! ureq running the agent's connector for the proxy, so it goes through this transport too.
@@ -29,9 +30,10 @@ use socket2::SockRef;
 use ureq::config::Config;
 use ureq::unversioned::transport::time::{Duration, Instant};
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, ShutdownHandle,
-    Transport,
+    Buffers, ConnectionDetails, Connector, Either, NextTimeout, ShutdownHandle, Transport,
 };
+
+use super::buffers::CallBuffers;
 use ureq::{Error, Timeout};
 
 thread_local! {
@@ -105,7 +107,7 @@ impl Connector<Box<dyn Transport>> for TcpConnector {
         }
         let config = details.config;
         let stream = try_connect(details)?;
-        let buffers = LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
+        let buffers = CallBuffers::new(config.input_buffer_size(), config.output_buffer_size());
         let transport = TcpTransport {
             stream: Arc::new(stream),
             buffers,
@@ -216,7 +218,7 @@ fn is_timeout(e: &io::Error) -> bool {
 pub(super) struct TcpTransport {
     /// In an `Arc` so that ureq's shutdown handle can share it (weakly).
     stream: Arc<TcpStream>,
-    buffers: LazyBuffers,
+    buffers: CallBuffers,
     /// The socket's read and write timeouts as last set, so unchanged ones cost no syscall.
     timeout_read: Option<Duration>,
     timeout_write: Option<Duration>,
@@ -252,6 +254,8 @@ impl TcpTransport {
             return Err(io::Error::from(io::ErrorKind::WouldBlock).into());
         }
         self.set_non_blocking(true)?;
+        // Only a stream's body is read this way: its request went out long ago.
+        self.buffers.release_output();
         let input = self.buffers.input_append_buf();
         let room = input.len();
         loop {
