@@ -17,6 +17,19 @@ use signal_hook::iterator::Signals;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read before `main` (jemalloc's `malloc_conf`; `_RJEM_MALLOC_CONF` in the
+/// environment still overrides them). A thread's cache keeps up to 200 freed objects of each
+/// small size and refills half of that at a time, about 94 KB per worker that has served a
+/// request; a burst of streams starts hundreds of workers, each waiting on its provider for the
+/// response head (issue 18). At most 32 objects of a small size and 2 of a large one: about 44
+/// KB per worker, for 0.3% more instructions per proxied call (callgrind, 2,200 calls).
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: Option<&'static std::ffi::c_char> = Some(
+    // SAFETY: a byte of a static, nul-terminated string; jemalloc reads it as a C string.
+    unsafe { &*JEMALLOC_OPTIONS.as_ptr().cast::<std::ffi::c_char>() },
+);
+const JEMALLOC_OPTIONS: &[u8] = b"tcache_nslots_small_max:32,tcache_nslots_large:2\0";
+
 fn help() -> String {
     let mut text = format!(
         "llmcallgateway {}\nAn OpenAI-compatible LLM API gateway.\n\n\
@@ -237,5 +250,32 @@ fn watch(path: &std::path::Path, reload: impl Fn(&str)) {
             seen = now;
             reload("the config file changed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// An `unsigned` option of jemalloc's, as it took it.
+    fn option(name: &std::ffi::CStr) -> u32 {
+        let mut value = 0u32;
+        let mut len = std::mem::size_of::<u32>();
+        // SAFETY: `value` and `len` are live and sized for an `unsigned` option; nothing is written.
+        let rc = unsafe {
+            tikv_jemalloc_sys::mallctl(
+                name.as_ptr(),
+                (&mut value as *mut u32).cast(),
+                &mut len,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        assert_eq!(rc, 0, "mallctl {name:?}");
+        value
+    }
+
+    #[test]
+    fn jemalloc_runs_with_the_options_compiled_into_the_binary() {
+        assert_eq!(option(c"opt.tcache_nslots_small_max"), 32);
+        assert_eq!(option(c"opt.tcache_nslots_large"), 2);
     }
 }
