@@ -54,15 +54,16 @@ pub struct Agents {
 const POOLS: usize = 64;
 const IDLE_PER_POOL: usize = 8;
 
-/// Each upstream connection's input and output buffer. ureq allocates both at their full size
-/// on a connection's first call and keeps them while the connection lives, so they are a
-/// per-open-stream cost. 8 KiB, down from 16 (issue 18, `bench/memory.sh`): 1,000 open streams
-/// took 16 KB less heap each (63 → 47 MB of malloc'd memory), and c=32 throughput did not
-/// move (0.99× non-stream, 1.05× stream, alternating rounds). Why not smaller: the input buffer
-/// must hold a provider's whole response head (ureq fails the call otherwise; a provider's is
-/// 1–3 KB) and ureq grows it to 10 KiB anyway to stage a request body; the output buffer must
-/// hold the longest request header line (a 2–3 KB OAuth bearer token for Vertex or Azure AD).
-/// 4 KiB saved only about 4 KB more per stream. nginx's default proxy buffer is 4–8 KiB too.
+/// Each upstream connection's input and output buffer, allocated at their full size on a
+/// connection's first call (`buffers.rs`: the input kept while the connection lives, the output
+/// freed while a stream is read), so the input is a per-open-stream cost. 8 KiB, down from 16
+/// (issue 18, `bench/memory.sh`): 1,000 open streams took 16 KB less heap each (63 → 47 MB of
+/// malloc'd memory), and c=32 throughput did not move (0.99× non-stream, 1.05× stream,
+/// alternating rounds). Why not smaller: the input buffer must hold a provider's whole response
+/// head (ureq fails the call otherwise, as nginx fails an "upstream sent too big header" past
+/// its 4–8 KiB; a provider's is 1–3 KB); the output buffer must hold the longest request header
+/// line (a 2–3 KB OAuth bearer token for Vertex or Azure AD). 4 KiB saved only about 4 KB more
+/// per stream.
 const UPSTREAM_BUFFER_BYTES: usize = 8 * 1024;
 
 impl Agents {

@@ -125,6 +125,16 @@ fn answer(out: &mut impl Write, path: &str, gate: &dyn Fn(usize) -> bool) -> std
     match path {
         "/stream" => answer_stream(out, false, gate),
         "/gzip" => answer_stream(out, true, gate),
+        // A response head of about 6 and 12 KB: many long headers, as some front ends add.
+        "/head6k" | "/head12k" => {
+            let n = if path == "/head6k" { 60 } else { 120 };
+            let mut head = String::from("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n");
+            for i in 0..n {
+                head.push_str(&format!("x-filler-{i:03}: {}\r\n", "f".repeat(80)));
+            }
+            head.push_str("Content-Length: 11\r\n\r\n{\"ok\":true}");
+            out.write_all(head.as_bytes())
+        }
         _ => {
             thread::sleep(Duration::from_millis(30));
             out.write_all(
@@ -297,6 +307,39 @@ fn a_pooled_connection_the_provider_closed_is_replaced() {
     let answer = post(agents.get(), &call(&url, "/plain")).unwrap();
     assert_eq!(answer.read().unwrap().body, b"{\"ok\":true}");
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+/// A provider's response head must fit the connection's input buffer (8 KiB): one of 6 KB is
+/// read whole after a request body was sent; one of 12 KB fails the call at once with an error
+/// that says so (it said the provider had disconnected).
+#[test]
+fn a_response_head_within_the_input_buffer_is_read_and_a_larger_one_fails_the_call() {
+    let (url, _) = provider();
+    let agents = Agents::new(Duration::from_secs(2), Duration::from_secs(5));
+    let body = vec![b' '; 20_000];
+    let answer = post(
+        agents.get(),
+        &Call::post(format!("{url}/head6k"), Vec::new(), body.clone()),
+    )
+    .unwrap();
+    assert_eq!(answer.header("x-filler-059").map(|v| v.len()), Some(80));
+    assert_eq!(answer.read().unwrap().body, b"{\"ok\":true}");
+
+    let started = Instant::now();
+    let failed = post(
+        agents.get(),
+        &Call::post(format!("{url}/head12k"), Vec::new(), body),
+    );
+    let error = failed.err().expect("a 12 KB head was taken");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(error.status, 502);
+    assert!(
+        error
+            .message
+            .contains("response head is longer than the 8192 bytes"),
+        "{}",
+        error.message
+    );
 }
 
 /// A CONNECT proxy on 127.0.0.1 tunnelling to whatever it is asked; its URL and the count of

@@ -32,9 +32,9 @@ use ureq::unversioned::transport::time::{Duration, Instant};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, NextTimeout, ShutdownHandle, Transport,
 };
+use ureq::{Error, Timeout};
 
 use super::buffers::CallBuffers;
-use ureq::{Error, Timeout};
 
 thread_local! {
     /// Whether this thread's reads of provider connections must not wait.
@@ -392,6 +392,16 @@ impl Transport for TcpTransport {
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
         self.publish();
         let timeout = check(timeout.for_read())?;
+        // ureq asks for more while what it holds is one piece it cannot take in part (the head,
+        // a chunk's size line): with no room left, a read would get 0 bytes, which ureq takes for
+        // the provider hanging up.
+        if self.buffers.input_append_buf().is_empty() {
+            return Err(io::Error::other(format!(
+                "the provider's response head is longer than the {} bytes the gateway reads it into",
+                self.buffers.input().len()
+            ))
+            .into());
+        }
         let amount = if NON_BLOCKING.get() {
             self.read_now()?
         } else {
