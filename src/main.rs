@@ -30,6 +30,24 @@ static MALLOC_CONF: Option<&'static std::ffi::c_char> = Some(
 );
 const JEMALLOC_OPTIONS: &[u8] = b"tcache_nslots_small_max:32,tcache_nslots_large:2\0";
 
+/// Turns the calling thread's jemalloc cache on or off: off gives its objects back to the
+/// arenas, on starts an empty one (`mallctl thread.tcache.enabled`). The server keeps it on
+/// only for workers serving while few requests are in flight (`http::ServerConfig`).
+fn thread_cache(on: bool) {
+    let mut value = on;
+    // SAFETY: the option is a `bool`, written from a live one of that size; nothing is read.
+    let rc = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            c"thread.tcache.enabled".as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            (&mut value as *mut bool).cast(),
+            std::mem::size_of::<bool>(),
+        )
+    };
+    debug_assert_eq!(rc, 0, "mallctl thread.tcache.enabled");
+}
+
 fn help() -> String {
     let mut text = format!(
         "llmcallgateway {}\nAn OpenAI-compatible LLM API gateway.\n\n\
@@ -134,6 +152,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    config.server.thread_cache = Some(thread_cache);
     let running = match llmcallgateway::start(config.clone()) {
         Ok(running) => running,
         Err(e) => {
@@ -271,6 +290,38 @@ mod tests {
         };
         assert_eq!(rc, 0, "mallctl {name:?}");
         value
+    }
+
+    /// Whether this thread's jemalloc cache is on.
+    fn cache_on() -> bool {
+        let mut value = false;
+        let mut len = std::mem::size_of::<bool>();
+        // SAFETY: `value` and `len` are live and sized for a `bool` option; nothing is written.
+        let rc = unsafe {
+            tikv_jemalloc_sys::mallctl(
+                c"thread.tcache.enabled".as_ptr(),
+                (&mut value as *mut bool).cast(),
+                &mut len,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        assert_eq!(rc, 0);
+        value
+    }
+
+    #[test]
+    fn a_threads_allocator_cache_turns_off_and_on_again() {
+        std::thread::spawn(|| {
+            assert!(cache_on());
+            super::thread_cache(false);
+            assert!(!cache_on());
+            drop(vec![0u8; 100]);
+            super::thread_cache(true);
+            assert!(cache_on());
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

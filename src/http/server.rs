@@ -31,6 +31,7 @@
 //! goes out.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
@@ -70,6 +71,12 @@ pub struct ServerConfig {
     /// Relay threads: the most threads that carry streams handed to the relay loop (one per
     /// core, at most 4, by default; they fill in order, see `relay.rs`).
     pub relay_lanes: usize,
+    /// Turns the calling thread's allocator cache on or off; `None` leaves it alone. The binary
+    /// passes jemalloc's (`src/main.rs`). See [`keep_cache_while`].
+    pub thread_cache: Option<fn(bool)>,
+    /// Requests in flight up to which a worker keeps its allocator cache (16 per core, at
+    /// least 64, by default).
+    pub cached_requests: usize,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +93,8 @@ impl Default for ServerConfig {
             backlog: 4096,
             relay_lanes: thread::available_parallelism()
                 .map_or(1, |n| n.get().min(MAX_RELAY_LANES)),
+            thread_cache: None,
+            cached_requests: thread::available_parallelism().map_or(64, |n| (n.get() * 16).max(64)),
         }
     }
 }
@@ -720,6 +729,31 @@ fn run_worker(shared: Arc<Shared>) {
     }
 }
 
+thread_local! {
+    /// Whether this worker's allocator cache is on (a thread starts with it on).
+    static CACHE_ON: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Keeps the worker's allocator cache for this request only while at most `cached_requests`
+/// are in flight. The cache (jemalloc's: up to 44 KB of freed objects per thread, `main.rs`)
+/// makes allocation cheap for the few workers a steady load keeps busy; with hundreds of
+/// requests in flight, most wait on their providers (a burst of streams waiting for their
+/// heads, each holding a worker until then), each would hold a cache of its own, and what they
+/// allocate is not what limits the throughput. Switched only when the answer changes: turning
+/// it off gives its objects back, on starts an empty one.
+fn keep_cache_while(shared: &Shared) {
+    let Some(set) = shared.config.thread_cache else {
+        return;
+    };
+    let want = shared.in_request.load(Ordering::Relaxed) <= shared.config.cached_requests;
+    CACHE_ON.with(|on| {
+        if on.get() != want {
+            set(want);
+            on.set(want);
+        }
+    });
+}
+
 /// Counts one open connection until dropped, however and wherever it is closed (a panic on a
 /// worker, a reap in the poller). The acceptor counted it in.
 struct OpenConnection(Arc<AtomicUsize>);
@@ -775,6 +809,7 @@ fn refusal_response(shared: &Shared, refusal: &Refusal<'_>) -> Response {
 fn serve_connection(shared: &Arc<Shared>, mut client: Client, mut queue_wait: Duration) {
     loop {
         let busy = InRequest::enter(shared);
+        keep_cache_while(shared);
         let conn = &mut client.conn;
         let mut request = match conn.read_request(&shared.limits) {
             Ok(request) => request,

@@ -5,13 +5,15 @@
 //! cap, panics, graceful shutdown and descriptor exhaustion, `http_layer/refusals.rs` what the
 //! handler hears of the requests the layer refuses (`Handler::refuse`), `http_layer/parking.rs`
 //! idle keep-alive connections parked in the poller instead of holding workers,
-//! `http_layer/relay.rs` streams carried by the relay loop instead of a worker.
+//! `http_layer/relay.rs` streams carried by the relay loop instead of a worker,
+//! `http_layer/thread_cache.rs` the workers' allocator cache under load.
 
 mod hostile;
 mod lifecycle;
 mod parking;
 mod refusals;
 mod relay;
+mod thread_cache;
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -58,7 +60,7 @@ impl Gate {
 }
 
 /// Routes: `/ok`, `/echo` (the body back), `/big?n=` (n bytes), `/queue-wait` (the request's
-/// queue wait in µs), `/panic`, `/silent` (answers nothing), `/slow?ms=`, `/stream?n=&ms=` (n events, a pause between), `/gated` (one event,
+/// queue wait in µs), `/cache` (the worker's allocator cache, `http_layer/thread_cache.rs`), `/panic`, `/silent` (answers nothing), `/slow?ms=`, `/stream?n=&ms=` (n events, a pause between), `/gated` (one event,
 /// then waits for the gate, then two more), `/relayed?n=&size=&ms=&silent=&idle_ms=` (a stream
 /// handed to the relay loop: n events of `size` bytes from a socket pair a thread writes, a
 /// pause between; with `silent` the writer then stays silent, the pump's idle timeout being
@@ -137,6 +139,7 @@ impl Handler for TestHandler {
                 res.send(Response::new(200, "text/plain", vec![b'x'; n]))
             }
             "/queue-wait" => res.send(Response::text(200, &req.queue_wait.as_micros().to_string())),
+            "/cache" => res.send(Response::text(200, thread_cache::state())),
             "/panic" => panic!("the test handler panics on purpose"),
             "/silent" => Ok(()),
             "/slow" => {
@@ -240,6 +243,8 @@ pub fn config() -> ServerConfig {
         shutdown_grace: Duration::from_secs(10),
         backlog: 1024,
         relay_lanes: 2,
+        thread_cache: None,
+        cached_requests: 64,
     }
 }
 
