@@ -72,7 +72,7 @@ pub struct ServerConfig {
     /// core, at most 4, by default; they fill in order, see `relay.rs`).
     pub relay_lanes: usize,
     /// Turns the calling thread's allocator cache on or off; `None` leaves it alone. The binary
-    /// passes jemalloc's (`src/main.rs`). See [`keep_cache_while`].
+    /// passes jemalloc's (`src/main.rs`); when it is called: `keep_cache_while` below.
     pub thread_cache: Option<fn(bool)>,
     /// Requests in flight up to which a worker keeps its allocator cache (16 per core, at
     /// least 64, by default).
