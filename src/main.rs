@@ -36,7 +36,9 @@ const JEMALLOC_OPTIONS: &[u8] = b"tcache_nslots_small_max:32,tcache_nslots_large
 fn thread_cache(on: bool) {
     let mut value = on;
     // SAFETY: the option is a `bool`, written from a live one of that size; nothing is read.
-    let rc = unsafe {
+    // It fails only for a wrong name or size (the test below reads the switch back); the cache
+    // then stays as it was, which costs memory or time, never correctness.
+    let _ = unsafe {
         tikv_jemalloc_sys::mallctl(
             c"thread.tcache.enabled".as_ptr(),
             std::ptr::null_mut(),
@@ -45,7 +47,6 @@ fn thread_cache(on: bool) {
             std::mem::size_of::<bool>(),
         )
     };
-    debug_assert_eq!(rc, 0, "mallctl thread.tcache.enabled");
 }
 
 fn help() -> String {
