@@ -275,15 +275,16 @@ fn watch(path: &std::path::Path, reload: impl Fn(&str)) {
 
 #[cfg(test)]
 mod tests {
-    /// An `unsigned` option of jemalloc's, as it took it.
-    fn option(name: &std::ffi::CStr) -> u32 {
-        let mut value = 0u32;
-        let mut len = std::mem::size_of::<u32>();
-        // SAFETY: `value` and `len` are live and sized for an `unsigned` option; nothing is written.
+    /// A value of jemalloc's, read through `mallctl`: `T` must be the type jemalloc documents
+    /// for `name` (`unsigned` is `u32`).
+    fn read<T: Copy + Default>(name: &std::ffi::CStr) -> T {
+        let mut value = T::default();
+        let mut len = std::mem::size_of::<T>();
+        // SAFETY: `value` and `len` are live and sized for the option; nothing is written.
         let rc = unsafe {
             tikv_jemalloc_sys::mallctl(
                 name.as_ptr(),
-                (&mut value as *mut u32).cast(),
+                (&mut value as *mut T).cast(),
                 &mut len,
                 std::ptr::null_mut(),
                 0,
@@ -295,20 +296,7 @@ mod tests {
 
     /// Whether this thread's jemalloc cache is on.
     fn cache_on() -> bool {
-        let mut value = false;
-        let mut len = std::mem::size_of::<bool>();
-        // SAFETY: `value` and `len` are live and sized for a `bool` option; nothing is written.
-        let rc = unsafe {
-            tikv_jemalloc_sys::mallctl(
-                c"thread.tcache.enabled".as_ptr(),
-                (&mut value as *mut bool).cast(),
-                &mut len,
-                std::ptr::null_mut(),
-                0,
-            )
-        };
-        assert_eq!(rc, 0);
-        value
+        read(c"thread.tcache.enabled")
     }
 
     #[test]
@@ -327,7 +315,7 @@ mod tests {
 
     #[test]
     fn jemalloc_runs_with_the_options_compiled_into_the_binary() {
-        assert_eq!(option(c"opt.tcache_nslots_small_max"), 32);
-        assert_eq!(option(c"opt.tcache_nslots_large"), 2);
+        assert_eq!(read::<u32>(c"opt.tcache_nslots_small_max"), 32);
+        assert_eq!(read::<u32>(c"opt.tcache_nslots_large"), 2);
     }
 }

@@ -11,7 +11,9 @@
 //! - the connection's descriptor: ureq exposes no connection, so every read and write
 //!   publishes its socket's descriptor on the calling thread ([`last_connection`]), for a
 //!   caller to watch it for readiness;
-//! - buffers that hold less while a stream is open (`buffers.rs`).
+//! - buffers that hold less while a stream is open (`buffers.rs`); a response head that does
+//!   not fit the input buffer fails the call with an error that says so (ureq read 0 bytes and
+//!   reported the provider as gone).
 //!
 //! Everything else behaves exactly like ureq's transport. A CONNECT proxy's tunnel is made by
 //! ureq running the agent's connector for the proxy, so it goes through this transport too.
