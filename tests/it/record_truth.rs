@@ -216,9 +216,11 @@ fn a_cut_upstream_stream_is_recorded_as_an_error() {
     let gw = Gateway::in_front_of(&upstream, &[("STREAM_IDLE_TIMEOUT", "2")]);
     let reply = post_json(gw.addr, "/v1/chat/completions", &chat("gpt-4o-mini", true));
     assert_eq!(reply.status, 200);
-    assert_eq!(recorded_totals(&gw)["errors"], 1);
+    let totals = recorded_totals(&gw);
     let dir = gw.stop_keeping_logs();
-    let line = &interaction_lines(&dir)[0];
+    let lines = interaction_lines(&dir);
+    assert_eq!(totals["errors"], 1, "{totals} {lines:?} {}", reply.text());
+    let line = &lines[0];
     assert_eq!(line["status"], "error", "{line}");
     assert!(line["error"]["type"].is_string(), "{line}");
     let _ = fs::remove_dir_all(dir);
