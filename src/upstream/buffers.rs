@@ -12,6 +12,11 @@
 //!   configured size; it grows only if less than a quarter of that is free.
 //!
 //! Together that is about 10 KB less per open stream (8 KiB output, 2 KiB of grown input).
+//!
+//! The output also holds what the transport has not sent yet ([`CallBuffers::defer_output`]):
+//! ureq writes a request's head and then its body, each followed by a transmit, and the
+//! transport sends them together (`transport.rs`). [`Buffers::output`] hands ureq the space
+//! after those bytes.
 
 use ureq::unversioned::transport::Buffers;
 
@@ -23,6 +28,8 @@ pub(super) struct CallBuffers {
     filled: usize,
     consumed: usize,
     output: Vec<u8>,
+    /// `output[..pending]` is written by ureq and not yet sent.
+    pending: usize,
     /// Whether the last `input_consume` took anything (ureq's `can_use_input` needs it).
     progress: bool,
 }
@@ -36,15 +43,40 @@ impl CallBuffers {
             filled: 0,
             consumed: 0,
             output: Vec::new(),
+            pending: 0,
             progress: false,
         }
     }
 
-    /// Frees the output buffer; the next [`Buffers::output`] allocates it again.
+    /// Frees the output buffer, unless it holds bytes not sent yet; the next
+    /// [`Buffers::output`] allocates it again.
     pub(super) fn release_output(&mut self) {
-        if self.output.capacity() > 0 {
+        if self.output.capacity() > 0 && self.pending == 0 {
             self.output = Vec::new();
         }
+    }
+
+    /// Keeps the `amount` bytes ureq just wrote to [`Buffers::output`] for a later send; the
+    /// next `output` starts after them. Returns the room left after them.
+    pub(super) fn defer_output(&mut self, amount: usize) -> usize {
+        self.pending += amount;
+        assert!(self.pending <= self.output.len(), "more output than room");
+        self.output.len() - self.pending
+    }
+
+    /// The bytes written and not yet sent.
+    pub(super) fn pending_output(&self) -> &[u8] {
+        &self.output[..self.pending]
+    }
+
+    /// Forgets the pending bytes, once sent.
+    pub(super) fn output_sent(&mut self) {
+        self.pending = 0;
+    }
+
+    /// The configured size of the output buffer.
+    pub(super) fn output_size(&self) -> usize {
+        self.output_size
     }
 
     fn ensure_output(&mut self) {
@@ -74,7 +106,7 @@ impl CallBuffers {
 impl Buffers for CallBuffers {
     fn output(&mut self) -> &mut [u8] {
         self.ensure_output();
-        &mut self.output
+        &mut self.output[self.pending..]
     }
 
     fn input(&self) -> &[u8] {
@@ -106,7 +138,10 @@ impl Buffers for CallBuffers {
         if free < least {
             self.input.resize(self.input.len() + least - free, 0);
         }
-        (&mut self.input[self.filled..], &mut self.output)
+        (
+            &mut self.input[self.filled..],
+            &mut self.output[self.pending..],
+        )
     }
 
     fn can_use_input(&self) -> bool {
@@ -158,6 +193,26 @@ mod tests {
         b.release_output();
         assert_eq!(b.output.capacity(), 0);
         assert_eq!(b.output(), &[0u8; 8][..]);
+    }
+
+    #[test]
+    fn deferred_output_stays_put_and_the_next_write_goes_after_it() {
+        let mut b = CallBuffers::new(16, 8);
+        b.output()[..3].copy_from_slice(b"abc");
+        assert_eq!(b.defer_output(3), 5);
+        assert_eq!(b.output().len(), 5);
+        b.output()[..2].copy_from_slice(b"de");
+        assert_eq!(b.defer_output(2), 3);
+        let (_, output) = b.tmp_and_output();
+        assert_eq!(
+            output.len(),
+            3,
+            "a body is staged after the pending bytes too"
+        );
+        b.release_output();
+        assert_eq!(b.pending_output(), b"abcde", "pending bytes are not freed");
+        b.output_sent();
+        assert_eq!(b.output().len(), 8);
     }
 
     #[test]

@@ -13,7 +13,12 @@
 //!   caller to watch it for readiness;
 //! - buffers that hold less while a stream is open (`buffers.rs`); a response head that does
 //!   not fit the input buffer fails the call with an error that says so (ureq read 0 bytes and
-//!   reported the provider as gone).
+//!   reported the provider as gone);
+//! - a request's head and body leave in one write: ureq transmits each as it writes it, and
+//!   here a transmit only keeps the bytes while at least half the output buffer is free; they
+//!   are sent when it is not, and before any read (the answer, a `100 Continue`, a TLS
+//!   handshake's reply). Two writes cost the gateway a second `send` and the provider a second
+//!   packet and wake-up per call.
 //!
 //! Everything else behaves exactly like ureq's transport. A CONNECT proxy's tunnel is made by
 //! ureq running the agent's connector for the proxy, so it goes through this transport too.
@@ -115,6 +120,7 @@ impl Connector<Box<dyn Transport>> for TcpConnector {
             buffers,
             timeout_read: None,
             timeout_write: None,
+            send_timeout: NextTimeout::default(),
             non_blocking: false,
         };
         (details.register_shutdown)(Arc::downgrade(&transport.stream) as Weak<dyn ShutdownHandle>)?;
@@ -224,6 +230,8 @@ pub(super) struct TcpTransport {
     /// The socket's read and write timeouts as last set, so unchanged ones cost no syscall.
     timeout_read: Option<Duration>,
     timeout_write: Option<Duration>,
+    /// The timeout of the last transmit, for sending what it kept.
+    send_timeout: NextTimeout,
     /// Whether the socket is in `O_NONBLOCK` mode now: switched only when an operation needs
     /// the other mode, so a stream read without blocking costs no extra syscall per read, and
     /// a connection back in the pool after one is switched back on its next blocking use.
@@ -241,6 +249,28 @@ impl TcpTransport {
 
     fn publish(&self) {
         LAST_FD.set(Some(self.stream.as_raw_fd()));
+    }
+
+    /// Sends what transmits kept (see the module doc), under the last transmit's timeout.
+    fn send_pending(&mut self) -> Result<(), Error> {
+        if self.buffers.pending_output().is_empty() {
+            return Ok(());
+        }
+        let timeout = self.send_timeout;
+        self.set_non_blocking(false)?;
+        maybe_update_timeout(
+            timeout,
+            &mut self.timeout_write,
+            &self.stream,
+            TcpStream::set_write_timeout,
+        )?;
+        let sent = (&*self.stream).write_all(self.buffers.pending_output());
+        self.buffers.output_sent();
+        match sent {
+            Ok(()) => Ok(()),
+            Err(e) if is_timeout(&e) => Err(Error::Timeout(timeout.reason)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// One read that takes what the socket holds; `WouldBlock` when it holds nothing.
@@ -375,24 +405,20 @@ impl Transport for TcpTransport {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
         self.publish();
-        let timeout = check(timeout.for_write())?;
-        self.set_non_blocking(false)?;
-        maybe_update_timeout(
-            timeout,
-            &mut self.timeout_write,
-            &self.stream,
-            TcpStream::set_write_timeout,
-        )?;
-        let output = &self.buffers.output()[..amount];
-        match (&*self.stream).write_all(output) {
-            Ok(()) => Ok(()),
-            Err(e) if is_timeout(&e) => Err(Error::Timeout(timeout.reason)),
-            Err(e) => Err(e.into()),
+        self.send_timeout = check(timeout.for_write())?;
+        let room = self.buffers.defer_output(amount);
+        if room < self.buffers.output_size() / 2 {
+            self.send_pending()?;
         }
+        Ok(())
     }
 
+    /// Sends what transmits kept first: every wait for the provider's bytes comes here (ureq's
+    /// `Box` and `Either` wrappers do not pass `maybe_await_input` on, so its default, which
+    /// ends here when it waits, is what runs).
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
         self.publish();
+        self.send_pending()?;
         let timeout = check(timeout.for_read())?;
         // ureq asks for more while what it holds is one piece it cannot take in part (the head,
         // a chunk's size line): with no room left, a read would get 0 bytes, which ureq takes for
@@ -440,6 +466,74 @@ mod tests {
 
     fn ms(n: u64) -> Option<Duration> {
         Some(time::Duration::from_millis(n).into())
+    }
+
+    fn write_out(transport: &mut TcpTransport, bytes: &[u8]) -> Result<(), Error> {
+        transport.buffers().output()[..bytes.len()].copy_from_slice(bytes);
+        let timeout = NextTimeout {
+            after: time::Duration::from_secs(5).into(),
+            ..NextTimeout::default()
+        };
+        transport.transmit_output(bytes.len(), timeout)
+    }
+
+    /// What the provider's end of the connection holds now, without waiting.
+    fn received(provider: &mut TcpStream) -> Vec<u8> {
+        let mut got = vec![0u8; 16 * 1024];
+        match provider.read(&mut got) {
+            Ok(n) => got.truncate(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => got.clear(),
+            Err(e) => panic!("{e}"),
+        }
+        got
+    }
+
+    /// A request's head and body leave together when the provider's answer is awaited; bytes
+    /// that fill half the output buffer leave at once.
+    #[test]
+    fn a_request_head_and_body_are_sent_in_one_write_before_the_answer_is_read() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut provider, _) = listener.accept().unwrap();
+        provider.set_nonblocking(true).unwrap();
+        let mut transport = TcpTransport {
+            stream: Arc::new(stream),
+            buffers: CallBuffers::new(8192, 8192),
+            timeout_read: None,
+            timeout_write: None,
+            send_timeout: NextTimeout::default(),
+            non_blocking: false,
+        };
+
+        write_out(
+            &mut transport,
+            b"POST / HTTP/1.1\r\ncontent-length: 2\r\n\r\n",
+        )
+        .unwrap();
+        write_out(&mut transport, b"{}").unwrap();
+        std::thread::sleep(time::Duration::from_millis(50));
+        assert!(received(&mut provider).is_empty(), "nothing is sent yet");
+
+        provider
+            .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+            .unwrap();
+        let timeout = NextTimeout {
+            after: time::Duration::from_secs(5).into(),
+            ..NextTimeout::default()
+        };
+        assert!(transport.await_input(timeout).unwrap());
+        assert_eq!(
+            received(&mut provider),
+            b"POST / HTTP/1.1\r\ncontent-length: 2\r\n\r\n{}",
+            "head and body, sent before the answer was read"
+        );
+        let answered = transport.buffers().input().len();
+        transport.buffers().input_consume(answered);
+
+        let large = vec![b'x'; 5000];
+        write_out(&mut transport, &large).unwrap();
+        std::thread::sleep(time::Duration::from_millis(50));
+        assert_eq!(received(&mut provider), large, "sent at once");
     }
 
     #[test]
