@@ -115,14 +115,7 @@ impl Connector<Box<dyn Transport>> for TcpConnector {
         let config = details.config;
         let stream = try_connect(details)?;
         let buffers = CallBuffers::new(config.input_buffer_size(), config.output_buffer_size());
-        let transport = TcpTransport {
-            stream: Arc::new(stream),
-            buffers,
-            timeout_read: None,
-            timeout_write: None,
-            send_timeout: NextTimeout::default(),
-            non_blocking: false,
-        };
+        let transport = TcpTransport::new(stream, buffers);
         (details.register_shutdown)(Arc::downgrade(&transport.stream) as Weak<dyn ShutdownHandle>)?;
         Ok(Some(Either::B(transport)))
     }
@@ -239,6 +232,17 @@ pub(super) struct TcpTransport {
 }
 
 impl TcpTransport {
+    fn new(stream: TcpStream, buffers: CallBuffers) -> TcpTransport {
+        TcpTransport {
+            stream: Arc::new(stream),
+            buffers,
+            timeout_read: None,
+            timeout_write: None,
+            send_timeout: NextTimeout::default(),
+            non_blocking: false,
+        }
+    }
+
     fn set_non_blocking(&mut self, non_blocking: bool) -> io::Result<()> {
         if self.non_blocking != non_blocking {
             self.stream.set_nonblocking(non_blocking)?;
@@ -468,13 +472,16 @@ mod tests {
         Some(time::Duration::from_millis(n).into())
     }
 
-    fn write_out(transport: &mut TcpTransport, bytes: &[u8]) -> Result<(), Error> {
-        transport.buffers().output()[..bytes.len()].copy_from_slice(bytes);
-        let timeout = NextTimeout {
+    fn five_seconds() -> NextTimeout {
+        NextTimeout {
             after: time::Duration::from_secs(5).into(),
             ..NextTimeout::default()
-        };
-        transport.transmit_output(bytes.len(), timeout)
+        }
+    }
+
+    fn write_out(transport: &mut TcpTransport, bytes: &[u8]) -> Result<(), Error> {
+        transport.buffers().output()[..bytes.len()].copy_from_slice(bytes);
+        transport.transmit_output(bytes.len(), five_seconds())
     }
 
     /// What the provider's end of the connection holds now, without waiting.
@@ -496,14 +503,7 @@ mod tests {
         let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut provider, _) = listener.accept().unwrap();
         provider.set_nonblocking(true).unwrap();
-        let mut transport = TcpTransport {
-            stream: Arc::new(stream),
-            buffers: CallBuffers::new(8192, 8192),
-            timeout_read: None,
-            timeout_write: None,
-            send_timeout: NextTimeout::default(),
-            non_blocking: false,
-        };
+        let mut transport = TcpTransport::new(stream, CallBuffers::new(8192, 8192));
 
         write_out(
             &mut transport,
@@ -517,11 +517,7 @@ mod tests {
         provider
             .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
             .unwrap();
-        let timeout = NextTimeout {
-            after: time::Duration::from_secs(5).into(),
-            ..NextTimeout::default()
-        };
-        assert!(transport.await_input(timeout).unwrap());
+        assert!(transport.await_input(five_seconds()).unwrap());
         assert_eq!(
             received(&mut provider),
             b"POST / HTTP/1.1\r\ncontent-length: 2\r\n\r\n{}",

@@ -60,8 +60,9 @@ impl Gate {
 }
 
 /// Routes: `/ok`, `/echo` (the body back), `/big?n=` (n bytes), `/queue-wait` (the request's
-/// queue wait in µs), `/cache` (the worker's allocator cache, `http_layer/thread_cache.rs`), `/panic`, `/silent` (answers nothing), `/slow?ms=`, `/stream?n=&ms=` (n events, a pause between), `/gated` (one event,
-/// then waits for the gate, then two more), `/relayed?n=&size=&ms=&silent=&idle_ms=` (a stream
+/// queue wait in µs), `/cache` (the worker's allocator cache, `http_layer/thread_cache.rs`),
+/// `/panic`, `/silent` (answers nothing), `/slow?ms=`, `/stream?n=&ms=` (n events, a pause
+/// between), `/gated` (one event, then waits for the gate, then two more), `/relayed?n=&size=&ms=&silent=&idle_ms=` (a stream
 /// handed to the relay loop: n events of `size` bytes from a socket pair a thread writes, a
 /// pause between; with `silent` the writer then stays silent, the pump's idle timeout being
 /// `idle_ms`). Streams report their outcome on a channel (a relayed one: `sent` = body bytes
