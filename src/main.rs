@@ -313,6 +313,20 @@ mod tests {
         .unwrap();
     }
 
+    /// Issue 18: the first token estimate of a process built `tiktoken-rs`'s encoder and kept
+    /// about 40 MB for the process's life (the vocabulary three times over, a heap block per
+    /// token), on whichever request or relay thread needed it. Measured on this thread, which
+    /// builds the table (no other test of the binary counts tokens): what it allocated and did
+    /// not free is what the encoding keeps.
+    #[test]
+    fn the_first_token_count_keeps_a_few_megabytes_not_forty() {
+        let kept = || read::<u64>(c"thread.allocated") - read::<u64>(c"thread.deallocated");
+        let before = kept();
+        assert_eq!(llmcallgateway::tokens::count("Hello, world!"), 4);
+        let kept = kept() - before;
+        assert!(kept < 10 << 20, "the first count kept {kept} bytes");
+    }
+
     #[test]
     fn jemalloc_runs_with_the_options_compiled_into_the_binary() {
         assert_eq!(read::<u32>(c"opt.tcache_nslots_small_max"), 32);

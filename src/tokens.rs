@@ -1,13 +1,15 @@
 //! Estimated tokens, for where a provider counts none: the input of a chat request (for
 //! `count_tokens` when the target has no counting endpoint of its own, and for the usage of an
 //! answer without one), the completion of an answer, and the input of an embeddings request.
-//! Text is counted with OpenAI's `o200k_base` encoding (the encoding of current OpenAI models,
-//! from `tiktoken-rs`, the maintained port of OpenAI's tiktoken; parsed once, at first use),
+//! Text is counted with OpenAI's `o200k_base` encoding (the encoding of current OpenAI models;
+//! `o200k.rs`, built once, at first use),
 //! plus OpenAI's documented overheads (3 tokens per message, 3 to prime the reply) and 85 per
 //! image (a low-detail tile). Other providers' tokenizers differ, so such usage is flagged as
 //! an estimate (`usage_source: "estimated"`, `x-gateway-usage: estimated`).
 
 use serde_json::{Map, Value};
+
+mod o200k;
 
 /// Tokens every message costs besides its content.
 const PER_MESSAGE: usize = 3;
@@ -60,9 +62,7 @@ pub fn estimate(body: &Map<String, Value>) -> u64 {
 
 /// The tokens of a text.
 pub fn count(text: &str) -> u64 {
-    tiktoken_rs::o200k_base_singleton()
-        .encode_ordinary(text)
-        .len() as u64
+    o200k::encoding().count(text)
 }
 
 /// The tokens of a string, or of the `text` of each block of a list (a system prompt).
