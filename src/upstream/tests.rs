@@ -157,6 +157,13 @@ fn provider() -> (String, Arc<AtomicUsize>) {
                 let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
                 return;
             }
+            if path == "/trailing" {
+                // Answers, then sends bytes past the body, and keeps the connection open.
+                let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+                thread::sleep(Duration::from_millis(20));
+                let _ = writer.write_all(b"HTTP/1.1 200 OK\r\n");
+                continue;
+            }
             if answer(&mut writer, &path, &|_| true).is_err() {
                 return;
             }
@@ -304,6 +311,20 @@ fn a_pooled_connection_the_provider_closed_is_replaced() {
     let answer = post(agents.get(), &call(&url, "/close")).unwrap();
     assert_eq!(answer.read().unwrap().body, b"{}");
     thread::sleep(Duration::from_millis(50));
+    let answer = post(agents.get(), &call(&url, "/plain")).unwrap();
+    assert_eq!(answer.read().unwrap().body, b"{\"ok\":true}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+/// ureq's probe of a pooled connection, kept: one on which the provider sent bytes past its
+/// answer is not reused (the next answer would be read from them).
+#[test]
+fn a_pooled_connection_with_bytes_past_its_answer_is_replaced() {
+    let (url, accepted) = provider();
+    let agents = Agents::new(Duration::from_secs(2), Duration::from_secs(5));
+    let answer = post(agents.get(), &call(&url, "/trailing")).unwrap();
+    assert_eq!(answer.read().unwrap().body, b"{}");
+    thread::sleep(Duration::from_millis(100));
     let answer = post(agents.get(), &call(&url, "/plain")).unwrap();
     assert_eq!(answer.read().unwrap().body, b"{\"ok\":true}");
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
