@@ -1,7 +1,7 @@
 //! The TCP step of a provider connection: ureq's `TcpConnector` and `TcpTransport` rebuilt
 //! (same connect order and timeouts, same read and write timeouts and the same `is_open`
-//! probe), with three additions a relay loop pumping many streams on a few threads needs
-//! (issue 18):
+//! probe, made only when a connection is taken from the pool), with three additions a relay
+//! loop pumping many streams on a few threads needs (issue 18):
 //!
 //! - reads that never wait, on demand: on a thread inside [`NonBlockingReads::enter`], a read
 //!   of a provider's body takes what the socket holds and otherwise fails with
