@@ -7,7 +7,8 @@
 # Samples the gateway's RSS, threads and fds every 0.1 s and prints the peak, the RSS per open
 # stream/connection above idle, and where the resident memory was at its peak
 # (bench/smaps_breakdown.py: thread stacks, malloc arenas, main heap, other).
-# Knobs: STREAMS (1000), SLOW_EVENTS (100), SLOW_MS (100), IDLE (0), DUR (5),
+# Knobs: STREAMS (1000), SLOW_EVENTS (100), SLOW_MS (100), IDLE (0), DUR (5), ESTIMATE=1 (one
+# token estimate before measuring, /v1/messages/count_tokens: the encoding it builds stays),
 # GATEWAY_ENV (extra VAR=value words, e.g. "MALLOC_ARENA_MAX=2"), GATEWAY_BIN (another build to
 # measure), SKIP_BUILD=1.
 set -euo pipefail
@@ -41,6 +42,10 @@ PIDS+=("$GW_PID")
 GW_ADDR=$(wait_listening "$TMP/gw/stdout" "$GW_PID") || { tail "$TMP/gw/stderr" >&2; exit 1; }
 URL="http://$GW_ADDR/v1/chat/completions"
 "$BIN/load" run --url "$URL" -n 1 --timeout 10 >/dev/null
+if [[ ${ESTIMATE:-0} == 1 ]]; then
+    curl -sf "http://$GW_ADDR/v1/messages/count_tokens" -H 'content-type: application/json' \
+        -d '{"model":"mock/echo","messages":[{"role":"user","content":"How many tokens?"}]}' >/dev/null
+fi
 sleep 0.5
 IDLE_RSS=$(status_field "$GW_PID" VmRSS)
 IDLE_THREADS=$(status_field "$GW_PID" Threads)
