@@ -50,6 +50,9 @@ const PATTERN: &str = concat!(
 /// No rank: a byte string that is no token.
 const NONE: u32 = u32::MAX;
 
+/// The longest run of bytes merged at once (see `Ranks::piece_tokens`).
+const LONGEST_MERGE: usize = 64 * 1024;
+
 /// The encoding, built at its first use.
 pub(super) fn encoding() -> &'static Encoding {
     static ENCODING: OnceLock<Encoding> = OnceLock::new();
@@ -73,18 +76,33 @@ impl Encoding {
     /// The tokens `text` encodes to (special tokens are not recognised: `encode_ordinary`).
     pub(super) fn count(&self, text: &str) -> u64 {
         let mut total = 0;
-        let mut counted = 0;
-        for piece in self.pieces.find_iter(text) {
-            let Ok(piece) = piece else {
-                // The pattern's backtracking gave up (its step limit): the rest of the text is
-                // counted at 4 bytes a token rather than not at all.
-                total += (text.len() - counted).div_ceil(4) as u64;
-                return total;
-            };
-            counted = piece.end();
-            total += self.ranks.piece_tokens(piece.as_str().as_bytes()) as u64;
+        let mut rest = text;
+        'text: loop {
+            let mut matched = 0;
+            for piece in self.pieces.find_iter(rest) {
+                let Ok(piece) = piece else {
+                    // The matcher gave up: its backtracking stack holds a million entries, and
+                    // `\s+(?!\S)` keeps one per character of a whitespace run (`tiktoken-rs`
+                    // panicked there, a 500 for a message of a million spaces). Pieces are
+                    // contiguous (every character matches some branch), so the run starts where
+                    // the last piece ended: it is counted as one piece (the pattern would have
+                    // left its last character to the next word, and cut it after its last line
+                    // break: a token or two apart), and matching goes on after it.
+                    let after = &rest[matched..];
+                    let run = after.len() - after.trim_start().len();
+                    if run == 0 {
+                        // Not seen: no other branch backtracks per character. Estimated.
+                        return total + after.len().div_ceil(4) as u64;
+                    }
+                    total += self.ranks.piece_tokens(&after.as_bytes()[..run]) as u64;
+                    rest = &after[run..];
+                    continue 'text;
+                };
+                matched = piece.end();
+                total += self.ranks.piece_tokens(piece.as_str().as_bytes()) as u64;
+            }
+            return total;
         }
-        total
     }
 }
 
@@ -161,15 +179,30 @@ impl Ranks {
         }
     }
 
-    /// The tokens one piece encodes to: one when it is a token, else byte-pair merging as
-    /// tiktoken does it: start from single bytes and merge the adjacent pair whose joined
-    /// bytes have the lowest rank (the leftmost among equals) until no pair is a token. With
-    /// a heap, so that a long piece (a run of thousands of symbols) costs n log n, not n².
+    /// The tokens one piece encodes to: one when it is a token, else what merging its bytes
+    /// makes. A piece longer than [`LONGEST_MERGE`] (a run of symbols or spaces with no break,
+    /// tens of kilobytes long) is merged in parts of that size: merging keeps about 40 bytes
+    /// per byte of the piece, and a request body of 32 MB must not make a gigabyte of it.
+    /// No token spans a cut, so a cut can add a token or two: `!?` repeated over 200 KB makes
+    /// 50,008 tokens in parts against 50,002 whole.
     fn piece_tokens(&self, piece: &[u8]) -> usize {
         if piece.len() < 2 || self.rank(piece) != NONE {
             return 1.min(piece.len());
         }
+        piece
+            .chunks(LONGEST_MERGE)
+            .map(|part| self.merged_tokens(part))
+            .sum()
+    }
+
+    /// Byte-pair merging as tiktoken does it: start from single bytes and merge the adjacent
+    /// pair whose joined bytes have the lowest rank (the leftmost among equals) until no pair
+    /// is a token. With a heap, so that a long piece costs n log n, not n².
+    fn merged_tokens(&self, piece: &[u8]) -> usize {
         let n = piece.len();
+        if n < 2 {
+            return n;
+        }
         // Parts are identified by where they start; `next[i]` is where part `i` ends (the
         // next part's start) and `prev[i]` where the part before it starts.
         let mut next: Vec<usize> = (1..=n).collect();
@@ -270,6 +303,40 @@ mod tests {
                 &text[..text.len().min(80)]
             );
         }
+    }
+
+    /// A run of a million spaces overflows the matcher's backtracking stack (`tiktoken-rs`
+    /// panicked): the run is counted as one piece, as `tiktoken-rs` counts it where it can (a
+    /// million spaces before a line break: 7,814 tokens), and the text after it is counted.
+    #[test]
+    fn a_megabyte_of_whitespace_is_counted_not_refused() {
+        let spaces = " ".repeat(1_000_000);
+        assert_eq!(encoding().count(&format!("{spaces}x")), 7_814);
+        assert_eq!(
+            encoding().count(&format!("{spaces}Hello, world!")),
+            7_813 + reference(" Hello, world!")
+        );
+        assert_eq!(reference(&format!("{spaces}\n")), 7_814);
+    }
+
+    /// A run longer than `LONGEST_MERGE` is merged in parts, and counts within a token or
+    /// two per cut of what merging it whole counts (tiktoken's count).
+    #[test]
+    fn a_long_run_of_symbols_is_merged_in_parts_within_a_few_tokens() {
+        let ranks = &encoding().ranks;
+        let text = "!?".repeat(100_001);
+        let parts: usize = text
+            .as_bytes()
+            .chunks(LONGEST_MERGE)
+            .map(|part| ranks.merged_tokens(part))
+            .sum();
+        assert_eq!(encoding().count(&text), parts as u64);
+        let whole = reference(&text);
+        assert_eq!(whole, ranks.merged_tokens(text.as_bytes()) as u64);
+        assert!(
+            parts as u64 > whole && parts as u64 <= whole + 8,
+            "{parts} against {whole}"
+        );
     }
 
     proptest! {

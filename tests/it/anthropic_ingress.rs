@@ -413,6 +413,20 @@ fn count_tokens_for_other_models_is_an_estimate_flagged_as_such() {
     assert_eq!(reply.json(), json!({"input_tokens": 11}));
 }
 
+/// A message of a million spaces overflowed the token counter's pattern matcher, which
+/// `tiktoken-rs` turned into a panic: a 500 where the client asked for a count.
+#[test]
+fn count_tokens_of_a_million_spaces_is_a_count_not_a_500() {
+    let gw = Gateway::start(&[]);
+    let content = format!("{}x", " ".repeat(1_000_000));
+    let body = json!({"model": "mock/echo", "messages": [{"role": "user", "content": content}]});
+    let reply = messages(gw.addr, "/v1/messages/count_tokens", &body);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    // 7,814 for the text (as tiktoken counts a million spaces and a line break), 1 for the
+    // role, 3 for the message, 3 for the reply.
+    assert_eq!(reply.json(), json!({"input_tokens": 7_814 + 1 + 3 + 3}));
+}
+
 #[test]
 fn model_lists_take_anthropics_shape_when_the_client_speaks_anthropic() {
     let gw = Gateway::start(&[]);
