@@ -2,9 +2,8 @@
 //! `count_tokens` when the target has no counting endpoint of its own, and for the usage of an
 //! answer without one), the completion of an answer, and the input of an embeddings request.
 //! Text is counted with OpenAI's `o200k_base` encoding (the encoding of current OpenAI models;
-//! `o200k.rs`, built once, at first use),
-//! plus OpenAI's documented overheads (3 tokens per message, 3 to prime the reply) and 85 per
-//! image (a low-detail tile). Other providers' tokenizers differ, so such usage is flagged as
+//! `o200k.rs`, built once, at first use), plus OpenAI's documented overheads (3 tokens per
+//! message, 3 to prime the reply) and 85 per image (a low-detail tile). Other providers' tokenizers differ, so such usage is flagged as
 //! an estimate (`usage_source: "estimated"`, `x-gateway-usage: estimated`).
 
 use serde_json::{Map, Value};

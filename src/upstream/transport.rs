@@ -452,8 +452,8 @@ impl Transport for TcpTransport {
     /// pool and again when it takes it out for a call; only the second one is made. What the
     /// first would find (bytes after the body, the provider's FIN or reset) stays in the
     /// socket until the second, made just before the connection is used, so a broken one is
-    /// still never reused, and each call costs one syscall less (a third of the receives per
-    /// proxied call, strace at c=32). A connection given back is told by having been read
+    /// still never reused, and each call costs one syscall less (one of its four receives,
+    /// strace at c=32). A connection given back is told by having been read
     /// since the last probe; a pooled one is not read until it is taken out.
     /// `MSG_DONTWAIT` leaves the socket's mode alone: switching it to non-blocking for the
     /// probe and back for the call cost two `ioctl`s per proxied call.
