@@ -53,6 +53,10 @@ const NONE: u32 = u32::MAX;
 /// The longest run of bytes merged at once (see `Ranks::piece_tokens`).
 const LONGEST_MERGE: usize = 64 * 1024;
 
+/// The longest piece merged on arrays on the stack, without a heap (see
+/// `Ranks::merged_tokens`); it must fit a `u8` offset.
+const SHORT_MERGE: usize = 64;
+
 /// The encoding, built at its first use.
 pub(super) fn encoding() -> &'static Encoding {
     static ENCODING: OnceLock<Encoding> = OnceLock::new();
@@ -197,12 +201,60 @@ impl Ranks {
 
     /// Byte-pair merging as tiktoken does it: start from single bytes and merge the adjacent
     /// pair whose joined bytes have the lowest rank (the leftmost among equals) until no pair
-    /// is a token. With a heap, so that a long piece costs n log n, not n².
+    /// is a token. A short piece (most are) by scanning arrays on the stack; a longer one on
+    /// a heap, so that it costs n log n, not n².
     fn merged_tokens(&self, piece: &[u8]) -> usize {
-        let n = piece.len();
-        if n < 2 {
-            return n;
+        match piece.len() {
+            0 | 1 => piece.len(),
+            2..=SHORT_MERGE => self.merged_short(piece),
+            _ => self.merged_long(piece),
         }
+    }
+
+    /// The merge of a piece of at most [`SHORT_MERGE`] bytes: where each part starts, and the
+    /// rank of each part joined with the next, in arrays; the lowest pair found by a scan.
+    fn merged_short(&self, piece: &[u8]) -> usize {
+        let mut parts = piece.len();
+        // `starts[parts]` is the piece's end, so part `k` is `starts[k]..starts[k + 1]`.
+        let mut starts = [0u8; SHORT_MERGE + 1];
+        for (k, start) in starts.iter_mut().enumerate().take(parts + 1) {
+            *start = k as u8;
+        }
+        let pair = |starts: &[u8], k: usize, parts: usize| {
+            if k + 2 <= parts {
+                self.rank(&piece[starts[k] as usize..starts[k + 2] as usize])
+            } else {
+                NONE
+            }
+        };
+        let mut ranks = [NONE; SHORT_MERGE];
+        for (k, rank) in ranks.iter_mut().enumerate().take(parts - 1) {
+            *rank = pair(&starts, k, parts);
+        }
+        loop {
+            let (rank, k) = (0..parts - 1)
+                .map(|k| (ranks[k], k))
+                .min()
+                .unwrap_or((NONE, 0));
+            if rank == NONE {
+                return parts;
+            }
+            // Part k absorbs part k + 1: the starts and pairs after them move down one.
+            starts.copy_within(k + 2..=parts, k + 1);
+            if k + 3 <= parts {
+                ranks.copy_within(k + 2..parts - 1, k + 1);
+            }
+            parts -= 1;
+            ranks[k] = pair(&starts, k, parts);
+            if k > 0 {
+                ranks[k - 1] = pair(&starts, k - 1, parts);
+            }
+        }
+    }
+
+    /// The merge of a longer piece, on a heap.
+    fn merged_long(&self, piece: &[u8]) -> usize {
+        let n = piece.len();
         // Parts are identified by where they start; `next[i]` is where part `i` ends (the
         // next part's start) and `prev[i]` where the part before it starts.
         let mut next: Vec<usize> = (1..=n).collect();
@@ -345,6 +397,16 @@ mod tests {
         #[test]
         fn counts_agree_with_tiktoken_on_any_text(text in any::<String>()) {
             prop_assert_eq!(encoding().count(&text), reference(&text));
+        }
+
+        #[test]
+        fn short_pieces_merge_on_arrays_as_on_a_heap(
+            text in "([a-z]{1,8}|[A-Z]{1,3}|[0-9]{1,3}|[ .,!?=*-]{1,4}|[éüß日本]){1,20}"
+        ) {
+            let ranks = &encoding().ranks;
+            for piece in text.as_bytes().chunks(SHORT_MERGE) {
+                prop_assert_eq!(ranks.merged_short(piece), ranks.merged_long(piece));
+            }
         }
 
         #[test]
