@@ -13,10 +13,8 @@
 //! (jemalloc's count in the binary's test) and are built in 20-25 ms (release). `tiktoken-rs`
 //! stays as a dev-dependency: the tests check that both count the same.
 //!
-//! The vocabulary is OpenAI's published file (`assets/o200k_base.tiktoken`, one
-//! `base64(token) rank` line per token, ranks 0 to 199,997 in order; sha256
-//! `446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d`, the hash OpenAI's
-//! `tiktoken` checks; MIT-licensed with it).
+//! The vocabulary is OpenAI's published file (`assets/o200k_base/`, with its provenance,
+//! hash and license: one `base64(token) rank` line per token, ranks 0 to 199,997 in order).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -26,7 +24,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use fancy_regex::Regex;
 
-const VOCABULARY: &str = include_str!("../../assets/o200k_base.tiktoken");
+const VOCABULARY: &str = include_str!("../../assets/o200k_base/o200k_base.tiktoken");
 
 /// OpenAI's pre-tokenizer for `o200k_base`: text is cut into pieces by this pattern and
 /// each piece is encoded on its own (from `tiktoken`'s `openai_public.py`; it must match
