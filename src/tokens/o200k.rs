@@ -188,8 +188,9 @@ impl Ranks {
     /// No token spans a cut, so a cut can add a token or two: `!?` repeated over 200 KB makes
     /// 50,008 tokens in parts against 50,002 whole.
     fn piece_tokens(&self, piece: &[u8]) -> usize {
-        if piece.len() < 2 || self.rank(piece) != NONE {
-            return 1.min(piece.len());
+        // Every single byte is a token, so only longer pieces are merged.
+        if self.rank(piece) != NONE {
+            return 1;
         }
         piece
             .chunks(LONGEST_MERGE)

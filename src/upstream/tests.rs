@@ -303,31 +303,30 @@ fn an_answer_made_in_process_names_no_connection() {
     assert!(Answer::local(200, &[], Vec::new()).fd.is_none());
 }
 
-/// ureq's probe of a pooled connection, kept: one the provider closed is not reused.
-#[test]
-fn a_pooled_connection_the_provider_closed_is_replaced() {
+/// Calls `path` (whose answer is `{}`), then another path after a pause: ureq's probe of the
+/// pooled connection must have found it unusable, so the second call opened a new one.
+fn assert_the_connection_is_replaced_after(path: &str) {
     let (url, accepted) = provider();
     let agents = Agents::new(Duration::from_secs(2), Duration::from_secs(5));
-    let answer = post(agents.get(), &call(&url, "/close")).unwrap();
+    let answer = post(agents.get(), &call(&url, path)).unwrap();
     assert_eq!(answer.read().unwrap().body, b"{}");
-    thread::sleep(Duration::from_millis(50));
+    thread::sleep(Duration::from_millis(100));
     let answer = post(agents.get(), &call(&url, "/plain")).unwrap();
     assert_eq!(answer.read().unwrap().body, b"{\"ok\":true}");
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+/// ureq's probe of a pooled connection, kept: one the provider closed is not reused.
+#[test]
+fn a_pooled_connection_the_provider_closed_is_replaced() {
+    assert_the_connection_is_replaced_after("/close");
 }
 
 /// ureq's probe of a pooled connection, kept: one on which the provider sent bytes past its
 /// answer is not reused (the next answer would be read from them).
 #[test]
 fn a_pooled_connection_with_bytes_past_its_answer_is_replaced() {
-    let (url, accepted) = provider();
-    let agents = Agents::new(Duration::from_secs(2), Duration::from_secs(5));
-    let answer = post(agents.get(), &call(&url, "/trailing")).unwrap();
-    assert_eq!(answer.read().unwrap().body, b"{}");
-    thread::sleep(Duration::from_millis(100));
-    let answer = post(agents.get(), &call(&url, "/plain")).unwrap();
-    assert_eq!(answer.read().unwrap().body, b"{\"ok\":true}");
-    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    assert_the_connection_is_replaced_after("/trailing");
 }
 
 /// A provider's response head must fit the connection's input buffer (8 KiB): one of 6 KB is
